@@ -1,0 +1,1 @@
+"""Exporter: FFN checkpoint -> bundle of per-frame-count ONNX graphs sharing one weight file."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: sets up .venv (idempotent) and runs a job.
+#   ./run.sh demo    train a small FFN on the synthetic set, export it, run it on a video
+#   ./run.sh test    lint + the test suite (what CI runs)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+setup() {
+    if [ ! -x "$PY" ]; then python3 -m venv "$VENV"; fi
+    local stamp="$VENV/.ffn-edge-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        "$PY" -m pip install -q --upgrade pip
+        # The CPU build of torch first: a bare 'torch' requirement would pull a multi-GB CUDA build.
+        "$PY" -m pip install -q "torch==2.13.0"
+        "$PY" -m pip install -q -e ".[train,dev]"
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    demo) setup; shift; exec "$PY" -m ffn_edge.demo "$@" ;;
+    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest "$@" ;;
+    *) echo "usage: ./run.sh demo|test [args]" >&2; exit 2 ;;
+esac

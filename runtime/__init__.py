@@ -1,0 +1,1 @@
+"""Torch-free runtime: FFNRuntime, inference backends, frame sources, budget scheduler, ffn-run."""
