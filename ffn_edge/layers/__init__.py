@@ -1,0 +1,8 @@
+"""FFN building blocks: specialised norms, Weight Alteration, temporal shift, the frame context."""
+
+from .context import FrameContext
+from .specialised_norm import SpecialisedNorm
+from .temporal_shift import TemporalShift, temporal_shift
+from .weight_alteration import Altered, WeightAlteration
+
+__all__ = ["Altered", "FrameContext", "SpecialisedNorm", "TemporalShift", "WeightAlteration", "temporal_shift"]

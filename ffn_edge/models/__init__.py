@@ -1,0 +1,17 @@
+"""Backbones, the FFN converter and the model registry."""
+
+from .base import VideoClassifier
+from .convert import make_frame_flexible, validate_frame_counts
+from .registry import MODELS, LoadReport, ModelConfig, create_model, load_pretrained, register_model
+
+__all__ = [
+    "MODELS",
+    "LoadReport",
+    "ModelConfig",
+    "VideoClassifier",
+    "create_model",
+    "load_pretrained",
+    "make_frame_flexible",
+    "register_model",
+    "validate_frame_counts",
+]

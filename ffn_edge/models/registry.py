@@ -1,0 +1,133 @@
+"""Model registry and ``create_model``: a model is fully described by a ModelConfig.
+
+The config is what a checkpoint stores, so ``create_model(config)`` rebuilds the exact module tree
+a checkpoint's tensors belong to. A plain TSM or a Separated-Training model is the same class with
+one sub-network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import VideoClassifier
+from .convert import make_frame_flexible, validate_frame_counts
+from .tsm_mobilenetv2 import TSMMobileNetV2
+from .tsm_resnet import BasicBlock, Bottleneck, TSMResNet
+
+log = logging.getLogger("ffn_edge")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str
+    num_classes: int
+    frame_counts: tuple[int, ...] = (4, 8, 16)
+    specialised_norm: bool = True
+    weight_alteration: bool = True
+    dropout: float = 0.5
+    shift_div: int = 8
+    width_mult: float = 1.0  # channel multiplier (small models for CPU experiments)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_counts", validate_frame_counts(self.frame_counts))
+        if self.arch not in MODELS:
+            raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(MODELS))}")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return ModelConfig(**{**d, "frame_counts": tuple(d.get("frame_counts", (4, 8, 16)))})
+
+
+MODELS: dict[str, Callable[[ModelConfig], VideoClassifier]] = {}
+
+
+def register_model(name: str) -> Callable:
+    def deco(fn: Callable[[ModelConfig], VideoClassifier]) -> Callable[[ModelConfig], VideoClassifier]:
+        MODELS[name] = fn
+        return fn
+    return deco
+
+
+def _resnet(block: type, layers: tuple[int, int, int, int]) -> Callable[[ModelConfig], VideoClassifier]:
+    def build(c: ModelConfig) -> VideoClassifier:
+        return TSMResNet(block, layers, c.num_classes, c.dropout, c.shift_div, base_width=round(64 * c.width_mult))
+    return build
+
+
+register_model("tsm_resnet18")(_resnet(BasicBlock, (2, 2, 2, 2)))
+register_model("tsm_resnet34")(_resnet(BasicBlock, (3, 4, 6, 3)))
+register_model("tsm_resnet50")(_resnet(Bottleneck, (3, 4, 6, 3)))
+
+
+@register_model("tsm_mobilenetv2")
+def _mobilenetv2(c: ModelConfig) -> VideoClassifier:
+    return TSMMobileNetV2(c.num_classes, c.dropout, c.shift_div, width_mult=c.width_mult)
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What a pretrained state dict did not cover, so nothing is silently ignored."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]  # present in both, different shape (e.g. ImageNet's 1000-class fc)
+
+    def summary(self) -> str:
+        parts = [f"{len(v)} {k} ({', '.join(v[:4])}{', ...' if len(v) > 4 else ''})"
+                 for k, v in (("missing", self.missing), ("unexpected", self.unexpected),
+                              ("shape-mismatched", self.mismatched)) if v]
+        return "; ".join(parts) if parts else "all keys matched"
+
+
+def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
+    """Load an ImageNet state dict (torchvision names) from a local .pth/.safetensors file.
+
+    ``.pth`` files are read with ``weights_only=True``: no code from the file is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretrained weights file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    report = LoadReport(
+        missing=sorted(k for k in own if k not in usable and not k.endswith("num_batches_tracked")),
+        unexpected=sorted(k for k in state if k not in own),
+        mismatched=sorted(k for k in state if k in own and own[k].shape != state[k].shape),
+    )
+    model.load_state_dict(usable, strict=False)
+    log.info("pretrained %s: %s", path, report.summary())
+    return report
+
+
+def create_model(config: ModelConfig, pretrained: str | Path | None = None) -> VideoClassifier:
+    """Build ``config.arch``, optionally load ImageNet weights, convert to its sub-networks."""
+    model = MODELS[config.arch](config)
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    return make_frame_flexible(
+        model,
+        config.frame_counts,
+        specialised_norm=config.specialised_norm,
+        weight_alteration=config.weight_alteration,
+    )

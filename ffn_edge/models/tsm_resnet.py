@@ -1,0 +1,111 @@
+"""TSM-ResNet-18/34/50 (Lin et al. 2019) with torchvision-compatible parameter names.
+
+Same module names as ``torchvision.models.resnet`` (conv1, bn1, layer1.0.conv1, ..., fc), so an
+ImageNet state dict saved from torchvision loads directly. The temporal shift sits at the start of
+each residual branch ("blockres", shift 1/8 of channels each way), and dropout precedes ``fc``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import TemporalShift
+from .base import VideoClassifier
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None, shift: nn.Module):
+        super().__init__()
+        self.shift = shift
+        self.conv1 = _conv3x3(cin, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(self.shift(x))))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int, downsample: nn.Module | None, shift: nn.Module):
+        super().__init__()
+        self.shift = shift
+        self.conv1 = _conv1x1(cin, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride)  # stride on the 3x3, as torchvision (ResNet v1.5)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = _conv1x1(width, width * 4)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(self.shift(x))))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class TSMResNet(VideoClassifier):
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: tuple[int, int, int, int],
+        num_classes: int,
+        dropout: float = 0.5,
+        shift_div: int = 8,
+        base_width: int = 64,
+    ) -> None:
+        super().__init__()
+        self.block_types: tuple[type[nn.Module], ...] = (block,)
+        w = base_width
+        self.conv1 = nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        cin = w
+        for i, (n, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
+            width = w * 2**i
+            blocks = []
+            for j in range(n):
+                s = stride if j == 0 else 1
+                down = None
+                if s != 1 or cin != width * block.expansion:
+                    down = nn.Sequential(_conv1x1(cin, width * block.expansion, s),
+                                         nn.BatchNorm2d(width * block.expansion))
+                blocks.append(block(cin, width, s, down, TemporalShift(self.ctx, shift_div)))
+                cin = width * block.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def classifier_head(self) -> nn.Linear:
+        return self.fc
+
+    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
