@@ -1,5 +1,9 @@
 """Error types of the runtime: each carries a one-line message that the CLIs print as is."""
 
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
 
 class FFNError(Exception):
     """Base class: a user-facing problem with a one-line explanation (no traceback needed)."""
@@ -11,3 +15,20 @@ class BundleError(FFNError):
 
 class SourceError(FFNError):
     """A video source cannot be opened or delivers unusable frames."""
+
+
+class ConfigError(FFNError):
+    """A command-line argument or option value is invalid."""
+
+
+def run_cli(prog: str, main: Callable[[], int | None]) -> NoReturn:
+    """Run a CLI ``main``: an FFNError becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        rc = main()
+    except FFNError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rc or 0)
