@@ -1,0 +1,85 @@
+"""Parameters and GFLOPs of TSM-ResNet-50: plain TSM vs FFN, at 4/8/16 frames (paper Table 1).
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``, which counts 2 FLOPs per
+multiply-add and only matmul/convolution ops. The paper's "GFLOPs" follow the usual video
+convention of counting multiply-adds (ResNet-50 at 224² ≈ 4.1 G per frame), so the table prints
+GMACs = counted FLOPs / 2, plus the elementwise work of FFN's extra layers, which the counter
+does not see (Weight Alteration multiplies; specialised norms cost the same as the shared ones).
+
+    python benchmarks/model_cost.py                   # paper setting: 224², 174 classes
+    python benchmarks/model_cost.py --arch tsm_mobilenetv2 --classes 174
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ffn_edge.layers import WeightAlteration
+from ffn_edge.models import ModelConfig, VideoClassifier, create_model
+
+PAPER = {"params_m": (25.6, 25.7), "gflops": {4: (16.4, 16.4), 8: (32.7, 32.8), 16: (65.4, 65.5)}}
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: VideoClassifier, frames: int, size: int) -> float:
+    """Multiply-adds of one clip (batch 1): conv/matmul FLOPs / 2, plus WA multiplies."""
+    x = torch.zeros(1, frames, 3, size, size)
+    wa_macs = 0
+    hooks = []
+
+    def on_wa(_m: torch.nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        nonlocal wa_macs
+        wa_macs += inputs[0].numel()  # one multiply per element (the add of 1 is folded into w)
+
+    for m in model.modules():
+        if isinstance(m, WeightAlteration):
+            hooks.append(m.register_forward_hook(on_wa))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    for h in hooks:
+        h.remove()
+    return counter.get_total_flops() / 2 + wa_macs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="tsm_resnet50")
+    ap.add_argument("--classes", type=int, default=174, help="174 = Something-Something V1")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--frames", type=int, nargs="+", default=[4, 8, 16])
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+
+    plain = create_model(ModelConfig(args.arch, args.classes, frame_counts=(max(args.frames),),
+                                     weight_alteration=False)).eval()
+    ffn = create_model(ModelConfig(args.arch, args.classes, frame_counts=tuple(args.frames))).eval()
+    p_plain, p_ffn = count_params(plain), count_params(ffn)
+    # The paper's parameter figure is torchvision's ImageNet ResNet-50 (1000-class head): show it too.
+    p_1000 = count_params(create_model(ModelConfig(args.arch, 1000, frame_counts=(16,), weight_alteration=False)))
+    paper = args.arch == "tsm_resnet50" and args.size == 224
+
+    print(f"{args.arch} at {args.size}x{args.size}, {args.classes} classes "
+          "(GFLOPs = 10^9 multiply-adds per clip, batch 1)")
+    print(f"{'model':<14}{'params (M)':>12}{'paper':>8}" + "".join(f"{f'{n}F GFLOPs':>14}{'paper':>8}{'diff':>8}"
+                                                             for n in args.frames))
+    for name, model, params, col in (("TSM (plain)", plain, p_plain, 0), ("TSM-FFN", ffn, p_ffn, 1)):
+        row = f"{name:<14}{params / 1e6:>12.2f}{PAPER['params_m'][col] if paper else float('nan'):>8.1f}"
+        for n in args.frames:
+            g = count_macs(model, n, args.size) / 1e9
+            ref = PAPER["gflops"].get(n, (float("nan"),) * 2)[col] if paper else float("nan")
+            row += f"{g:>14.2f}{ref:>8.1f}{(g / ref - 1) * 100:>7.1f}%"
+        print(row)
+    print(f"\nplain model with a 1000-class head (what the paper's 25.6M counts): {p_1000 / 1e6:.2f}M")
+    print(f"FFN adds {(p_ffn - p_plain) / 1e3:.1f}k parameters "
+          f"({(p_ffn - p_plain) / p_plain * 100:.2f}%): 2 extra copies of every norm's affine parameters "
+          "and one Weight Alteration vector per block and sub-network.")
+
+
+if __name__ == "__main__":
+    main()
