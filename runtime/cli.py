@@ -1,0 +1,249 @@
+"""``ffn-run``: classify a camera, file or stream with a bundle, under a latency budget (no torch).
+
+Human-readable lines go to stderr; with ``--json`` stdout carries exactly one JSON object per
+decision (and nothing else), so an app can read it line by line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, run_cli
+from .ffn_runtime import FFNRuntime, StreamResult
+
+EXAMPLES = """\
+examples:
+  ffn-run --bundle model.ffn --video cam0 --budget-ms 30
+      webcam 0, the frame count chosen to fit 30 ms per decision
+  ffn-run --bundle model.ffn --video clip.mp4 --frames 8 --json > decisions.jsonl
+      a file, always 8 frames, one JSON object per decision on stdout
+  ffn-run --bundle model.ffn --video rtsp://10.0.0.5/stream --window-s 2 --stride-ms 250 --duration 60
+      an RTSP camera, 2 s windows, a decision every 250 ms, stop after 60 s
+  ffn-run --bundle model.ffn --video "nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! \\
+      video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink" --backend tensorrt
+      a Jetson CSI camera (needs an OpenCV built with GStreamer) on the bundle's TensorRT engines
+  ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
+      write the video with label, score, frames and latency drawn on it
+
+The summary (decisions, share within budget, frame-count histogram, latency) goes to stderr.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ffn-run",
+        description="Run a Frame Flexible Network bundle on live or recorded video; the number of frames "
+        "per decision is fixed (--frames) or chosen to fit a latency budget (--budget-ms).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
+    p.add_argument("--video", required=True, help="camN (OpenCV device), a video file, an rtsp:// or http(s):// "
+                   "URL, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
+    p.add_argument("--frames", type=int, default=None, help="fix the frame count (overrides --budget-ms)")
+    p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at")
+    p.add_argument("--stride-ms", type=float, default=500.0, help="time between decisions (ms)")
+    p.add_argument("--backend", default="auto", help="auto | onnxruntime | ort-cpu | ort-cuda | ort-tensorrt | "
+                   "tensorrt (default auto: the best available, reported on stderr)")
+    p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--topk", type=int, default=3, help="classes listed per decision")
+    p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
+    p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
+    p.add_argument("--show", action="store_true", help="show the video with the overlay in a window")
+    p.add_argument("--output", default=None, help="write the annotated video here (e.g. annotated.mp4)")
+    p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (wall clock)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log backend and source details")
+    return p
+
+
+class Annotator:
+    """Draws each decision (label, score, frames, latency) on the video for --show / --output.
+
+    A file is read a second time, in step with the decisions: the frames up to a decision's window
+    end are drawn with the previous decision, so the overlay never shows a result before the video
+    it came from. A live source cannot be read twice: its frames are tapped as they are captured
+    and drawn with the latest decision.
+    """
+
+    def __init__(self, video: str, output: str | None, show: bool, live: bool) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                              or os.environ.get("WAYLAND_DISPLAY")):
+            raise ConfigError("--show needs a display (DISPLAY / WAYLAND_DISPLAY is not set); use --output instead")
+        self.show, self.output, self.live = show, output, live
+        self.writer: Any = None
+        self.text: list[str] = []
+        self._lock = threading.Lock()  # live: the capture thread draws while the main thread updates
+        self.reader: Any = None
+        self.index = 0
+        self.fps = 30.0
+        if not live:
+            self.reader = cv2.VideoCapture(video)
+            fps = self.reader.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if 0 < fps < 1000 else 30.0
+
+    def update(self, r: StreamResult) -> None:
+        """A new decision: (file) draw the frames it covered with the previous one, then switch."""
+        if self.reader is not None:
+            self._copy_file_frames(until_s=r.window[1])
+        p = r.prediction
+        with self._lock:
+            self.text = [f"{p.label} {p.score:.2f}", f"{p.frames} frames  {p.latency_ms:.1f} ms  {r.reason}"]
+
+    def _copy_file_frames(self, until_s: float) -> None:
+        while self.index / self.fps <= until_s + 1e-6:
+            ok, image = self.reader.read()
+            if not ok:
+                return
+            self.index += 1
+            self.draw(image, self.fps)
+
+    def draw(self, image: np.ndarray, fps: float) -> None:
+        """Overlay the current text on ``image``, then write and/or show it."""
+        cv2 = self.cv2
+        with self._lock:
+            text = list(self.text)
+        for i, line in enumerate(text):
+            y = 24 + 22 * i
+            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        if self.output:
+            if self.writer is None:
+                h, w = image.shape[:2]
+                self.writer = cv2.VideoWriter(self.output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not self.writer.isOpened():
+                    raise ConfigError(f"--output {self.output}: OpenCV cannot write this file (try a .mp4 path)")
+            self.writer.write(image)
+        if self.show:
+            try:
+                cv2.imshow("ffn-run", image)
+                cv2.waitKey(1)
+            except cv2.error as e:
+                raise ConfigError(f"--show: cannot open a window ({str(e).strip().splitlines()[-1]})") from None
+
+    def opener(self, spec: Any) -> Any:
+        """A source opener (live sources) whose captures hand every raw frame to ``draw``."""
+        from .sources import open_capture
+
+        return _TappedCapture(open_capture(spec), self)
+
+    def close(self, finished: bool) -> None:
+        """Flush the rest of a file that was read to its end, then release everything."""
+        if self.reader is not None:
+            if finished:
+                self._copy_file_frames(until_s=float("inf"))
+            self.reader.release()
+        if self.writer is not None:
+            self.writer.release()
+        if self.show:
+            self.cv2.destroyAllWindows()
+
+
+class _TappedCapture:
+    """A cv2.VideoCapture that also passes each frame it reads to an Annotator."""
+
+    def __init__(self, capture: Any, annotator: Annotator) -> None:
+        self.capture, self.annotator = capture, annotator
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
+        return self.capture.isOpened()
+
+    def read(self) -> tuple[bool, Any]:
+        ok, frame = self.capture.read()
+        if ok and isinstance(frame, np.ndarray) and frame.ndim == 3:
+            fps = self.capture.get(self.annotator.cv2.CAP_PROP_FPS)
+            self.annotator.draw(frame.copy(), fps if 0 < fps < 1000 else 30.0)
+        return ok, frame
+
+    def get(self, prop_id: int) -> float:
+        return self.capture.get(prop_id)
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+def summary(results: list[StreamResult], budget_ms: float | None, backend: str) -> str:
+    """The end-of-run report: decisions, share within budget, frame-count histogram, latency."""
+    if not results:
+        return f"ffn-run: 0 decisions (backend {backend})"
+    lat = np.array([r.prediction.latency_ms for r in results])
+    hist = Counter(r.prediction.frames for r in results)
+    lines = [
+        f"ffn-run: {len(results)} decisions on {backend}",
+        f"  latency ms: mean {lat.mean():.2f}  p95 {np.percentile(lat, 95):.2f}  max {lat.max():.2f}",
+        "  frames used: " + "  ".join(f"{n}:{hist[n]}" for n in sorted(hist)),
+    ]
+    if budget_ms is not None:
+        within = sum(bool(r.within_budget) for r in results)
+        share = 100.0 * within / len(results)
+        lines.append(f"  within {budget_ms:g} ms budget: {within}/{len(results)} ({share:.1f} %)")
+    reasons = Counter(r.reason for r in results)
+    lines.append("  reasons: " + "  ".join(f"{k}:{v}" for k, v in sorted(reasons.items())))
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse, open the bundle, stream, print; FFNErrors propagate to run_cli as one line."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="ffn-run: %(message)s")
+    for name in ("frames", "max_decisions", "threads", "topk"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    from .sources import parse_source
+
+    spec = parse_source(args.video)  # a bad source fails before the (slower) bundle load
+    annotator = Annotator(args.video, args.output, args.show, spec.live) if (args.output or args.show) else None
+    results: list[StreamResult] = []
+    with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads) as rt:
+        print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
+              f"graphs {list(rt.frame_counts)}", file=sys.stderr)
+        stream = rt.stream(
+            args.video, budget_ms=args.budget_ms, frames=args.frames, window_s=args.window_s,
+            stride_ms=args.stride_ms, topk=args.topk, max_decisions=args.max_decisions,
+            duration_s=args.duration, realtime=True if args.realtime else None,
+            opener=annotator.opener if annotator and spec.live else None,
+        )
+        finished = False
+        try:
+            for r in stream:
+                results.append(r)
+                if annotator:
+                    annotator.update(r)
+                if args.json:
+                    print(json.dumps(r.to_json()), flush=True)
+                else:
+                    p = r.prediction
+                    top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
+                    print(f"[{r.decision:4d}] t={r.window[1]:7.2f}s  {p.frames:2d} frames  {p.latency_ms:7.2f} ms  "
+                          f"{r.reason:<10s} {top}", file=sys.stderr)
+                for e in r.events:
+                    print(f"ffn-run: source {e}", file=sys.stderr)
+            finished = True
+        finally:
+            stream.close()
+            if annotator:
+                annotator.close(finished and args.max_decisions is None and args.duration is None)
+            print(summary(results, args.budget_ms if args.frames is None else None, rt.backend_name),
+                  file=sys.stderr)
+    return 0
+
+
+def main() -> None:
+    """Console entry point (``ffn-run``)."""
+    run_cli("ffn-run", run)
