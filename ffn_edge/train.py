@@ -1,0 +1,603 @@
+"""ffn-train: train a Frame Flexible Network (paper §4.2) or one of the paper's baselines (§5.1).
+
+Reads top to bottom like nanoGPT's train.py: the config, then distributed setup, data, model,
+optimiser, the loop, checkpointing and logging — all in ``train(cfg)``.
+
+Methods (``--method``)
+  ffn           every batch sampled at L, M, H (same video); CE(p_H, y) + λ·Σ_k KL(p_H ‖ p_k)
+  st            Separated Training at one frame count (``--frames``, default H); plain TSM
+  mixed         trains at H; with probability ρ, 4 consecutive frames of v^H are mixed up with v^L
+  proportional  each iteration trains at H with probability ρ, else at L
+  finetune      starts from an ``--init`` checkpoint trained at H, trains at L (``--frames``)
+Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
+Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
+sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
+the same loss; saved as one ST-format checkpoint per frame count, ``last_f4.safetensors`` ...,
+evaluated together with ``ffn-eval --ckpt best_f4... best_f8... best_f16...``, which serves each
+frame count by the model trained at the nearest count).
+
+Determinism and resume: every random stream (data order, augmentation, dropout, the baselines'
+per-iteration draws) is re-seeded at the start of each epoch from (seed, epoch, rank), and the
+learning rate is a pure function of the step. The training state at an epoch boundary is therefore
+the weights, the optimiser state and the epoch number, all in ``last.safetensors`` (optimiser
+state as extra tensors, its hyper-parameters as JSON metadata; nothing is pickled). ``--resume``
+continues to the same weights as an uninterrupted run (same machine, same thread count).
+
+Multi-GPU / multi-node: launch with ``torchrun`` (or ``python -m torch.distributed.run``); RANK,
+WORLD_SIZE and LOCAL_RANK select the process group (NCCL on CUDA, Gloo on CPU). The three
+sub-network forwards of a step run inside ONE call of the DDP-wrapped module (``MultiClip``) and
+the summed loss gets one backward, so DDP sees every parameter used exactly once per step and
+needs no ``find_unused_parameters``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
+from .evaluate import evaluate
+from .losses import ffn_loss
+from .models import ModelConfig, VideoClassifier, create_model
+from .runtime.errors import ConfigError, FFNError, run_cli
+
+METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:
+    """A config field carrying its command-line help (and type/choices where not obvious)."""
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # what to train
+    method: str = opt("ffn", "training method", choices=METHODS)
+    arch: str = opt("tsm_resnet18", "backbone (tsm_resnet18/34/50, tsm_mobilenetv2)")
+    width_mult: float = opt(1.0, "channel multiplier (small models for CPU experiments)")
+    dropout: float = opt(0.5, "dropout before the classifier")
+    shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
+    frame_counts: tuple[int, ...] = opt((4, 8, 16), "sub-network frame counts L M H")
+    frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
+    rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
+    mix_alpha: float = opt(1.0, "mixed: mixup coefficient ~ Beta(alpha, alpha)")
+    lam: float = opt(1.0, "weight λ of the distillation term")
+    specialised_norm: bool = opt(True, "FFN ablation: share the normalisation layers")
+    weight_alteration: bool = opt(True, "FFN ablation: no Weight Alteration")
+    distill: bool = opt(True, "FFN ablation: CE on every sub-network instead of KL to H")
+    weight_sharing: bool = opt(True, "FFN ablation: three separate models trained jointly")
+    pretrained: str | None = opt(None, "ImageNet state dict (torchvision names), local file", type=str)
+    init: str | None = opt(None, "finetune: checkpoint trained at H to start from", type=str)
+    # data
+    dataset: str = opt("synthetic", "dataset kind", choices=("synthetic", "frames", "video"))
+    train_list: str | None = opt(None, "annotation list of the training set", type=str)
+    val_list: str | None = opt(None, "annotation list of the validation set", type=str)
+    root: str | None = opt(None, "directory the list paths are relative to", type=str)
+    template: str = opt("{:05d}.jpg", "frame file name template (frame folders)")
+    start_index: int = opt(1, "index of the first frame file")
+    on_error: str = opt("raise", "a bad list line / unreadable frame: raise, or skip and count",
+                        choices=("raise", "skip"))
+    flip: bool = opt(False, "random horizontal flip (off for direction-sensitive labels)")
+    input_size: int | None = opt(None, "crop size (default 224; synthetic: 7/8 of --synth-size)", type=int)
+    resize_shorter: int | None = opt(None, "shorter side before cropping (default 256; synthetic: --synth-size)",
+                                     type=int)
+    data_dir: str | None = opt(None, "synthetic: where to generate it (default OUT/synthetic)", type=str)
+    synth_classes: int = opt(10, "synthetic: number of classes (at most 10)")
+    synth_train_per_class: int = opt(24, "synthetic: training videos per class")
+    synth_val_per_class: int = opt(8, "synthetic: validation videos per class")
+    synth_frames: int = opt(48, "synthetic: frames per video")
+    synth_size: int = opt(64, "synthetic: frame size in pixels")
+    # optimisation
+    epochs: int = opt(10, "number of epochs")
+    batch_size: int = opt(8, "videos per batch per process")
+    workers: int = opt(2, "data-loader worker processes")
+    optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
+    lr: float = opt(0.01, "peak learning rate")
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(5e-4, "weight decay")
+    warmup_epochs: float = opt(1.0, "linear warm-up length in epochs, then cosine decay")
+    min_lr: float = opt(0.0, "learning rate at the end of the cosine")
+    clip_grad: float = opt(20.0, "gradient-norm clipping (0: off)")
+    amp: str = opt("none", "mixed precision (CUDA only)", choices=("none", "bf16", "fp16"))
+    channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
+    max_batches: int = opt(0, "stop each epoch after this many batches (0: all; quick runs)")
+    # run
+    device: str = opt("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"))
+    out: str = opt("runs/ffn", "output directory")
+    resume: bool = opt(False, "continue from OUT/last.safetensors")
+    stop_after: int = opt(0, "stop after this many epochs in this invocation (0: no; preemptible jobs)")
+    seed: int = opt(0, "random seed")
+    tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)")
+    quiet: bool = opt(False, "no progress bar")
+
+
+# Options that may differ between a run and its --resume without changing the result.
+RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device"}
+
+
+class MultiClip(nn.Module):
+    """Run sub-network ``subnets[i]`` on ``clips[i]`` in one call, so DDP sees one forward per step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, clips: Sequence[torch.Tensor], subnets: Sequence[int]) -> list[torch.Tensor]:
+        return [self.model(c, subnet=k) for c, k in zip(clips, subnets, strict=True)]
+
+
+class Unshared(nn.Module):
+    """--no-weight-sharing: one single-sub-network model per frame count behind the FFN interface."""
+
+    def __init__(self, members: Sequence[VideoClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, clip: torch.Tensor, subnet: int) -> torch.Tensor:
+        return self.members[subnet](clip)
+
+
+def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr (a pure function of the step)."""
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> int:
+    """Seed every global RNG for one epoch of one process; returns the seed for local generators."""
+    s = (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    return s
+
+
+def mix_low_into_high(high: torch.Tensor, low: torch.Tensor, lam: float, start: int) -> torch.Tensor:
+    """Mixed Sampling (§5.1): frames [start, start+T_L) of v^H become lam·v^L + (1-lam)·v^H'."""
+    out = high.clone()
+    t = low.shape[1]
+    out[:, start : start + t] = lam * low + (1.0 - lam) * high[:, start : start + t]
+    return out
+
+
+def optimizer_tensors(optim: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimiser state as tensors (``optimizer.<param>.<key>``) plus JSON for the rest."""
+    sd = optim.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, state in sd["state"].items():
+        for key, v in state.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optimizer.{idx}.{key}"] = v
+            else:
+                scalars[f"{idx}.{key}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_tensors(optim: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """Inverse of ``optimizer_tensors``."""
+    state: dict[int, dict[str, Any]] = {}
+    items = [(k.removeprefix("optimizer."), v) for k, v in tensors.items() if k.startswith("optimizer.")]
+    for name, v in items + list(info["scalars"].items()):
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = v
+    optim.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill method-dependent defaults and reject bad combinations with a one-line ConfigError."""
+    counts = tuple(sorted(set(cfg.frame_counts)))
+    if len(counts) != len(cfg.frame_counts) or counts[0] < 1:
+        raise ConfigError(f"--frame-counts must be distinct positive numbers, got {list(cfg.frame_counts)}")
+    frames = cfg.frames
+    if cfg.method == "st" and frames is None:
+        frames = counts[-1]
+    if cfg.method == "finetune":
+        frames = counts[0] if frames is None else frames
+        if cfg.init is None:
+            raise ConfigError("--method finetune needs --init CHECKPOINT (a model trained at H frames)")
+    if frames is not None and frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {frames}")
+    if cfg.method in ("mixed", "proportional") and len(counts) < 2:
+        raise ConfigError(f"--method {cfg.method} needs two frame counts (L and H)")
+    if not 0.0 <= cfg.rho <= 1.0:
+        raise ConfigError(f"--rho must be in [0, 1], got {cfg.rho}")
+    ablations = not (cfg.specialised_norm and cfg.weight_alteration and cfg.distill and cfg.weight_sharing)
+    if ablations and cfg.method != "ffn":
+        raise ConfigError("--no-specialised-norm/--no-weight-alteration/--no-distill/--no-weight-sharing "
+                          "are ablations of --method ffn")
+    for name in ("epochs", "batch_size", "synth_classes", "synth_train_per_class", "synth_val_per_class"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.workers < 0 or cfg.lr <= 0 or cfg.max_batches < 0 or cfg.stop_after < 0:
+        raise ConfigError("--workers/--max-batches/--stop-after must be >= 0 and --lr > 0")
+    if cfg.dataset != "synthetic" and not (cfg.train_list and cfg.val_list and cfg.root):
+        raise ConfigError(f"--dataset {cfg.dataset} needs --train-list, --val-list and --root")
+    for path in (cfg.pretrained, cfg.init):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{path}: file not found")
+    synthetic = cfg.dataset == "synthetic"
+    return dataclasses.replace(
+        cfg,
+        frame_counts=counts,
+        frames=frames,
+        input_size=cfg.input_size or (cfg.synth_size * 7 // 8 if synthetic else 224),
+        resize_shorter=cfg.resize_shorter or (cfg.synth_size if synthetic else 256),
+    )
+
+
+def plan(cfg: TrainConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(frame counts each training item carries, frame counts of the trained model's sub-networks)."""
+    fc = cfg.frame_counts
+    if cfg.method == "ffn":
+        return fc, fc
+    if cfg.method in ("st", "finetune"):
+        return (cfg.frames,), (cfg.frames,)
+    return (fc[0], fc[-1]), (fc[-1],)  # mixed / proportional: load L and H, train a model at H
+
+
+def build_models(cfg: TrainConfig, num_classes: int,
+                 model_counts: tuple[int, ...]) -> tuple[list[ModelConfig], list[VideoClassifier]]:
+    """The trained model (or, without weight sharing, one model per frame count) and its config."""
+    flexible = cfg.method == "ffn" and cfg.weight_sharing  # baselines and unshared members: plain TSM
+    per_model = [(n,) for n in model_counts] if cfg.method == "ffn" and not cfg.weight_sharing else [model_counts]
+    try:
+        configs = [ModelConfig(cfg.arch, num_classes, frame_counts=counts, dropout=cfg.dropout,
+                               shift_div=cfg.shift_div, width_mult=cfg.width_mult,
+                               specialised_norm=flexible and cfg.specialised_norm,
+                               weight_alteration=flexible and cfg.weight_alteration)
+                   for counts in per_model]
+        models = [create_model(c, pretrained=cfg.pretrained) for c in configs]
+    except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
+        raise ConfigError(str(e)) from None
+    if cfg.method == "finetune":
+        init, init_meta = load_checkpoint(cfg.init)
+        if len(init.frame_counts) != 1 or init_meta.config.specialised_norm or init_meta.config.weight_alteration:
+            raise ConfigError(f"{cfg.init}: --init must be a single-sub-network (st) checkpoint")
+        try:
+            models[0].load_state_dict(init.state_dict())
+        except RuntimeError:
+            raise ConfigError(f"{cfg.init}: its model ({init_meta.config.arch}, {len(init_meta.class_names)} "
+                              f"classes) does not match --arch {cfg.arch} with {num_classes} classes") from None
+    return configs, models
+
+
+def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],
+               master: bool, ddp: bool) -> tuple[Any, Any, list[str], dict[str, Any]]:
+    """Train and val datasets, class names, and how to find the val set again (for ffn-eval)."""
+    from .data import VideoDataset, make_synthetic
+
+    kind, train_list, val_list, root = cfg.dataset, cfg.train_list, cfg.val_list, cfg.root
+    if kind == "synthetic":
+        data_dir = Path(cfg.data_dir or out / "synthetic")
+        record = data_dir / "synthetic.json"  # what make_synthetic returned, so it is generated once
+        if master and not record.is_file():
+            s = make_synthetic(data_dir, num_classes=cfg.synth_classes, train_per_class=cfg.synth_train_per_class,
+                               val_per_class=cfg.synth_val_per_class, frames=cfg.synth_frames,
+                               size=cfg.synth_size, seed=cfg.seed)
+            record.write_text(json.dumps({"root": str(s.root), "train_list": str(s.train_list),
+                                          "val_list": str(s.val_list)}))
+        if ddp:
+            dist.barrier()
+        s = json.loads(record.read_text())
+        kind, train_list, val_list, root = "frames", s["train_list"], s["val_list"], s["root"]
+    common = dict(kind=kind, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter, mean=IMAGENET_MEAN,
+                  std=IMAGENET_STD, template=cfg.template, start_index=cfg.start_index, on_error=cfg.on_error,
+                  seed=cfg.seed)
+    train_set = VideoDataset(train_list, root, frame_counts=item_counts, train=True, flip=cfg.flip, **common)
+    val_set = VideoDataset(val_list, root, frame_counts=val_counts, train=False, **common)
+    if list(train_set.class_names) != list(val_set.class_names):
+        raise ConfigError(f"{train_list} and {val_list} have different class lists")
+    data = {"kind": kind, "val_list": str(Path(val_list).resolve()), "root": str(Path(root).resolve()),
+            "template": cfg.template, "start_index": cfg.start_index}
+    return train_set, val_set, list(train_set.class_names), data
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train as ``cfg`` says; returns the last epoch's log record (rank 0's view)."""
+    cfg = resolve(cfg)
+    out = Path(cfg.out)
+
+    # ---- distributed: one process per GPU (or several CPU processes), set up by torchrun ----
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA GPU is available")
+    ddp = world > 1
+    if ddp:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    master = rank == 0
+    try:
+        return _train(cfg, out, rank, world, device, master, ddp)
+    finally:
+        if ddp:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.device, master: bool,
+           ddp: bool) -> dict[str, Any]:
+    use_cuda = device.type == "cuda"
+    item_counts, model_counts = plan(cfg)
+    val_counts = tuple(sorted(set(cfg.frame_counts) | set(model_counts)))
+    target_counts = model_counts if cfg.method in ("st", "finetune") else cfg.frame_counts  # best = their mean
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+    seed_epoch(cfg.seed, 0, 0)  # same initial weights on every rank
+
+    # ---- data ----
+    train_set, val_set, class_names, data_info = build_data(cfg, out, item_counts, val_counts, master, ddp)
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader_gen = torch.Generator()
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                              pin_memory=use_cuda, generator=loader_gen, persistent_workers=False)
+    val_shard = Subset(val_set, range(rank, len(val_set), world))  # no padding: metrics count each video once
+    val_loader = DataLoader(val_shard, batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=use_cuda)
+    if len(train_loader) == 0 or len(val_set) == 0:
+        raise ConfigError("the training or validation set is empty")
+
+    # ---- model ----
+    configs, members = build_models(cfg, len(class_names), model_counts)
+    net: nn.Module = members[0] if len(members) == 1 else Unshared(members)
+    net.to(device)
+    if cfg.channels_last and use_cuda:
+        net.to(memory_format=torch.channels_last)
+    step_net: nn.Module = MultiClip(net)
+    if ddp:
+        step_net = DDP(step_net, device_ids=[device.index] if use_cuda else None)
+    suffixes = [""] if len(members) == 1 else [f"_f{n}" for n in model_counts]
+
+    # ---- optimiser, schedule, precision ----
+    decay = [p for p in net.parameters() if p.ndim > 1]  # no weight decay on norms, biases, WA scales
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        optim: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        optim = torch.optim.AdamW(groups, lr=cfg.lr)
+    steps_per_epoch = len(train_loader) if not cfg.max_batches else min(cfg.max_batches, len(train_loader))
+    total_steps, warmup_steps = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if use_cuda else None
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else nullcontext
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    # ---- resume ----
+    start_epoch, best = 0, -1.0
+    if cfg.resume:
+        start_epoch, best = _resume(cfg, out, members, suffixes, optim, scaler)
+    log_path = out / "log.jsonl"
+    if master:  # drop log lines of epochs that will run again (a crash between log and checkpoint)
+        lines = log_path.read_text().splitlines() if log_path.is_file() else []
+        log_path.write_text("".join(f"{s}\n" for s in lines if json.loads(s)["epoch"] <= start_epoch))
+    writer = _tensorboard(out) if cfg.tensorboard and master else None
+
+    record: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        if cfg.stop_after and epoch - start_epoch >= cfg.stop_after:
+            break
+        # ---- one epoch of training ----
+        local_seed = seed_epoch(cfg.seed, epoch, rank)
+        sampler.set_epoch(epoch)
+        loader_gen.manual_seed(local_seed)  # worker seeds
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        draw = np.random.default_rng(local_seed)  # the baselines' per-iteration choices
+        net.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+        bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=cfg.quiet or not master or not sys.stderr.isatty())
+        for it, (clips, labels) in enumerate(bar):
+            if it >= steps_per_epoch:
+                break
+            lr = lr_at(epoch * steps_per_epoch + it, total_steps, warmup_steps, cfg)
+            for g in optim.param_groups:
+                g["lr"] = lr
+            clips = [c.to(device, non_blocking=True) for c in clips]
+            labels = labels.to(device, non_blocking=True)
+            if cfg.method == "mixed":  # clips = (v^L, v^H); train at H
+                low, high = clips
+                if draw.random() < cfg.rho:
+                    start = int(draw.integers(0, high.shape[1] - low.shape[1] + 1))
+                    high = mix_low_into_high(high, low, float(draw.beta(cfg.mix_alpha, cfg.mix_alpha)), start)
+                clips = [high]
+            elif cfg.method == "proportional":  # clips = (v^L, v^H); H with probability rho
+                clips = [clips[1] if draw.random() < cfg.rho else clips[0]]
+            with autocast():
+                logits = step_net(clips, tuple(range(len(clips))))
+                loss = ffn_loss(logits, labels, lam=cfg.lam, distill=cfg.distill)
+            optim.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.clip_grad > 0:
+                scaler.unscale_(optim)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
+            scaler.step(optim)
+            scaler.update()
+            loss_value = loss.item()
+            loss_sum[0] += loss_value * len(labels)
+            loss_sum[1] += len(labels)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+
+        # ---- validation (each rank its shard; counts summed across ranks inside evaluate) ----
+        t1 = time.perf_counter()
+        val = evaluate(members, val_loader, val_counts)
+        if ddp:
+            dist.all_reduce(loss_sum)
+        top1 = dict(zip(val["frames"], val["top1"], strict=True))
+        metric = float(np.mean([top1[n] for n in target_counts]))
+        record = {
+            "epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum[0] / loss_sum[1]),
+            "val_top1": {str(n): v for n, v in top1.items()},
+            "val_top5": {str(n): v for n, v in zip(val["frames"], val["top5"], strict=True)},
+            "train_time": train_time, "val_time": time.perf_counter() - t1, "time": time.perf_counter() - t0,
+            "peak_mem_mb": _peak_mem_mb(device),
+        }
+
+        # ---- log and checkpoint (rank 0 only) ----
+        if master:
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            if writer is not None:
+                writer.add_scalar("train/loss", record["train_loss"], epoch + 1)
+                writer.add_scalar("train/lr", lr, epoch + 1)
+                for n, v in top1.items():
+                    writer.add_scalar(f"val/top1_{n}f", v, epoch + 1)
+            is_best = metric > best
+            best = max(best, metric)
+            state = {"method": cfg.method, "epoch": epoch + 1, "best_top1": best, "val_top1": record["val_top1"],
+                     "train_config": dataclasses.asdict(cfg), "data": data_info}
+            _save(out, "last", configs, members, suffixes, class_names, cfg, state, optim, scaler)
+            if is_best:
+                _save(out, "best", configs, members, suffixes, class_names, cfg, state)
+            if not cfg.quiet:
+                accs = " ".join(f"{n}f {v:.1f}" for n, v in top1.items())
+                print(f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} lr {lr:.2e} "
+                      f"top-1 {accs} ({train_time:.1f}s)", flush=True)
+    if writer is not None:
+        writer.close()
+    return record
+
+
+def _save(out: Path, stem: str, configs: Sequence[ModelConfig], members: Sequence[VideoClassifier],
+          suffixes: Sequence[str], class_names: list[str], cfg: TrainConfig, state: dict[str, Any],
+          optim: torch.optim.Optimizer | None = None, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Write one checkpoint per member; the first member's file carries the optimiser state and is
+    written last, so its epoch number marks a complete set (checked by ``_resume``)."""
+    for i in reversed(range(len(members))):
+        extra, tensors = dict(state), None
+        if optim is not None and i == 0:
+            tensors, extra["optimizer"] = optimizer_tensors(optim)
+            extra["scaler"] = scaler.state_dict() if scaler is not None and scaler.is_enabled() else None
+        meta = CheckpointMeta(configs[i], class_names, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter,
+                              mean=IMAGENET_MEAN, std=IMAGENET_STD, extra=extra)
+        save_checkpoint(out / f"{stem}{suffixes[i]}.safetensors", members[i], meta, extra_tensors=tensors)
+
+
+def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suffixes: Sequence[str],
+            optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
+    """Load OUT/last*.safetensors into the models and optimiser; returns (next epoch, best metric)."""
+    first = out / f"last{suffixes[0]}.safetensors"
+    if not first.is_file():
+        raise ConfigError(f"--resume: {first} not found (nothing to resume)")
+    _, meta, tensors = load_checkpoint(first, with_extra=True)
+    extra = meta.extra
+    old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
+    new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+        raise ConfigError(f"--resume: options differ from the run in {out}: {', '.join(changed)} "
+                          f"(resume with the same options)")
+    for member, suffix in zip(members, suffixes, strict=True):
+        path = out / f"last{suffix}.safetensors"
+        loaded, m = load_checkpoint(path)
+        if m.extra.get("epoch") != extra["epoch"]:
+            raise CheckpointError(f"{path}: epoch {m.extra.get('epoch')} but {first} is at epoch {extra['epoch']} "
+                                  f"(interrupted while saving; restore a consistent set)")
+        member.load_state_dict(loaded.state_dict())
+    load_optimizer_tensors(optim, tensors, extra["optimizer"])
+    if extra.get("scaler"):
+        scaler.load_state_dict(extra["scaler"])
+    return int(extra["epoch"]), float(extra["best_top1"])
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocator peak on GPU, peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("ffn-train: --tensorboard: the tensorboard package is not installed; logging to log.jsonl only",
+              file=sys.stderr)
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+EXAMPLES = """\
+examples:
+  ffn-train --out runs/ffn                                    # FFN on the built-in synthetic set
+  ffn-train --method st --frames 4 --out runs/st4             # Separated Training at 4 frames
+  ffn-train --method mixed --rho 0.5 --out runs/mixed
+  ffn-train --method finetune --init runs/st16/best.safetensors --out runs/ft
+  ffn-train --no-distill --out runs/ffn-ce                    # ablation
+  ffn-train --dataset frames --root /data/sthv1 --train-list train.txt --val-list val.txt \\
+      --arch tsm_resnet50 --pretrained resnet50.pth --batch-size 32 --epochs 50 --device cuda --amp bf16
+  torchrun --nproc_per_node 4 -m ffn_edge.train --dataset video ...   # multi-GPU (DDP)
+  ffn-train --out runs/ffn --resume                           # continue an interrupted run
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One command-line flag per TrainConfig field (booleans that default on get a --no- flag)."""
+    p = argparse.ArgumentParser(prog="ffn-train", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TrainConfig):
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if isinstance(f.default, bool):
+            if f.default:
+                p.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=meta["help"])
+            else:
+                p.add_argument(flag, action="store_true", help=meta["help"])
+        elif isinstance(f.default, tuple):
+            p.add_argument(flag, nargs="+", type=int, default=f.default, help=f"{meta['help']} (default: "
+                           f"{' '.join(map(str, f.default))})")
+        else:
+            p.add_argument(flag, type=meta.get("type", type(f.default)), default=f.default,
+                           choices=meta.get("choices"), help=f"{meta['help']} (default: {f.default})")
+    return p
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``ffn-train`` without the exit handling: parse, train, return 0 (errors raise FFNError)."""
+    args = build_parser().parse_args(argv)
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()})
+    from .data import DatasetError
+
+    try:
+        train(cfg)
+    except DatasetError as e:
+        if isinstance(e, FFNError):
+            raise
+        raise FFNError(str(e)) from None
+    return 0
+
+
+def main() -> None:
+    """Console entry point: a bad input is one line on stderr and exit code 2 (``run_cli``)."""
+    run_cli("ffn-train", cli)
+
+
+if __name__ == "__main__":
+    main()
