@@ -1,0 +1,221 @@
+"""``export_bundle``: checkpoint -> bundle directory (see ``ffn_edge.runtime.manifest``), atomically.
+
+Order of work: validate arguments and the output path (fail fast), load the checkpoint, export one
+graph per frame count (or per sub-network with a dynamic frame dimension), move shared tensors
+into one weight file, run the ONNX checker on every graph, prove every shared tensor is stored
+once, check parity against PyTorch, write the manifest and re-read it with hash verification,
+optionally build TensorRT engines. All of it happens in a temporary directory next to ``out`` that
+is renamed into place only at the end, so ``out`` is either the complete bundle or absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from .. import __version__
+from ..checkpoint import CheckpointMeta, load_checkpoint
+from ..models import VideoClassifier
+from ..runtime.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
+from ..sampling import nearest_subnet
+from . import frame_dim as fd
+from .errors import ExportError
+from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
+from .share import check_shared, share_weights
+from .verify import TOLERANCE, check_graph, dataset_clips, parity, resample, synthetic_clips
+
+WEIGHTS_FILE = "weights.bin"
+FrameDim = Literal["static", "dynamic", "auto"]
+
+
+def parse_frames(frames: Sequence[int | str]) -> tuple[int, ...]:
+    """Sorted unique positive frame counts, or an ExportError naming the bad value."""
+    if not frames:
+        raise ExportError("--frames is empty: give one or more positive frame counts, e.g. --frames 4 8 16")
+    out = set()
+    for f in frames:
+        try:
+            n = int(f)
+        except (TypeError, ValueError):
+            raise ExportError(f"--frames: {f!r} is not an integer") from None
+        if n < 1:
+            raise ExportError(f"--frames: frame counts must be positive, got {n}")
+        out.add(n)
+    return tuple(sorted(out))
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyData:
+    """Real clips to verify with: a TSM-style list file, its root, and ``frames`` or ``video``."""
+
+    list_file: str
+    root: str
+    kind: str = "frames"
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise ExportError(f"{out}: output already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory; refusing to replace it")
+
+
+def _plan(frames: tuple[int, ...], counts: tuple[int, ...], dynamic: bool) -> list[tuple[int, int, str, int]]:
+    """(frames, subnet, file, traced frames) per requested frame count."""
+    plan = []
+    for n in frames:
+        k = nearest_subnet(n, counts)
+        if dynamic:  # one graph per sub-network, traced at its own frame count, serving any T
+            plan.append((n, k, f"subnet{k}_t{counts[k]}.onnx", counts[k]))
+        else:
+            plan.append((n, k, f"f{n}.onnx", n))
+    return plan
+
+
+def _choose_frame_dim(model: VideoClassifier, frame_dim: FrameDim, frames: tuple[int, ...], size: tuple[int, int],
+                      opset: int) -> tuple[bool, dict[str, Any]]:
+    if frame_dim == "auto":
+        n = frames[len(frames) // 2]
+        lat = fd.measure(model, model.subnet_for(n), n, size, opset=opset)
+        choice = fd.choose(lat)
+        return choice == "dynamic", {"choice": choice, "source": "measured at export (ORT CPU, batch 1)",
+                                     "frames": n, "latency_ms": lat}
+    if frame_dim not in ("static", "dynamic"):
+        raise ExportError(f"--frame-dim must be static, dynamic or auto, got {frame_dim!r}")
+    return frame_dim == "dynamic", {"choice": frame_dim, "source": "flag" if frame_dim != fd.DEFAULT_CHOICE
+                                    else "default", "default_rationale": fd.RATIONALE}
+
+
+def _verify_clips(meta: CheckpointMeta, frames: int, n: int, data: VerifyData | None) -> np.ndarray:
+    args = (frames, meta.input_size, meta.resize_shorter, meta.mean, meta.std)
+    if data is not None:
+        return dataset_clips(data.list_file, data.root, data.kind, n, *args)
+    return synthetic_clips(n, *args)
+
+
+def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tuple[int, ...], tmp: Path, *,
+           verify: bool, opset: int, frame_dim: FrameDim, n_verify: int, verify_data: VerifyData | None) -> Manifest:
+    counts = model.frame_counts or meta.config.frame_counts
+    size = (meta.input_size, meta.input_size)
+    dynamic, frame_note = _choose_frame_dim(model, frame_dim, frames, size, opset)
+    plan = _plan(frames, counts, dynamic)
+
+    graphs, folding = {}, {}
+    for _, k, file, traced in plan:
+        if file not in graphs:
+            graphs[file], report = export_graph(model, k, traced, size, dynamic_frames=dynamic, opset=opset)
+            folding[file] = {**dataclasses.asdict(report), "wa_kept": report.wa_kept}
+    params = {f"{GRAPH_PREFIX}{name}" for name in model.state_dict()}
+    sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
+    for file, proto in graphs.items():
+        onnx.save_model(proto, str(tmp / file))
+        check_graph(tmp / file)
+    stored = check_shared(tmp, WEIGHTS_FILE, list(graphs))
+
+    checks: dict[str, Any] = {}
+    if verify:
+        clips = _verify_clips(meta, max(max(frames), max(counts)), n_verify, verify_data)
+        for n, k, file, _ in plan:
+            p = parity(model, k, tmp / file, resample(clips, n))
+            checks[str(n)] = dataclasses.asdict(p)
+            if not p.ok:
+                raise ExportError(
+                    f"verification failed for {n} frames ({file}, sub-network {k}): max |logit diff| "
+                    f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
+                )
+
+    files = {rel: file_entry(tmp / rel) for rel in sorted({WEIGHTS_FILE, *graphs})}
+    extra = {
+        "exporter": {"ffn_edge": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__, "path": "torch.onnx (TorchScript) + onnxscript optimizer",
+                     "checkpoint": ckpt.name, "checkpoint_extra": meta.extra},
+        "frame_map": {str(n): {"subnet": k, "subnet_frames": counts[k]} for n, k, _, _ in plan},
+        "frame_dim": frame_note,
+        "folding": {"batchnorm": "per-channel Mul+Add per sub-network; convolutions stay shared (not folded)",
+                    "weight_alteration": folding},
+        "sharing": {"shared_tensors": stored.tensors, "shared_bytes": stored.bytes, "references": stored.references,
+                    "weights_file_bytes": sharing.weights_file_bytes, "inline_bytes": sharing.inline_bytes},
+        "verification": {"tolerance": TOLERANCE, "clips": "dataset" if verify_data else "synthetic",
+                         "graphs": checks} if verify else {"skipped": True},
+    }
+    return Manifest(
+        arch=meta.config.arch,
+        model_config=meta.config.to_dict(),
+        subnet_frame_counts=tuple(counts),
+        graphs=tuple(GraphEntry(n, k, file, dynamic) for n, k, file, _ in plan),
+        weights_file=WEIGHTS_FILE,
+        input=InputSpec(INPUT_NAME, "NTCHW", size, meta.resize_shorter, tuple(meta.mean), tuple(meta.std)),
+        output_name=OUTPUT_NAME,
+        class_names=tuple(meta.class_names),
+        opset=opset,
+        files=files,
+        extra=extra,
+    )
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` to ``out``; an old ``out`` (``--force``) is moved aside first."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_bundle(
+    ckpt_path: str | os.PathLike[str],
+    frames: Sequence[int],
+    out_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    verify: bool = True,
+    opset: int = DEFAULT_OPSET,
+    frame_dim: FrameDim = fd.DEFAULT_CHOICE,
+    n_verify: int = 2,
+    verify_data: VerifyData | None = None,
+    trt: bool = False,
+    fp16: bool = False,
+) -> Path:
+    """Export ``ckpt_path`` for ``frames`` into the bundle directory ``out_dir`` and return its path.
+
+    Raises an FFNError (one line) on bad input or a failed check; ``out_dir`` is then untouched.
+    """
+    counts = parse_frames(frames)
+    out = Path(out_dir)
+    _check_out(out, force)
+    if trt:
+        from . import tensorrt as trt_build
+
+        trt_build.require()  # before minutes of export work, not after
+    model, meta = load_checkpoint(ckpt_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the bundle private to its writer
+    try:
+        with torch.no_grad():
+            manifest = _build(model, meta, Path(ckpt_path), counts, tmp, verify=verify, opset=opset,
+                              frame_dim=frame_dim, n_verify=n_verify, verify_data=verify_data)
+        write_manifest(tmp, manifest)
+        load_manifest(tmp, verify=True)  # what the runtime will do first
+        if trt:
+            trt_build.build_engines(tmp, fp16=fp16)
+        _check_out(out, force)  # someone may have created it meanwhile
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

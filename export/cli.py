@@ -1,0 +1,113 @@
+"""``ffn-export``: a checkpoint -> a bundle (``ffn-export --ckpt M --frames 4 8 16 --out B``), and
+TensorRT engines for a bundle on the target device (``ffn-export engines --bundle B [--fp16]``).
+
+Every bad input ends in one line on stderr and a non-zero exit (``run_cli``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from ..runtime.errors import ConfigError, run_cli
+
+PROG = "ffn-export"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line ConfigErrors (argparse itself prints usage + error)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Export an FFN checkpoint to a bundle of per-frame-count ONNX graphs "
+                "sharing one weight file. 'ffn-export engines --help' builds TensorRT engines for a bundle.")
+    p.add_argument("--ckpt", required=True, help="checkpoint (.safetensors) written by ffn-train")
+    p.add_argument("--frames", nargs="*", default=None, required=True,
+                   help="frame counts to serve, e.g. 4 8 16 (untrained counts use the nearest sub-network)")
+    p.add_argument("--out", required=True, help="bundle directory to create (e.g. model.ffn)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the ONNX Runtime vs PyTorch parity check (on by default)")
+    p.add_argument("--verify-clips", type=int, default=2, help="clips used for the parity check (default 2)")
+    p.add_argument("--verify-list", help="TSM-style data list: verify on its first clips instead of synthetic ones")
+    p.add_argument("--verify-root", help="root directory of --verify-list")
+    p.add_argument("--verify-kind", choices=("frames", "video"), default="frames", help="--verify-list entries")
+    p.add_argument("--frame-dim", choices=("static", "dynamic", "auto"), default=None,
+                   help="frame dimension of the graphs; auto measures ONNX Runtime latency both ways (default static)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.add_argument("--trt", action="store_true", help="also build TensorRT engines (needs a GPU and TensorRT)")
+    p.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
+    return p
+
+
+def _engines_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} engines", description="Build TensorRT engines for a bundle on this device "
+                "(cached per GPU model, TensorRT version and precision).")
+    p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
+    p.add_argument("--fp16", action="store_true", help="fp16 engines (default fp32)")
+    p.add_argument("--max-batch", type=int, default=8, help="largest batch the engines accept (default 8)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even when cached engines match this device")
+    return p
+
+
+def _engines(argv: list[str]) -> int:
+    a = _engines_parser().parse_args(argv)
+    if a.max_batch < 1:
+        raise ConfigError(f"--max-batch must be >= 1, got {a.max_batch}")
+    from .tensorrt import build_engines
+
+    entry = build_engines(a.bundle, fp16=a.fp16, max_batch=a.max_batch, rebuild=a.rebuild)
+    for frames, e in sorted(entry["engines"].items(), key=lambda kv: int(kv[0])):
+        print(f"{frames:>3} frames: {e['file']} (profile {e['profile']})")
+    return 0
+
+
+def _export(argv: list[str]) -> int:
+    a = _export_parser().parse_args(argv)
+    if (a.verify_list is None) != (a.verify_root is None):
+        raise ConfigError("--verify-list and --verify-root go together")
+    if a.verify_clips < 1:
+        raise ConfigError(f"--verify-clips must be >= 1, got {a.verify_clips}")
+    if a.fp16 and not a.trt:
+        raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
+    from .bundle import VerifyData, export_bundle, parse_frames
+
+    frames = parse_frames(a.frames)
+    kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim)) if v is not None}
+    data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
+    out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,
+                        verify_data=data, trt=a.trt, fp16=a.fp16, **kw)
+    from ..runtime.manifest import load_manifest
+
+    m = load_manifest(out, verify=False)
+    checks = m.extra["verification"].get("graphs", {})
+    for g in m.graphs:
+        c = checks.get(str(g.frames))
+        parity = f", max |diff| {c['max_abs_diff']:.2g}, top-1 equal" if c else ""
+        print(f"{g.frames:>3} frames -> sub-network {g.subnet} ({m.subnet_frame_counts[g.subnet]} frames): "
+              f"{g.file}{parity}")
+    size = sum(f["size"] for f in m.files.values())
+    shared = m.extra["sharing"]["shared_tensors"]
+    print(f"wrote {out} ({size / 1e6:.1f} MB; {shared} shared tensors in {m.weights_file}, each once)")
+    return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    """``ffn-export [engines] ...`` with FFNErrors propagating (for callers that handle them)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["engines"]:
+        return _engines(argv[1:])
+    return _export(argv)
+
+
+def main() -> None:
+    """Console entry point: a bad input is one line on stderr and exit code 2 (``run_cli``)."""
+    run_cli(PROG, run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""ExportError: an export that cannot proceed or failed its checks, with a one-line reason."""
+
+from ..runtime.errors import FFNError
+
+
+class ExportError(FFNError):
+    """Bad exporter input (frames, output directory) or a bundle that failed verification."""

@@ -1,0 +1,273 @@
+"""Folding one sub-network's normalisation and Weight Alteration into per-channel constants.
+
+Two steps, one per representation:
+
+1. ``deploy_model(model, k)`` (torch): a copy of the model that *is* sub-network ``k``. Each
+   specialised BatchNorm becomes its inference form ``x * scale_k + shift_k`` (``ChannelAffine``),
+   each Weight Alteration the constant per-channel factor ``1 + w_k`` (``ChannelScale``); other
+   specialised norms (LayerNorm, GroupNorm) keep copy ``k`` as is. Every per-sub-network tensor's
+   name contains ``.subnet_`` (``is_per_subnet``): the weight sharing step keeps exactly those
+   inside each graph and moves everything else to the one shared weight file.
+2. ``fold_channel_scales(onnx_model)`` (ONNX): removes Weight Alteration multiplies where algebra
+   allows, using the exported graph's real data flow (consumer counts), not assumptions about blocks.
+
+What is folded, and why not more:
+
+* BN is **not** folded into the preceding convolution. Every convolution is shared by all
+  sub-networks while every BN is per sub-network, so ``W * scale_k`` would be a per-sub-network
+  copy of each conv: a 4/8/16 bundle would carry 3x the conv weights, the very cost FFN removes.
+  BN stays a per-channel Mul + Add (a few KB per graph). ONNX Runtime fuses Conv+Mul+Add back into
+  one Conv at session load (in memory, per session), so latency matches a folded graph.
+* WA (``x * (1 + w_k)`` on a block's conv path, after the temporal shift) is removed exactly when
+  (a) its input is a per-channel affine (the previous block's projection BN) consumed by nothing
+  else: the factor folds into that BN's scale and shift (MobileNetV2 blocks without a residual);
+  or (b) the conv it feeds is depth-wise without bias and feeds only a per-channel multiply:
+  ``dw(x * s) = dw(x) * s`` channel by channel, so the factor moves into the following BN's scale
+  (MobileNetV2's first block, expansion 1).
+* WA cannot be folded in residual blocks (every TSM-ResNet block, MobileNetV2 blocks with a
+  residual): the block input also feeds the identity / downsample path, which must not see WA, and
+  the op before it is a ReLU of a residual sum (not linear). Folding it into the block's first
+  convolution's input channels is exact (the authors' ``W_k = W * diag(1 + w_k)``) but again makes
+  a per-sub-network copy of that convolution (about half of a BasicBlock's weights), so it stays a
+  per-channel Mul: C floats per block, and a negligible share of the block's FLOPs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from ..layers import Altered, SpecialisedNorm
+from ..models import VideoClassifier
+
+SUBNET_TAG = ".subnet_"  # in the name of every per-sub-network tensor
+
+
+def is_per_subnet(name: str) -> bool:
+    """Whether an initializer belongs to one sub-network (kept in its graph, not shared)."""
+    return SUBNET_TAG in name
+
+
+def _channel_shape(ndim: int, channels: int) -> tuple[int, ...]:
+    """Broadcast shape of a per-channel vector for NC... tensors of ``ndim`` dims (channel dim 1)."""
+    return (channels,) if ndim <= 1 else (1, channels) + (1,) * (ndim - 2)
+
+
+class ChannelAffine(nn.Module):
+    """Inference-mode BatchNorm of one sub-network: ``x * subnet_scale + subnet_shift``."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, ndim: int) -> None:
+        super().__init__()
+        inv = torch.rsqrt(bn.running_var.double() + bn.eps)
+        weight = bn.weight.double() if bn.weight is not None else torch.ones_like(inv)
+        bias = bn.bias.double() if bn.bias is not None else torch.zeros_like(inv)
+        scale = weight * inv
+        shape = _channel_shape(ndim, scale.numel())
+        self.register_buffer("subnet_scale", scale.float().reshape(shape))
+        self.register_buffer("subnet_shift", (bias - bn.running_mean.double() * scale).float().reshape(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.subnet_scale + self.subnet_shift
+
+
+class ChannelScale(nn.Module):
+    """Weight Alteration of one sub-network as a constant per-channel factor ``1 + w_k``."""
+
+    def __init__(self, factor: torch.Tensor, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("subnet_scale", factor.detach().float().reshape(shape).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.subnet_scale
+
+
+class SubnetNorm(nn.Module):
+    """A norm that cannot become a constant affine (LayerNorm, ...): copy ``k``, tagged by name."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.subnet_norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.subnet_norm(x)
+
+
+_BN_NDIM = {nn.BatchNorm2d: 4, nn.BatchNorm3d: 5}
+_LAYER_NDIM = {nn.Conv1d: 3, nn.Conv2d: 4, nn.Conv3d: 5, nn.Linear: 1}
+
+
+def deploy_model(model: VideoClassifier, subnet: int) -> VideoClassifier:
+    """A copy of ``model`` that computes sub-network ``subnet`` with folded norms and WA, in eval mode.
+
+    The copy keeps its own FrameContext (the temporal shift still reads the frame count from it).
+    """
+    if not 0 <= subnet < model.n_subnets:
+        raise ValueError(f"subnet {subnet} out of range: the model has {model.n_subnets} sub-networks")
+    d = copy.deepcopy(model).eval()
+    for name, m in list(d.named_modules()):
+        if isinstance(m, SpecialisedNorm):
+            norm = m.norms[subnet]
+            ndim = _BN_NDIM.get(type(norm))
+            new: nn.Module = (ChannelAffine(norm, ndim) if ndim and norm.track_running_stats
+                              else SubnetNorm(norm))
+            parent, _, child = name.rpartition(".")
+            setattr(d.get_submodule(parent) if parent else d, child, new)
+        elif isinstance(m, Altered):
+            wa = m.alteration
+            ndim = _LAYER_NDIM[type(m.layer)]
+            channels = wa.weight.shape[1]
+            shape = (channels,) if wa.channel_dim == -1 else _channel_shape(ndim, channels)
+            m.alteration = ChannelScale(wa.scale(subnet), shape)
+    return d
+
+
+# ---------------------------------------------------------------- ONNX: fold WA multiplies
+
+
+@dataclasses.dataclass
+class FoldReport:
+    """How many Weight Alteration multiplies a graph had and how each was handled."""
+
+    wa_total: int = 0
+    wa_into_affine: int = 0  # folded into the preceding BN's scale and shift
+    wa_through_depthwise: int = 0  # moved through a depth-wise conv into the following BN scale
+
+    @property
+    def wa_kept(self) -> int:
+        return self.wa_total - self.wa_into_affine - self.wa_through_depthwise
+
+
+class _Graph:
+    """Producer / consumer maps of an ONNX graph, rebuilt after every rewrite (graphs are small)."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.g = model.graph
+        self.inits = {t.name: t for t in self.g.initializer}
+        self.producer = {o: n for n in self.g.node for o in n.output}
+        self.uses: dict[str, list[onnx.NodeProto]] = {}
+        for n in self.g.node:
+            for i in n.input:
+                self.uses.setdefault(i, []).append(n)
+        self.outputs = {o.name for o in self.g.output}
+
+    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
+        users = self.uses.get(tensor, [])
+        return users[0] if len(users) == 1 and tensor not in self.outputs else None
+
+    def per_channel(self, node: onnx.NodeProto, op: str) -> tuple[str, str] | None:
+        """(variable input, constant name) of a binary ``op`` with one per-channel constant operand."""
+        if node is None or node.op_type != op or len(node.input) != 2:
+            return None
+        consts = [i for i in node.input if i in self.inits]
+        if len(consts) != 1:
+            return None
+        shape = tuple(self.inits[consts[0]].dims)
+        if len(shape) < 2 or shape[0] != 1 or any(s != 1 for s in shape[2:]):
+            return None
+        var = node.input[0] if node.input[1] == consts[0] else node.input[1]
+        return var, consts[0]
+
+    def value(self, name: str) -> np.ndarray:
+        return numpy_helper.to_array(self.inits[name])
+
+    def set_const(self, node: onnx.NodeProto, old: str, value: np.ndarray) -> None:
+        """Give ``node`` a per-sub-network constant ``value`` in place of ``old`` (copy if shared)."""
+        if len(self.uses[old]) == 1 and is_per_subnet(old):
+            self.inits[old].CopyFrom(numpy_helper.from_array(value.astype(np.float32), old))
+            return
+        base = old if is_per_subnet(old) else old + SUBNET_TAG.rstrip("_")
+        new, i = f"{base}_folded", 1
+        while new in self.inits:
+            new, i = f"{base}_folded{i}", i + 1
+        self.g.initializer.append(numpy_helper.from_array(value.astype(np.float32), new))
+        node.input[list(node.input).index(old)] = new
+        if len(self.uses[old]) == 1:
+            self.g.initializer.remove(self.inits[old])
+
+    def bypass(self, mul: onnx.NodeProto, source: str, const: str) -> None:
+        """Remove ``mul``: its consumers read ``source`` instead; drop ``const`` if now unused."""
+        out = mul.output[0]
+        for n in self.uses.get(out, []):
+            for j, i in enumerate(n.input):
+                if i == out:
+                    n.input[j] = source
+        for o in self.g.output:
+            if o.name == out:  # never happens for WA (a conv follows) but keep the graph valid
+                raise ValueError(f"cannot bypass {mul.name}: its output is a graph output")
+        self.g.node.remove(mul)
+        if len(self.uses[const]) == 1:
+            self.g.initializer.remove(self.inits[const])
+
+
+def _fold_into_affine(gr: _Graph, mul: onnx.NodeProto, x: str, c: str) -> bool:
+    """``(y*a + b) * c`` -> ``y*(a*c) + b*c`` when the affine's output feeds only this multiply."""
+    add = gr.producer.get(x)
+    shift = gr.per_channel(add, "Add")
+    if shift is None or gr.only_consumer(x) is not mul:
+        return False
+    y, b = shift
+    scale = gr.per_channel(gr.producer.get(y), "Mul")
+    if scale is None or gr.only_consumer(y) is not add:
+        return False
+    a = scale[1]
+    cv = gr.value(c)
+    if not gr.value(a).shape == gr.value(b).shape == cv.shape:
+        return False
+    gr.set_const(gr.producer[y], a, gr.value(a) * cv)
+    gr.set_const(add, b, gr.value(b) * cv)
+    gr.bypass(mul, x, c)
+    return True
+
+
+def _fold_through_depthwise(gr: _Graph, mul: onnx.NodeProto, x: str, c: str) -> bool:
+    """``dwconv(x*c) * a`` -> ``dwconv(x) * (a*c)`` for a bias-free depth-wise conv."""
+    conv = gr.only_consumer(mul.output[0])
+    if conv is None or conv.op_type != "Conv" or len(conv.input) != 2 or conv.input[1] not in gr.inits:
+        return False
+    w_shape = tuple(gr.inits[conv.input[1]].dims)
+    group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+    cv = gr.value(c)
+    channels = cv.size
+    if w_shape[:2] != (channels, 1) or group != channels:
+        return False
+    nxt = gr.per_channel(gr.only_consumer(conv.output[0]), "Mul")
+    if nxt is None:
+        return False
+    after = gr.only_consumer(conv.output[0])
+    a = nxt[1]
+    if gr.value(a).shape != cv.shape:
+        return False
+    gr.set_const(after, a, gr.value(a) * cv)
+    conv.input[0] = x
+    gr.g.node.remove(mul)
+    if len(gr.uses[c]) == 1:
+        gr.g.initializer.remove(gr.inits[c])
+    return True
+
+
+def fold_channel_scales(model: onnx.ModelProto) -> FoldReport:
+    """Fold Weight Alteration multiplies of an exported sub-network graph in place (see module doc)."""
+    report = FoldReport(wa_total=sum(1 for t in model.graph.initializer if "alteration" + SUBNET_TAG in t.name))
+    rules = ((_fold_into_affine, "wa_into_affine"), (_fold_through_depthwise, "wa_through_depthwise"))
+    progress = True
+    while progress:
+        progress = False
+        gr = _Graph(model)
+        for node in list(gr.g.node):
+            operand = gr.per_channel(node, "Mul")
+            if operand is None or "alteration" + SUBNET_TAG not in operand[1]:
+                continue
+            for rule, counter in rules:
+                if rule(gr, node, *operand):
+                    setattr(report, counter, getattr(report, counter) + 1)
+                    progress = True
+                    break
+            if progress:
+                break  # maps are stale: rebuild
+    return report
