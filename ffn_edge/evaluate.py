@@ -72,7 +72,9 @@ def evaluate(
             else:
                 scores = torch.stack([models[i](clip, subnet=k).float().softmax(-1) for i, k in plan]).mean(0)
             hits = scores.topk(k5, dim=-1).indices == labels[:, None]
-            counts[:, j] += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum(), torch.tensor(len(labels))])
+            counts[0, j] += hits[:, 0].sum()
+            counts[1, j] += hits.any(dim=1).sum()
+            counts[2, j] += len(labels)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(counts)
     total = counts[2, 0].item() if len(frames) else 0.0

@@ -348,7 +348,6 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     target_counts = model_counts if cfg.method in ("st", "finetune") else cfg.frame_counts  # best = their mean
     if master:
         out.mkdir(parents=True, exist_ok=True)
-    seed_epoch(cfg.seed, 0, 0)  # same initial weights on every rank
 
     # ---- data ----
     train_set, val_set, class_names, data_info = build_data(cfg, out, item_counts, val_counts, master, ddp)
@@ -361,7 +360,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     if len(train_loader) == 0 or len(val_set) == 0:
         raise ConfigError("the training or validation set is empty")
 
-    # ---- model ----
+    # ---- model (same initial weights on every rank) ----
+    seed_epoch(cfg.seed, 0, 0)
     configs, members = build_models(cfg, len(class_names), model_counts)
     net: nn.Module = members[0] if len(members) == 1 else Unshared(members)
     net.to(device)

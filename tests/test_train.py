@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ffn_edge.runtime.errors import FFNError
 from safetensors.torch import load_file
 
 from ffn_edge import evaluate as ffn_eval
@@ -77,16 +78,23 @@ def test_few_steps_of_ffn_training_lower_the_loss(synth: SyntheticSet, tmp_path:
     assert model.frame_counts == (4, 8, 16) and meta.extra["method"] == "ffn"
 
 
-def test_resume_reproduces_the_uninterrupted_run(synth: SyntheticSet, tmp_path: Path) -> None:
-    train(tiny(synth, tmp_path / "a", epochs=2))
-    train(tiny(synth, tmp_path / "b", epochs=2, stop_after=1))  # "killed" after epoch 1
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_reproduces_the_uninterrupted_run(synth: SyntheticSet, tmp_path: Path, optimizer: str) -> None:
+    train(tiny(synth, tmp_path / "a", epochs=2, optimizer=optimizer))
+    train(tiny(synth, tmp_path / "b", epochs=2, optimizer=optimizer, stop_after=1))  # "killed" after epoch 1
     assert read_meta(tmp_path / "b" / "last.safetensors").extra["epoch"] == 1
-    train(tiny(synth, tmp_path / "b", epochs=2, resume=True))
+    train(tiny(synth, tmp_path / "b", epochs=2, optimizer=optimizer, resume=True))
     a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "b" / "last.safetensors")
     assert a.keys() == b.keys() and any(k.startswith("optimizer.") for k in a)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_refuses_changed_options(synth: SyntheticSet, tmp_path: Path) -> None:
+    train(tiny(synth, tmp_path, epochs=2, stop_after=1, max_batches=1))
+    with pytest.raises(FFNError, match="lr"):
+        train(tiny(synth, tmp_path, epochs=2, max_batches=1, lr=0.5, resume=True))
 
 
 @pytest.mark.parametrize("method", ["st", "mixed", "proportional"])
