@@ -6,18 +6,20 @@ clip (N, T, 3, H, W) already normalised, T == ``frames`` (one of the exported co
 
 * ``OrtBackend``: one ``onnxruntime.InferenceSession`` per graph, explicit providers (CPU EP by
   default; CUDA / TensorRT EPs when ``get_available_providers()`` lists them), all options built in
-  ``session_options``. The bundle's graphs share one external weight file; by default
-  (``share_weights=True``) that file is memory-mapped once and every external tensor is handed to
-  every session as the same ``OrtValue`` (``SessionOptions.add_initializer``), so N sessions do not
-  hold N private copies; ORT rewrites that would copy a shared tensor (Conv+BN/Add/Mul fusion, the
-  x86 NCHWc re-layout, pre-packing) are disabled, and the sessions draw activations from one shared
-  arena instead of one arena each (they run one at a time). Measured on TSM-ResNet-18 (45 MB of
-  weights, 3 sub-networks, 112 px): RSS of all 3 sessions / one = 1.94 with private copies, 1.46
-  sharing weights only, 1.03 sharing weights and the arena, at the same latency within noise;
-  ``benchmarks/runtime_latency.py`` re-measures it.
-* ``TensorRTBackend``: serialized engines listed in ``manifest.extra["tensorrt"]``; ``tensorrt``
-  and ``cuda-python`` are imported lazily. An engine built for another GPU, TensorRT version or
-  precision is refused with a message that says how to rebuild it.
+  ``session_options``. Weight sharing on the CPU EP (``share_weights=True``, the default): ORT
+  normally gives every session its own copy of the weights — the copy it loads, plus the copy its
+  optimiser rewrites (x86 NCHWc weight layout) — so N sub-networks cost N models. Instead each graph
+  is optimised once at open (all ORT optimisations except the fusions that would bake a
+  sub-network's norm into a shared convolution), saved to a temporary file, and its large tensors
+  (now identical across sub-networks) are pooled by content and handed to every session as the same
+  ``OrtValue`` (``SessionOptions.add_initializer``); the sessions also share one activation arena
+  (they run one at a time). Simply adding the bundle's weights with ``add_initializer`` is not
+  enough: the NCHWc re-layout still copies them per session, and turning it off costs ~35 % latency
+  on x86. ``benchmarks/runtime_latency.py`` measures RSS and latency of both modes.
+* ``TensorRTBackend``: the engines listed in ``manifest.extra["engines"]`` for this device
+  (weight-stripped ones are refitted from the shared weight file at load); ``tensorrt`` and
+  ``cuda-python`` are imported lazily. Engines built for another GPU, TensorRT version or precision
+  are refused with a message that says how to rebuild them.
 * ``open_backend(..., backend="auto")`` picks TensorRT engines > ORT TensorRT EP > ORT CUDA EP >
   ORT CPU and logs which one it chose (``Backend.name``).
 """
@@ -25,8 +27,10 @@ clip (N, T, 3, H, W) already normalised, T == ``frames`` (one of the exported co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,9 +47,12 @@ BACKENDS = ("auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "tenso
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
-# ORT rewrites that create a private, per-session copy of a (shared) weight: folding BN into the
-# convolution and the x86 NCHWc re-layout. Disabled when weights are shared (see module docstring).
-COPYING_OPTIMIZERS = ("ConvBNFusion", "ConvAddFusion", "ConvMulFusion", "NchwcTransformer")
+# ORT rewrites that bake a sub-network's own constants (its folded norm) into a shared convolution,
+# making that weight differ per sub-network. Disabled when weights are shared (see module docstring).
+COPYING_OPTIMIZERS = ("ConvBNFusion", "ConvAddFusion", "ConvMulFusion")
+# Tensors from this size up are pooled; smaller ones (per-channel norm constants, which differ per
+# sub-network anyway: 2048 channels x 4 B = 8 KiB) stay inside each graph.
+POOL_MIN_BYTES = 16384
 
 
 class Backend(Protocol):
@@ -158,38 +165,48 @@ def external_tensors(graph_path: Path) -> list[ExternalTensor]:
     return [t for t in found if t is not None]
 
 
-class SharedWeights:
-    """The bundle's weight file mapped once; each external tensor becomes ONE OrtValue for all sessions.
+class TensorPool:
+    """External tensors deduplicated by content: equal bytes become ONE OrtValue for every session.
 
-    The map is read-only and backed by the page cache, so the weights cost their size once per
-    machine, whatever the number of sessions (or processes) using them.
+    Each external file is memory-mapped read-only; a tensor whose bytes were already seen reuses
+    the first OrtValue, and a map none of whose tensors is kept is dropped, so its pages leave this
+    process's RSS. OrtValues built here do not own their memory: the pool keeps the arrays alive.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._map = np.memmap(path, dtype=np.uint8, mode="r")
-        self._values: dict[tuple[int, int, str, tuple[int, ...]], Any] = {}
+    def __init__(self) -> None:
+        self._by_digest: dict[bytes, tuple[Any, np.ndarray]] = {}
+        self.tensors_seen = 0
+        self.bytes_seen = 0
+        self.bytes_kept = 0
 
-    def ortvalue(self, t: ExternalTensor) -> Any:
-        """The OrtValue viewing tensor ``t``'s bytes in the mapped file (cached by position and type)."""
+    def add_graph(self, graph_path: Path, so: Any) -> None:
+        """Hand every external tensor of ``graph_path`` to ``so`` (SessionOptions) from the pool."""
         import onnxruntime as ort
 
-        key = (t.offset, t.length, t.dtype.str, t.shape)
-        value = self._values.get(key)
-        if value is None:
-            if t.offset < 0 or t.offset + t.length > self._map.size:
-                raise BundleError(f"{self.path.name}: tensor {t.name} lies outside the weight file")
-            raw = self._map[t.offset : t.offset + t.length]
-            if t.offset % t.dtype.itemsize:  # unaligned in the file: one aligned copy, still shared
-                raw = raw.copy()
-            array = raw.view(t.dtype).reshape(t.shape)
-            value = ort.OrtValue.ortvalue_from_numpy(array)
-            self._values[key] = (value, array)  # the OrtValue does not own the buffer: keep both
-        return self._values[key][0]
+        maps: dict[Path, np.memmap] = {}
+        for t in external_tensors(graph_path):
+            file = resolve(graph_path.parent, t.location)
+            if file not in maps:
+                maps[file] = np.memmap(file, dtype=np.uint8, mode="r")
+            data = maps[file]
+            if t.offset < 0 or t.offset + t.length > data.size:
+                raise BundleError(f"{file.name}: tensor {t.name} lies outside the file")
+            raw = data[t.offset : t.offset + t.length]
+            digest = hashlib.sha1(memoryview(raw), usedforsecurity=False).digest() + t.dtype.str.encode() \
+                + repr(t.shape).encode()
+            self.tensors_seen += 1
+            self.bytes_seen += t.length
+            if digest not in self._by_digest:
+                if t.offset % t.dtype.itemsize:  # unaligned in the file: one aligned copy, still shared
+                    raw = raw.copy()
+                array = raw.view(t.dtype).reshape(t.shape)
+                self._by_digest[digest] = (ort.OrtValue.ortvalue_from_numpy(array), array)
+                self.bytes_kept += t.length
+            so.add_initializer(t.name, self._by_digest[digest][0])
 
     @property
     def tensor_count(self) -> int:
-        return len(self._values)
+        return len(self._by_digest)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -207,16 +224,19 @@ def ort_providers(kind: str, device: int = 0) -> list[Any]:
     raise ConfigError(f"unknown ONNX Runtime provider kind {kind!r}")
 
 
-def session_options(threads: int | None = None, share_weights: bool = True, optimization: str = "all") -> Any:
+def session_options(threads: int | None = None, shared: bool = True, optimization: str = "all") -> Any:
     """Every ORT session option the runtime uses, in one place.
 
     ``threads``: intra-op threads (None: ORT's default, one per physical core). Sessions run one at
-    a time (a lock in the caller), so inter-op parallelism stays off. ``share_weights`` turns off
-    pre-packing, which would give each session its own packed copy of every shared weight.
+    a time (a lock in the caller), so inter-op parallelism stays off. ``shared``: the session takes
+    its weights from a TensorPool and its activations from the shared arena; pre-packing is off (it
+    would give each session a private packed copy). ``optimization``: "all" | "extended" | "basic" |
+    "none" (graphs already optimised by ``optimize_for_sharing`` load with "none").
     """
     import onnxruntime as ort
 
-    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     so = ort.SessionOptions()
@@ -226,10 +246,31 @@ def session_options(threads: int | None = None, share_weights: bool = True, opti
     if threads is not None:
         so.intra_op_num_threads = int(threads)
     so.log_severity_level = 3  # warnings from EP fallbacks are expected on CPU-only machines
-    if share_weights:
+    if shared:
         so.add_session_config_entry("session.disable_prepacking", "1")
         so.add_session_config_entry("session.use_env_allocators", "1")
     return so
+
+
+def optimize_for_sharing(graph: Path, out_dir: Path, threads: int | None, providers: Sequence[Any]) -> Path:
+    """Optimise ``graph`` once (ORT_ENABLE_ALL minus the copying fusions) and save it with external data.
+
+    The saved graph's large tensors (convolution weights already in the layout this CPU runs
+    fastest, e.g. x86 NCHWc blocks) are identical for every sub-network, so a TensorPool shares
+    them; the saved graph then loads with no further optimisation. The file is specific to this
+    machine and ORT version, which is why it is made at open time and never shipped.
+    """
+    import onnxruntime as ort
+
+    out = out_dir / graph.name
+    so = session_options(threads, shared=False, optimization="all")
+    so.optimized_model_filepath = str(out)
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", f"{graph.stem}.bin")
+    so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                str(POOL_MIN_BYTES))
+    so.log_severity_level = 3  # ORT warns that an NCHWc-optimised file is hardware specific: we know
+    ort.InferenceSession(str(graph), so, providers=list(providers), disabled_optimizers=list(COPYING_OPTIMIZERS))
+    return out
 
 
 _env_arena_lock = threading.Lock()
@@ -259,7 +300,14 @@ def register_shared_arena() -> None:
 
 
 class OrtBackend:
-    """All sub-network graphs of a bundle as ONNX Runtime sessions, created up front."""
+    """All sub-network graphs of a bundle as ONNX Runtime sessions, created up front.
+
+    ``share_weights=True`` (CPU): each graph is optimised once into a temporary directory
+    (``optimize_for_sharing``), its large tensors are pooled by content across graphs (one copy
+    in memory for all sessions, via ``SessionOptions.add_initializer``), and the sessions draw
+    activations from one shared arena. ``share_weights=False``: every session loads and optimises
+    its graph on its own (ORT's defaults: fastest per session, one private copy of the weights each).
+    """
 
     def __init__(
         self,
@@ -269,7 +317,6 @@ class OrtBackend:
         threads: int | None = None,
         share_weights: bool = True,
         frame_counts: Sequence[int] | None = None,
-        optimization: str = "all",
     ) -> None:
         import onnxruntime as ort
 
@@ -278,29 +325,32 @@ class OrtBackend:
         self.providers = list(providers)
         self.share_weights = share_weights
         wanted = set(frame_counts) if frame_counts is not None else {g.frames for g in manifest.graphs}
-        self.shared = SharedWeights(resolve(self.bundle, manifest.weights_file)) if share_weights else None
+        graphs = [g for g in sorted(manifest.graphs, key=lambda g: g.frames) if g.frames in wanted]
+        if not graphs:
+            raise BundleError(f"{self.bundle}: no graph for frame counts {sorted(wanted)}")
+        self.pool = TensorPool() if share_weights else None
         if share_weights:
             register_shared_arena()
         self.sessions: dict[int, Any] = {}
         self._input = manifest.input.name
         self._output = manifest.output_name
-        for g in sorted(manifest.graphs, key=lambda g: g.frames):
-            if g.frames not in wanted:
-                continue
-            path = resolve(self.bundle, g.file)
-            so = session_options(threads, share_weights, optimization)
-            kwargs: dict[str, Any] = {}
-            if self.shared is not None:
-                for t in external_tensors(path):
-                    if resolve(path.parent, t.location) == self.shared.path.resolve():
-                        so.add_initializer(t.name, self.shared.ortvalue(t))
-                kwargs["disabled_optimizers"] = list(COPYING_OPTIMIZERS)
-            try:
-                self.sessions[g.frames] = ort.InferenceSession(str(path), so, providers=self.providers, **kwargs)
-            except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-                raise BundleError(f"{path}: ONNX Runtime cannot load the graph: {str(e).splitlines()[0]}") from None
-        if not self.sessions:
-            raise BundleError(f"{self.bundle}: no graph for frame counts {sorted(wanted)}")
+        # Mapped files may be unlinked once mapped (POSIX); elsewhere the directory may outlive us.
+        with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp:
+            for g in graphs:
+                path = resolve(self.bundle, g.file)
+                try:
+                    if self.pool is not None:
+                        path = optimize_for_sharing(path, Path(tmp), threads, self.providers)
+                        so = session_options(threads, shared=True, optimization="none")
+                        self.pool.add_graph(path, so)
+                    else:
+                        so = session_options(threads, shared=False, optimization="all")
+                    self.sessions[g.frames] = ort.InferenceSession(str(path), so, providers=self.providers)
+                except BundleError:
+                    raise
+                except Exception as e:  # ORT raises its own types (Fail, InvalidGraph, ...)
+                    raise BundleError(f"{self.bundle / g.file}: ONNX Runtime cannot load the graph: "
+                                      f"{str(e).strip().splitlines()[0]}") from None
         self.frame_counts = tuple(sorted(self.sessions))
         first = next(iter(self.sessions.values()))
         self.active_providers: list[str] = first.get_providers()
@@ -315,50 +365,64 @@ class OrtBackend:
 
     def close(self) -> None:
         self.sessions.clear()
-        self.shared = None
+        self.pool = None
 
 
 # ------------------------------------------------------------------------------------------------
-# Native TensorRT engines (optional; built on the target device by the exporter)
+# Native TensorRT engines (optional; built on the target device by ``ffn-export engines``)
+#
+# Manifest format (written by the exporter): ``extra["engines"][key]`` for each device key (GPU model
+# + TensorRT version + precision) = {"gpu", "tensorrt", "precision", "stripped", "max_batch",
+# "engines": {"<frames>": {"file", "profile", "refit_from"}}}. A stripped engine carries no weights:
+# it is refitted at load time from its ONNX graph, i.e. from the one shared weights.bin.
 
 
 @dataclasses.dataclass(frozen=True)
-class EngineEntry:
-    """One engine listed in ``manifest.extra["tensorrt"]["engines"]``."""
+class EngineSet:
+    """The engines a bundle holds for one device key."""
 
-    frames: int
-    file: str
-    gpu: str  # torch/cuda device name the engine was built on, e.g. "NVIDIA H100 80GB HBM3"
+    gpu: str
     trt_version: str
-    precision: str  # "fp32" | "fp16" | "int8"
+    precision: str  # "fp32" | "fp16"
+    stripped: bool
+    engines: dict[int, tuple[str, int, str]]  # frames -> (engine file, optimisation profile, ONNX graph)
 
-    @property
-    def cache_key(self) -> tuple[str, str, str]:
-        return (self.gpu, self.trt_version, self.precision)
+    def describe(self) -> str:
+        return f"{self.gpu!r} / TensorRT {self.trt_version} / {self.precision}"
 
 
-def tensorrt_engines(manifest: Manifest) -> list[EngineEntry]:
-    """The engines a bundle lists (empty when it has none); BundleError when the list is malformed."""
-    section = manifest.extra.get("tensorrt") or {}
+def tensorrt_engine_sets(manifest: Manifest) -> list[EngineSet]:
+    """Every engine set the manifest lists (empty when none); BundleError when malformed."""
+    sets = []
     try:
-        return [EngineEntry(int(e["frames"]), str(e["file"]), str(e["gpu"]), str(e["trt_version"]),
-                            str(e.get("precision", "fp16"))) for e in section.get("engines", [])]
+        for entry in (manifest.extra.get("engines") or {}).values():
+            engines = {int(t): (str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]))
+                       for t, e in entry["engines"].items()}
+            sets.append(EngineSet(str(entry["gpu"]), str(entry["tensorrt"]), str(entry["precision"]),
+                                  bool(entry.get("stripped", True)), engines))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise BundleError(f"manifest extra.tensorrt is malformed: {type(e).__name__}: {e}") from None
+        raise BundleError(f"manifest extra.engines is malformed: {type(e).__name__}: {e}") from None
+    return sets
 
 
-def check_engine_key(entry: EngineEntry, gpu: str, trt_version: str) -> None:
-    """Refuse an engine built for another GPU or TensorRT version (engines are not portable)."""
-    if (entry.gpu, entry.trt_version) != (gpu, trt_version):
-        raise BundleError(
-            f"TensorRT engine {entry.file} was built for {entry.gpu!r} with TensorRT {entry.trt_version} "
-            f"({entry.precision}); this machine has {gpu!r} with TensorRT {trt_version}: rebuild the engines "
-            "on this device (ffn-export --tensorrt) or use --backend onnxruntime"
-        )
+def pick_engine_set(sets: Sequence[EngineSet], gpu: str, trt_version: str, precision: str | None) -> EngineSet:
+    """The engine set built for this GPU and TensorRT version (fp16 first unless ``precision`` says).
+
+    Engines are not portable: one built for another GPU model, TensorRT version or precision is
+    refused with a message naming both sides, never run.
+    """
+    fits = [s for s in sets if s.gpu == gpu and s.trt_version == trt_version
+            and (precision is None or s.precision == precision)]
+    if not fits:
+        have = "; ".join(s.describe() for s in sets) or "none"
+        want = f"{gpu!r} / TensorRT {trt_version}" + (f" / {precision}" if precision else "")
+        raise BundleError(f"no TensorRT engines for this device ({want}); the bundle has: {have}. "
+                          "Build them here with 'ffn-export engines --bundle BUNDLE', or use --backend onnxruntime")
+    return sorted(fits, key=lambda s: s.precision != "fp16")[0]
 
 
 class TensorRTBackend:
-    """Serialized TensorRT engines, one execution context per frame count, on one CUDA stream.
+    """The bundle's TensorRT engines for this GPU, one execution context per frame count, one stream.
 
     Needs ``tensorrt`` (>= 10, name-based tensor API) and ``cuda-python``; both are imported here,
     lazily, so machines without them never load them.
@@ -368,37 +432,53 @@ class TensorRTBackend:
                  precision: str | None = None) -> None:
         try:
             import tensorrt as trt
-            from cuda import cudart
         except ImportError as e:
-            raise ConfigError(f"backend 'tensorrt' needs the tensorrt and cuda-python packages ({e})") from None
+            raise ConfigError(f"backend 'tensorrt' needs the tensorrt package ({e})") from None
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            try:
+                from cuda import cudart
+            except ImportError as e:
+                raise ConfigError(f"backend 'tensorrt' needs the cuda-python package ({e})") from None
         self._trt, self._cudart = trt, cudart
-        entries = [e for e in tensorrt_engines(manifest) if precision is None or e.precision == precision]
-        if not entries:
-            raise BundleError(f"{bundle}: the bundle lists no TensorRT engines (build them with ffn-export --tensorrt)")
+        self._stream = None
+        self._buffers: dict[tuple[int, str], tuple[int, int]] = {}  # (frames, tensor) -> (ptr, nbytes)
         self._check(cudart.cudaSetDevice(device))
         props = self._check(cudart.cudaGetDeviceProperties(device))
-        gpu = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-        gpu = gpu.rstrip("\x00")
-        for entry in entries:
-            check_engine_key(entry, gpu, trt.__version__)
+        gpu = (props.name.decode() if isinstance(props.name, bytes) else str(props.name)).strip("\0 ")
+        chosen = pick_engine_set(tensorrt_engine_sets(manifest), gpu, trt.__version__, precision)
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
         self._stream = self._check(cudart.cudaStreamCreate())
-        self._engines: dict[int, Any] = {}
+        engines: dict[str, Any] = {}
         self._contexts: dict[int, Any] = {}
-        for entry in entries:
-            path = resolve(bundle, entry.file)
-            engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
-            if engine is None:
-                raise BundleError(f"{path}: TensorRT could not deserialize the engine (corrupt or incompatible)")
-            self._engines[entry.frames] = engine
-            self._contexts[entry.frames] = engine.create_execution_context()
+        for frames, (file, profile, graph) in sorted(chosen.engines.items()):
+            if file not in engines:
+                engines[file] = self._load(resolve(bundle, file), resolve(bundle, graph), chosen.stripped)
+            ctx = engines[file].create_execution_context()
+            ctx.set_optimization_profile_async(profile, self._stream)
+            self._contexts[frames] = ctx
+        self._engines = engines
         self._input, self._output = manifest.input.name, manifest.output_name
-        self._buffers: dict[tuple[int, str], tuple[int, int]] = {}  # (frames, tensor) -> (ptr, nbytes)
-        self.frame_counts = tuple(sorted(self._engines))
-        self.name = f"tensorrt[{entries[0].precision}]"
+        self.frame_counts = tuple(sorted(self._contexts))
+        self.name = f"tensorrt[{chosen.precision}]"
+
+    def _load(self, engine_path: Path, onnx_path: Path, stripped: bool) -> Any:
+        """Deserialize an engine; refit a weight-stripped one from its ONNX graph (+ weights.bin)."""
+        trt = self._trt
+        engine = trt.Runtime(self._logger).deserialize_cuda_engine(engine_path.read_bytes())
+        if engine is None:
+            raise BundleError(f"{engine_path}: TensorRT cannot deserialize this engine (corrupt, or built "
+                              "for another GPU / TensorRT version)")
+        if stripped:
+            refitter = trt.Refitter(engine, self._logger)
+            parser = trt.OnnxParserRefitter(refitter, self._logger)
+            if not parser.refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
+                raise BundleError(f"{engine_path}: refitting weights from {onnx_path.name} failed")
+        return engine
 
     def _check(self, result: Any) -> Any:
+        """Unwrap a cuda-python (err, *values) result; RuntimeError naming the CUDA error."""
         err, *rest = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
             raise RuntimeError(f"CUDA error {err}")
@@ -420,9 +500,9 @@ class TensorRTBackend:
         if ctx is None:
             raise ValueError(f"no engine for {frames} frames (have {list(self.frame_counts)})")
         clip = np.ascontiguousarray(clip, dtype=np.float32)
-        ctx.set_input_shape(self._input, clip.shape)
-        out_shape = tuple(ctx.get_tensor_shape(self._output))
-        out = np.empty(out_shape, dtype=np.float32)
+        if not ctx.set_input_shape(self._input, clip.shape):
+            raise ValueError(f"the {frames}-frame engine does not accept a clip of shape {clip.shape}")
+        out = np.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=np.float32)
         d_in = self._device_buffer(frames, self._input, clip.nbytes)
         d_out = self._device_buffer(frames, self._output, out.nbytes)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -439,9 +519,9 @@ class TensorRTBackend:
         for ptr, _ in self._buffers.values():
             self._cudart.cudaFree(ptr)
         self._buffers.clear()
-        self._contexts.clear()
-        self._engines.clear()
-        if getattr(self, "_stream", None) is not None:
+        self._contexts = {}
+        self._engines = {}
+        if self._stream is not None:
             self._cudart.cudaStreamDestroy(self._stream)
             self._stream = None
 
@@ -455,7 +535,10 @@ _ORT_KINDS = {"ort-cpu": "cpu", "ort-cuda": "cuda", "ort-tensorrt": "tensorrt"}
 def _tensorrt_importable() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("cuda") is not None
+    try:
+        return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("cuda") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def open_backend(
@@ -488,7 +571,7 @@ def open_backend(
         chosen = OrtBackend(bundle, manifest, ort_providers(kind, device), threads, share_weights)
     else:
         chosen = None  # type: ignore[assignment]
-        if backend == "auto" and tensorrt_engines(manifest) and _tensorrt_importable():
+        if backend == "auto" and tensorrt_engine_sets(manifest) and _tensorrt_importable():
             try:
                 chosen = TensorRTBackend(bundle, manifest, device)
             except (BundleError, ConfigError, RuntimeError) as e:

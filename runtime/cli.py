@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "tensorrt (default auto: the best available, reported on stderr)")
     p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--private-weights", action="store_true", help="CPU: give each sub-network session its own "
+                   "fused weights (about 10 %% faster, about N times the memory; default: one shared copy)")
     p.add_argument("--topk", type=int, default=3, help="classes listed per decision")
     p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
     p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
@@ -210,7 +212,8 @@ def run(argv: list[str] | None = None) -> int:
     spec = parse_source(args.video)  # a bad source fails before the (slower) bundle load
     annotator = Annotator(args.video, args.output, args.show, spec.live) if (args.output or args.show) else None
     results: list[StreamResult] = []
-    with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads) as rt:
+    with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
+                         share_weights=not args.private_weights) as rt:
         print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
               f"graphs {list(rt.frame_counts)}", file=sys.stderr)
         stream = rt.stream(
@@ -247,3 +250,7 @@ def run(argv: list[str] | None = None) -> int:
 def main() -> None:
     """Console entry point (``ffn-run``)."""
     run_cli("ffn-run", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""FFNRuntime, backends and ffn-run on a small exported bundle (CPU; GPU backends skip)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from ffn_edge.export import export_bundle
+from ffn_edge.runtime import BundleError, FFNRuntime, FrameCountPolicy
+from ffn_edge.runtime.backends import external_tensors, open_backend, pick_engine_set, tensorrt_engine_sets
+from ffn_edge.runtime.manifest import load_manifest
+from ffn_edge.runtime.sources import FrameSource
+
+from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.models import ModelConfig, create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES = (4, 8)
+CLASSES = ["wave", "clap", "jump", "sit", "run"]
+FPS = 30.0
+SUBPROCESS_TIMEOUT = 120
+
+
+def _randomise_norms(model: torch.nn.Module) -> None:
+    """Give every BN its own statistics so sub-networks really differ (a fresh model's are 0/1)."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+
+
+@pytest.fixture(scope="module")
+def model_and_bundle(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
+    model = create_model(cfg).eval()
+    _randomise_norms(model)
+    d = tmp_path_factory.mktemp("rt")
+    ckpt = d / "model.safetensors"
+    save_checkpoint(ckpt, model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))
+    bundle = export_bundle(ckpt, FRAMES, d / "model.ffn", verify=False)  # the exporter's tests verify
+    return model, Path(bundle)
+
+
+@pytest.fixture(scope="module")
+def bundle(model_and_bundle) -> Path:
+    return model_and_bundle[1]
+
+
+@pytest.fixture(scope="module")
+def rt(bundle) -> FFNRuntime:
+    with FFNRuntime.open(bundle, backend="auto", threads=2) as runtime:
+        yield runtime
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """3 s of 30 fps 96x128 video: a moving disc on a changing background."""
+    path = tmp_path_factory.mktemp("vid") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (128, 96))
+    assert writer.isOpened()
+    for i in range(90):
+        frame = np.full((96, 128, 3), (i * 3) % 255, np.uint8)
+        cv2.circle(frame, (10 + i, 48), 12, (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "2", **(env or {})})
+
+
+# -- parity and routing ---------------------------------------------------------------------------
+
+
+def test_logits_match_pytorch_for_every_subnetwork(model_and_bundle, rt):
+    model, _ = model_and_bundle
+    rng = np.random.default_rng(1)
+    for subnet, n in enumerate(FRAMES):
+        clip = rng.standard_normal((1, n, 3, 64, 64)).astype(np.float32)
+        with torch.no_grad():
+            want = model(torch.from_numpy(clip), subnet=subnet).numpy()
+        got = rt._backend.run(n, clip)
+        assert np.abs(got - want).max() < 1e-4
+        assert int(got.argmax()) == int(want.argmax())
+
+
+def test_predict_raw_frames_matches_pytorch_on_the_same_sampling(model_and_bundle, rt):
+    model, _ = model_and_bundle
+    raw = _frames(20)
+    p = rt.predict(raw, n=8)
+    idx = [int(t) for t in p.timestamps]  # plain predict reports frame indices
+    assert idx == [1, 3, 6, 8, 11, 13, 16, 18]  # TSN segment centres of 20 frames
+    clip = np.stack([rt.preprocessor(raw[i]) for i in idx])[None]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.from_numpy(clip)), dim=1)[0].numpy()
+    assert p.index == int(probs.argmax()) and p.label == CLASSES[p.index]
+    assert abs(p.score - float(probs.max())) < 1e-4
+    assert p.frames == 8 and p.subnet == 1 and p.latency_ms > 0
+    assert [lbl for lbl, _ in p.topk] == [CLASSES[i] for i in np.argsort(-probs)[:5]]
+    # The same clip given as a uint8 array or preprocessed float32 frames gives the same answer.
+    assert rt.predict(np.stack(raw), n=8).index == p.index
+    pre = np.stack([rt.preprocessor(f) for f in raw])
+    assert abs(rt.predict(pre, n=8).score - p.score) < 1e-5
+
+
+def test_frame_counts_route_to_the_nearest_subnetwork(rt):
+    assert rt.route(4)[0].frames == 4 and rt.route(8)[0].frames == 8
+    assert rt.route(5)[1] == 4  # nearer to 4
+    assert rt.route(6)[1] == 8  # tie between 4 and 8 goes to the higher
+    assert rt.route(30)[1] == 8
+    assert rt.predict(_frames(3)).frames == 4  # default n: the exported count nearest the clip length
+    assert rt.predict(_frames(40)).frames == 8
+
+
+def test_predict_is_thread_safe(rt):
+    clips = [_frames(8, seed=s) for s in range(4)]
+    want = [rt.predict(c).score for c in clips]
+    got: dict[int, float] = {}
+
+    def worker(i: int) -> None:
+        for _ in range(3):
+            got[i] = rt.predict(clips[i]).score
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [got[i] for i in range(4)] == pytest.approx(want, abs=1e-6)
+
+
+def test_shared_weights_give_the_same_logits_as_private_copies(bundle):
+    m = load_manifest(bundle)
+    assert external_tensors(bundle / m.graph_for(4).file), "the exporter should store weights externally"
+    clip = np.random.default_rng(2).standard_normal((1, 8, 3, 64, 64)).astype(np.float32)
+    shared = open_backend(bundle, m, "ort-cpu", threads=1, share_weights=True)
+    private = open_backend(bundle, m, "ort-cpu", threads=1, share_weights=False)
+    # The big tensors of both graphs are pooled: one copy serves both sub-networks.
+    assert shared.pool is not None and 0 < shared.pool.tensor_count == shared.pool.tensors_seen // 2
+    assert np.abs(shared.run(8, clip) - private.run(8, clip)).max() < 1e-5
+    shared.close()
+    private.close()
+
+
+def test_budget_cap_policy_picks_the_largest_count_that_fits():
+    policy = FrameCountPolicy((4, 8, 16), budget_ms=25.0)
+    assert policy.choose(0.0) == (4, "warm-up")
+    policy.observe(4, 0, 10.0, 0.0)  # 16 predicted at 40 ms, 8 at 20 ms
+    assert policy.choose(1.0) == (8, "budget")
+    policy.observe(8, 1, 60.0, 1.0)
+    policy.observe(8, 1, 60.0, 1.0)
+    policy.observe(4, 0, 40.0, 1.0)
+    policy.observe(4, 0, 40.0, 1.0)
+    assert policy.choose(2.0) == (4, "infeasible")
+    assert FrameCountPolicy((4, 8), frames=6).choose(0.0) == (6, "fixed")
+
+
+# -- bundles that must be refused -----------------------------------------------------------------
+
+
+def test_tampered_bundle_is_refused(bundle, tmp_path):
+    bad = tmp_path / "tampered.ffn"
+    shutil.copytree(bundle, bad)
+    m = load_manifest(bad)
+    weights = bad / m.weights_file
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        FFNRuntime(bad)
+
+
+def test_bundle_path_leaving_the_directory_is_refused(bundle, tmp_path):
+    bad = tmp_path / "escape.ffn"
+    shutil.copytree(bundle, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["graphs"][0]["file"] = "../outside.onnx"
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="leaves the bundle"):
+        FFNRuntime(bad)
+
+
+# -- no torch on the edge -------------------------------------------------------------------------
+
+
+def test_runtime_imports_and_runs_where_torch_cannot_be_imported(bundle):
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import numpy as np
+        from ffn_edge.runtime import FFNRuntime
+        from ffn_edge.runtime import cli, backends, ffn_runtime  # noqa: F401
+        with FFNRuntime.open({str(bundle)!r}, threads=1) as rt:
+            rng = np.random.default_rng(0)
+            p = rt.predict([rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(10)])
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "safetensors"))
+        assert sys.modules["torch"] is None and loaded == ["torch"], loaded
+        print("OK", p.label, p.frames)
+    """)
+    out = _run([sys.executable, "-c", code])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("OK ")
+
+
+# -- streams --------------------------------------------------------------------------------------
+
+
+def test_stream_over_a_file_ends_with_the_expected_decisions(rt, video):
+    results = list(rt.stream(str(video), frames=8, window_s=1.0, stride_ms=250))
+    # 90 frames at 30 fps: last stamp 89/30 s; decisions at window ends 1.0, 1.25, ... <= 2.967 s.
+    assert len(results) == 8
+    assert [r.decision for r in results] == list(range(8))
+    for r in results:
+        assert r.frames_available == 30 and r.prediction.frames == 8 and r.reason == "fixed"
+        assert r.window[0] < r.prediction.timestamps[0] and r.prediction.timestamps[-1] <= r.window[1] + 1e-6
+    assert any(e.startswith("finished") for r in results for e in r.events)
+
+
+def test_stream_with_a_budget_reports_budget_state(rt, video):
+    results = list(rt.stream(str(video), budget_ms=10_000.0, window_s=1.0, stride_ms=500, max_decisions=3))
+    assert len(results) == 3
+    assert results[0].reason == "warm-up" and results[0].prediction.frames == 4
+    assert results[-1].prediction.frames == 8 and results[-1].reason == "budget"
+    assert all(r.within_budget and r.budget_ms == 10_000.0 for r in results)
+
+
+class FlakyCamera:
+    """A camera (cv2.VideoCapture stand-in) that dies after ``frames_before_loss`` frames, refuses
+    to reopen once, then works again: what a USB camera whose cable is jiggled does."""
+
+    def __init__(self, frames_before_loss: int = 15) -> None:
+        self.opens = 0
+        self.frames_before_loss = frames_before_loss
+
+    def __call__(self, spec):  # the FrameSource opener
+        self.opens += 1
+        return _FakeCapture(dead=self.opens == 2, frames=self.frames_before_loss if self.opens == 1 else 10**9)
+
+
+class _FakeCapture:
+    def __init__(self, dead: bool, frames: int) -> None:
+        self.dead, self.left = dead, frames
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return not self.dead
+
+    def read(self):
+        time.sleep(0.01)  # ~100 fps
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, np.full((96, 128, 3), 100, np.uint8)
+
+    def get(self, prop_id: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_lost_camera_is_reopened_and_the_stream_goes_on(rt):
+    camera = FlakyCamera()
+    source = FrameSource("cam0", opener=camera)
+    results = list(rt.stream(source, frames=4, window_s=0.1, stride_ms=50, max_decisions=12, backoff_s=0.05,
+                             duration_s=20))
+    assert len(results) == 12
+    events = [e for r in results for e in r.events]
+    kinds = [e.split(":")[0] for e in events]
+    assert "lost" in kinds and "retry" in kinds and "reopened" in kinds
+    reopened_at = next(i for i, r in enumerate(results) if any(e.startswith("reopened") for e in r.events))
+    assert reopened_at < len(results) - 1  # decisions continued after the camera came back
+    assert camera.opens == 3
+
+
+# -- ffn-run --------------------------------------------------------------------------------------
+
+
+def test_ffn_run_json_is_one_object_per_decision(bundle, video, tmp_path):
+    out_video = tmp_path / "annotated.mp4"
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(video),
+                "--budget-ms", "5000", "--stride-ms", "500", "--json", "--threads", "1",
+                "--output", str(out_video)])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    decisions = [json.loads(line) for line in lines]
+    assert len(decisions) == 4  # window ends 1.0, 1.5, 2.0, 2.5 s (<= 89/30 s)
+    assert {"label", "score", "topk", "frames", "subnet", "latency_ms", "reason", "within_budget"} <= set(decisions[0])
+    assert "4 decisions" in out.stderr and "within 5000 ms budget" in out.stderr
+    capture = cv2.VideoCapture(str(out_video))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 90
+    capture.release()
+
+
+@pytest.mark.parametrize("case", ["missing bundle", "tampered bundle", "missing video"])
+def test_ffn_run_bad_input_is_one_line_and_nonzero_exit(case, bundle, video, tmp_path):
+    target, source = bundle, video
+    if case == "missing bundle":
+        target = tmp_path / "nope.ffn"
+    elif case == "tampered bundle":
+        target = tmp_path / "t.ffn"
+        shutil.copytree(bundle, target)
+        graph = target / load_manifest(bundle).graphs[0].file
+        graph.write_bytes(graph.read_bytes() + b"\0")
+    else:
+        source = tmp_path / "nope.mp4"
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(target), "--video", str(source)])
+    assert out.returncode != 0
+    assert out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("ffn-run: error:")
+
+
+def test_ffn_run_help_shows_examples():
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--help"])
+    assert out.returncode == 0 and "examples:" in out.stdout and "--budget-ms" in out.stdout
+
+
+def test_tensorrt_engines_for_another_device_are_refused_with_a_clear_message():
+    manifest = dataclasses.replace(load_manifest_stub(), extra={"engines": {"k": {
+        "gpu": "NVIDIA H100 80GB HBM3", "tensorrt": "10.3.0", "precision": "fp16", "stripped": True,
+        "engines": {"4": {"file": "engines/k/f4.engine", "profile": 0, "refit_from": "f4.onnx"}}}}})
+    sets = tensorrt_engine_sets(manifest)
+    assert sets[0].engines == {4: ("engines/k/f4.engine", 0, "f4.onnx")}
+    assert pick_engine_set(sets, "NVIDIA H100 80GB HBM3", "10.3.0", None) is sets[0]
+    with pytest.raises(BundleError, match="Orin.*the bundle has: 'NVIDIA H100 80GB HBM3' / TensorRT 10.3.0 / fp16"):
+        pick_engine_set(sets, "Orin", "10.3.0", None)
+    with pytest.raises(BundleError, match="TensorRT 10.7"):
+        pick_engine_set(sets, "NVIDIA H100 80GB HBM3", "10.7.0", None)
+    with pytest.raises(BundleError, match="fp32"):
+        pick_engine_set(sets, "NVIDIA H100 80GB HBM3", "10.3.0", "fp32")
+
+
+def load_manifest_stub():
+    from ffn_edge.runtime.manifest import GraphEntry, InputSpec, Manifest
+
+    return Manifest(arch="a", model_config={}, subnet_frame_counts=(4,), graphs=(GraphEntry(4, 0, "f4.onnx"),),
+                    weights_file="weights.bin", input=InputSpec("clip", "NTCHW", (64, 64), 72, (0, 0, 0), (1, 1, 1)),
+                    output_name="logits", class_names=("a",), opset=18, files={})
+
+
+@pytest.mark.gpu
+def test_tensorrt_backend_runs_the_bundles_engines(model_and_bundle, tmp_path):
+    pytest.importorskip("tensorrt")
+    from ffn_edge.export.tensorrt import build_engines, gpu_name
+
+    if gpu_name() is None:
+        pytest.skip("no CUDA GPU")
+    model, bundle = model_and_bundle
+    gpu_bundle = tmp_path / "gpu.ffn"
+    shutil.copytree(bundle, gpu_bundle)
+    build_engines(gpu_bundle)
+    clip = np.random.default_rng(3).standard_normal((1, 8, 3, 64, 64)).astype(np.float32)
+    with FFNRuntime.open(gpu_bundle, backend="tensorrt") as runtime:
+        assert runtime.backend_name == "tensorrt[fp32]"
+        with torch.no_grad():
+            want = model(torch.from_numpy(clip), subnet=1).numpy()
+        assert np.abs(runtime._backend.run(8, clip) - want).max() < 1e-3
+    with FFNRuntime.open(gpu_bundle) as runtime:  # auto prefers the engines
+        assert runtime.backend_name.startswith("tensorrt")
+
+
+@pytest.mark.gpu
+def test_auto_prefers_a_gpu_backend_when_present(bundle):
+    import onnxruntime as ort
+
+    if not {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()):
+        pytest.skip("no ONNX Runtime GPU provider in this environment")
+    with FFNRuntime.open(bundle) as runtime:
+        assert "CPUExecutionProvider" not in runtime.backend_name
