@@ -32,26 +32,11 @@ from . import frame_dim as fd
 from .errors import ExportError
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_shared, share_weights
+from .validate import check_checkpoint_path, check_out, parse_frames
 from .verify import TOLERANCE, check_graph, dataset_clips, parity, resample, synthetic_clips
 
 WEIGHTS_FILE = "weights.bin"
 FrameDim = Literal["static", "dynamic", "auto"]
-
-
-def parse_frames(frames: Sequence[int | str]) -> tuple[int, ...]:
-    """Sorted unique positive frame counts, or an ExportError naming the bad value."""
-    if not frames:
-        raise ExportError("--frames is empty: give one or more positive frame counts, e.g. --frames 4 8 16")
-    out = set()
-    for f in frames:
-        try:
-            n = int(f)
-        except (TypeError, ValueError):
-            raise ExportError(f"--frames: {f!r} is not an integer") from None
-        if n < 1:
-            raise ExportError(f"--frames: frame counts must be positive, got {n}")
-        out.add(n)
-    return tuple(sorted(out))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +46,6 @@ class VerifyData:
     list_file: str
     root: str
     kind: str = "frames"
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise ExportError(f"{out}: output already exists (use --force to replace it)")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a directory; refusing to replace it")
 
 
 def _plan(frames: tuple[int, ...], counts: tuple[int, ...], dynamic: bool) -> list[tuple[int, int, str, int]]:
@@ -194,7 +172,8 @@ def export_bundle(
     """
     counts = parse_frames(frames)
     out = Path(out_dir)
-    _check_out(out, force)
+    check_out(out, force)
+    check_checkpoint_path(Path(ckpt_path))
     if trt:
         from . import tensorrt as trt_build
 
@@ -213,7 +192,7 @@ def export_bundle(
         load_manifest(tmp, verify=True)  # what the runtime will do first
         if trt:
             trt_build.build_engines(tmp, fp16=fp16)
-        _check_out(out, force)  # someone may have created it meanwhile
+        check_out(out, force)  # someone may have created it meanwhile
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from ..runtime.errors import ConfigError, run_cli
+from .tensorrt import require as require_tensorrt
+from .validate import check_checkpoint_path, check_out, parse_frames
 
 PROG = "ffn-export"
 
@@ -74,9 +77,13 @@ def _export(argv: list[str]) -> int:
         raise ConfigError(f"--verify-clips must be >= 1, got {a.verify_clips}")
     if a.fp16 and not a.trt:
         raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
-    from .bundle import VerifyData, export_bundle, parse_frames
+    frames = parse_frames(a.frames)  # fail fast, before torch is imported
+    check_out(Path(a.out), a.force)
+    check_checkpoint_path(Path(a.ckpt))
+    if a.trt:
+        require_tensorrt()
+    from .bundle import VerifyData, export_bundle
 
-    frames = parse_frames(a.frames)
     kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim)) if v is not None}
     data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
     out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,

@@ -1,0 +1,38 @@
+"""Argument checks shared by ``export_bundle`` and the CLI, torch-free so bad input fails in milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ExportError
+
+
+def parse_frames(frames: Sequence[int | str]) -> tuple[int, ...]:
+    """Sorted unique positive frame counts, or an ExportError naming the bad value."""
+    if not frames:
+        raise ExportError("--frames is empty: give one or more positive frame counts, e.g. --frames 4 8 16")
+    out = set()
+    for f in frames:
+        try:
+            n = int(f)
+        except (TypeError, ValueError):
+            raise ExportError(f"--frames: {f!r} is not an integer") from None
+        if n < 1:
+            raise ExportError(f"--frames: frame counts must be positive, got {n}")
+        out.add(n)
+    return tuple(sorted(out))
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an existing output unless ``force``; never replace something that is not a directory."""
+    if out.exists() and not force:
+        raise ExportError(f"{out}: output already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory; refusing to replace it")
+
+
+def check_checkpoint_path(path: Path) -> None:
+    """The checkpoint must be a file (its contents are checked by ``load_checkpoint``)."""
+    if not path.is_file():
+        raise ExportError(f"{path}: checkpoint file not found")
