@@ -561,7 +561,8 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """One command-line flag per TrainConfig field (booleans that default on get a --no- flag)."""
-    p = argparse.ArgumentParser(prog="ffn-train", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+    p = argparse.ArgumentParser(prog="ffn-train", description="\n\n".join(__doc__.split("\n\n")[0:3:2]),
+                                epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
