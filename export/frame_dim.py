@@ -1,11 +1,13 @@
 """Static or dynamic frame dimension: measured, not guessed (``ffn-export --frame-dim auto``).
 
-A static-T graph lets ONNX Runtime fold the temporal shift's shape arithmetic into constants and
-plan memory for fixed shapes; a dynamic-T graph could serve several frame counts of one
-sub-network from one file. TensorRT needs an optimisation profile per dynamic dimension either way
-(the batch is dynamic), and a static T gives it one shape to tune per engine. ``measure`` times
-both variants of the same sub-network in ONNX Runtime on CPU; the exporter records the figures and
-the choice in the manifest (``extra["frame_dim"]``, ``GraphEntry.dynamic_frames``).
+A static-T graph serves exactly the frame count it was traced at; a dynamic-T graph reads T from
+its input, so one file per sub-network could serve several frame counts. With a dynamic batch
+the shift's shape arithmetic stays in the graph either way (ONNX Runtime fuses the folded norms
+into the convolutions in both). TensorRT needs an optimisation profile per engine in both cases;
+a static T gives it one fixed shape to tune. ``measure`` times both variants of the same
+sub-network in ONNX Runtime on CPU; the exporter records the figures (or, by default, the
+measurement behind ``DEFAULT_CHOICE``) and the choice in the manifest (``extra["frame_dim"]``,
+``GraphEntry.dynamic_frames``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ DEFAULT_CHOICE = "static"
 RATIONALE = (
     "ORT CPU, batch 1, median of 15 interleaved runs on a shared 2-core machine: TSM-MobileNetV2@160 "
     "T=4 static 49.6 / dynamic 53.2 ms, T=8 90.9 / 90.2 ms; TSM-ResNet-50@112 T=4 327 / 320 ms, "
-    "T=8 629 / 654 ms. Equal within noise on CPU, so static: ORT folds the shift's shape arithmetic, "
-    "and TensorRT gets one fixed T per profile; dynamic stays available (--frame-dim dynamic|auto)."
+    "T=8 629 / 654 ms. Equal within noise on CPU, so static: the simpler graph, one fixed T per TensorRT "
+    "profile, and a graph file costs only its per-sub-network tensors; --frame-dim dynamic|auto stays available."
 )
 
 
