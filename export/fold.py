@@ -20,10 +20,11 @@ What is folded, and why not more:
   one Conv at session load (in memory, per session), so latency matches a folded graph.
 * WA (``x * (1 + w_k)`` on a block's conv path, after the temporal shift) is removed exactly when
   (a) its input is a per-channel affine (the previous block's projection BN) consumed by nothing
-  else: the factor folds into that BN's scale and shift (MobileNetV2 blocks without a residual);
-  or (b) the conv it feeds is depth-wise without bias and feeds only a per-channel multiply:
-  ``dw(x * s) = dw(x) * s`` channel by channel, so the factor moves into the following BN's scale
-  (MobileNetV2's first block, expansion 1).
+  else: the factor folds into that BN's scale and shift (a MobileNetV2 block without a residual
+  that follows another one: ``features.2``); or (b) the conv it feeds is depth-wise without bias
+  and feeds only a per-channel multiply: ``dw(x * s) = dw(x) * s`` channel by channel, so the
+  factor moves into the following BN's scale (MobileNetV2's expansion-1 block ``features.1``).
+  That is 2 of MobileNetV2's 17 WA multiplies; the others follow a residual sum or a ReLU6.
 * WA cannot be folded in residual blocks (every TSM-ResNet block, MobileNetV2 blocks with a
   residual): the block input also feeds the identity / downsample path, which must not see WA, and
   the op before it is a ReLU of a residual sum (not linear). Folding it into the block's first

@@ -49,9 +49,10 @@ def gpu_name() -> str | None:
         err, count = cudart.cudaGetDeviceCount()
         if int(err) == 0 and count > 0:
             err, props = cudart.cudaGetDeviceProperties(0)
-            if int(err) == 0:
-                return props.name.decode().strip("\0 ")
-    except Exception:  # noqa: BLE001 - any failure here only means "ask nvidia-smi"
+            if int(err) == 0:  # the same spelling the runtime compares against
+                name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+                return name.strip("\0 ")
+    except Exception:  # any failure here only means "ask nvidia-smi"
         pass
     smi = shutil.which("nvidia-smi")
     if smi is None:
