@@ -14,8 +14,8 @@ decisions costs no load. ``predict`` is thread-safe (one lock around the backend
 engines run one at a time, which is also what lets them share one activation arena).
 
 How many frames n a decision uses is chosen in ONE place, ``FrameCountPolicy.choose``: a fixed
-count, a simple latency-budget cap, or any scheduler object with ``decide``/``observe`` (the budget
-scheduler of ``ffn_edge.runtime.scheduler``). n is then served by the nearest rule (paper §5.3,
+count, the budget scheduler (``ffn_edge.runtime.scheduler.Scheduler``) for a latency budget, or any
+scheduler object with ``decide``/``observe`` passed in. n is then served by the nearest rule (paper §5.3,
 tie -> higher): the exported graph for n if there is one, else the nearest sub-network's graph,
 with n frames if that graph takes any frame count (``dynamic_frames``), else with its own count.
 """
@@ -39,6 +39,7 @@ from .backends import Backend, open_backend
 from .errors import ConfigError, SourceError
 from .manifest import GraphEntry, Manifest, load_manifest
 from .preprocess import Preprocessor
+from .scheduler import Scheduler
 from .sources import CaptureThread, FrameSource, Opener, SourceEvent
 
 log = logging.getLogger("ffn_edge.runtime")
@@ -81,7 +82,7 @@ class StreamResult:
     window: tuple[float, float]  # (start, end) seconds of the video the decision looked at
     frames_available: int  # frames in the window (the prediction sampled ``frames`` of them)
     requested_frames: int  # n the policy asked for (served by the nearest sub-network)
-    reason: str  # "fixed", "budget", "infeasible", "warm-up", or the scheduler's reasons
+    reason: str  # "fixed", "max", or the scheduler's reasons joined by "," ("warmup", "budget", ...)
     budget_ms: float | None
     within_budget: bool | None  # latency <= budget (None without a budget)
     events: tuple[str, ...]  # source events since the previous decision (lost, reopened, ...)
@@ -113,33 +114,38 @@ class FrameCountPolicy:
 
     * ``frames`` fixed: always that count (reason "fixed").
     * ``scheduler``: any object with ``decide(now_s, signals) -> decision`` (with ``.n`` and
-      ``.reasons``) and ``observe(n, subnet, latency_ms, now_s)``, e.g.
-      ``ffn_edge.runtime.scheduler.Scheduler``; ``signals(now_s)`` supplies its sensor readings.
-    * ``budget_ms`` alone: a simple cap until the full scheduler is wired — the largest exported
-      count whose predicted latency (EWMA of measured latency, scaled linearly in the frame count
-      for counts not yet run) fits the budget; the smallest count first ("warm-up"), the smallest
-      when none fits ("infeasible").
-    * nothing: the largest exported count ("max").
+      ``.reasons``) and ``observe(n, subnet, latency_ms, now_s)``; ``signals(now_s)`` supplies its
+      sensor readings (battery, power, thermal).
+    * ``budget_ms`` alone: ``ffn_edge.runtime.scheduler.Scheduler`` with that latency budget
+      (warm-up, online latency model, hysteresis; reasons "warmup", "budget", "budget_infeasible"...).
+    * nothing: the largest count (reason "max").
+
+    ``candidates``: the counts the scheduler may pick (default: every count between the smallest and
+    the largest sub-network's); the runtime passes the exported counts when its graphs are static.
     """
 
-    def __init__(self, counts: Sequence[int], frames: int | None = None, budget_ms: float | None = None,
-                 scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None) -> None:
+    def __init__(self, subnet_counts: Sequence[int], frames: int | None = None, budget_ms: float | None = None,
+                 scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None,
+                 candidates: Sequence[int] | None = None) -> None:
         if frames is not None and frames < 1:
             raise ConfigError(f"frames must be >= 1, got {frames}")
         if budget_ms is not None and not budget_ms > 0:
             raise ConfigError(f"budget must be > 0 ms, got {budget_ms}")
-        self.counts = tuple(sorted(counts))
+        self.largest = max(candidates or subnet_counts)
         self.frames = frames
         self.budget_ms = budget_ms
+        if scheduler is None and frames is None and budget_ms is not None:
+            scheduler = Scheduler(subnet_counts, budget_ms, candidates=candidates)
         self.scheduler = scheduler
         self.signals = signals
-        self._ewma: dict[int, float] = {}
 
     def set_budget(self, budget_ms: float | None) -> None:
-        """Change the budget while a stream runs (takes effect at the next decision)."""
+        """Change the latency budget while a stream runs (takes effect at the next decision)."""
+        if budget_ms is not None and not budget_ms > 0:
+            raise ConfigError(f"budget must be > 0 ms, got {budget_ms}")
         self.budget_ms = budget_ms
         if self.scheduler is not None and hasattr(self.scheduler, "set_budget"):
-            self.scheduler.set_budget(budget_ms)
+            self.scheduler.set_budget(budget_ms=budget_ms)
 
     def choose(self, now_s: float) -> tuple[int, str]:
         """(frame count n, reason) for the next decision."""
@@ -148,26 +154,12 @@ class FrameCountPolicy:
         if self.scheduler is not None:
             d = self.scheduler.decide(now_s, self.signals(now_s) if self.signals else None)
             return int(d.n), ",".join(str(r) for r in d.reasons)
-        if self.budget_ms is None:
-            return self.counts[-1], "max"
-        if not self._ewma:
-            return self.counts[0], "warm-up"
-        fits = [n for n in self.counts if self._predict(n) <= self.budget_ms]
-        return (fits[-1], "budget") if fits else (self.counts[0], "infeasible")
-
-    def _predict(self, n: int) -> float:
-        if n in self._ewma:
-            return self._ewma[n]
-        ref = min(self._ewma, key=lambda m: (abs(m - n), -m))  # nearest measured count
-        return self._ewma[ref] * n / ref
+        return self.largest, "max"
 
     def observe(self, n: int, subnet: int, latency_ms: float, now_s: float) -> None:
-        """Feed back a measured latency (scheduler or the simple cap's EWMA)."""
+        """Feed a measured latency back to the scheduler (if one decides)."""
         if self.scheduler is not None:
-            self.scheduler.observe(n, subnet, latency_ms, now_s)
-            return
-        old = self._ewma.get(n)
-        self._ewma[n] = latency_ms if old is None else 0.7 * old + 0.3 * latency_ms
+            self.scheduler.observe(n, subnet, max(latency_ms, 1e-6), now_s)
 
 
 class FFNRuntime:
@@ -322,7 +314,7 @@ class FFNRuntime:
 
         Each decision looks at the last ``window_s`` seconds (frames preprocessed once, in the
         capture thread) and samples n of them; n comes from ``FrameCountPolicy`` (``frames`` fixed,
-        else ``scheduler``, else the ``budget_ms`` cap, else the largest count). Files are read
+        else ``scheduler``, else a Scheduler for ``budget_ms``, else the largest count). Files are read
         offline by default (every decision at media times window_s, window_s + stride, ... until the
         file ends; ``realtime=True`` paces them like a camera); live sources decide on wall-clock
         strides and survive a lost camera (reopened with back-off; events are reported in the next
@@ -331,7 +323,9 @@ class FFNRuntime:
         """
         if window_s <= 0 or stride_ms <= 0:
             raise ConfigError(f"window and stride must be > 0 (got {window_s} s, {stride_ms} ms)")
-        policy = FrameCountPolicy(self.frame_counts, frames, budget_ms, scheduler, signals)
+        dynamic = any(g.dynamic_frames for g in self._graphs.values())
+        policy = FrameCountPolicy(self.manifest.subnet_frame_counts, frames, budget_ms, scheduler, signals,
+                                  candidates=None if dynamic else self.frame_counts)
         self._policy = policy
         src = source if isinstance(source, FrameSource) else FrameSource(source, opener=opener)
         pending: list[str] = []
@@ -394,7 +388,7 @@ class FFNRuntime:
                 yield StreamResult(decision, pred, (end_t - window_s, end_t), int(len(stamps)), n, reason,
                                    budget, within, events)
                 decision += 1
-                end_t += stride_s
+                end_t = first + window_s + decision * stride_s  # no float drift over long files
 
     def set_budget(self, budget_ms: float | None) -> None:
         """Change the latency budget of the most recently started stream (from its next decision)."""

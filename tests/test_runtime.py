@@ -164,17 +164,20 @@ def test_shared_weights_give_the_same_logits_as_private_copies(bundle):
     private.close()
 
 
-def test_budget_cap_policy_picks_the_largest_count_that_fits():
-    policy = FrameCountPolicy((4, 8, 16), budget_ms=25.0)
-    assert policy.choose(0.0) == (4, "warm-up")
-    policy.observe(4, 0, 10.0, 0.0)  # 16 predicted at 40 ms, 8 at 20 ms
-    assert policy.choose(1.0) == (8, "budget")
-    policy.observe(8, 1, 60.0, 1.0)
-    policy.observe(8, 1, 60.0, 1.0)
-    policy.observe(4, 0, 40.0, 1.0)
-    policy.observe(4, 0, 40.0, 1.0)
-    assert policy.choose(2.0) == (4, "infeasible")
+def test_frame_count_policy_fixed_max_and_scheduler():
     assert FrameCountPolicy((4, 8), frames=6).choose(0.0) == (6, "fixed")
+    assert FrameCountPolicy((4, 8, 16)).choose(0.0) == (16, "max")
+    policy = FrameCountPolicy((4, 8, 16), budget_ms=25.0, candidates=(4, 8, 16))
+    t = 0.0
+    while True:  # warm-up, then a latency model of 2.5 ms per frame: 8 fits 25 ms, 16 does not
+        n, reason = policy.choose(t)
+        if "warmup" not in reason:
+            break
+        policy.observe(n, (4, 8, 16).index(n), 2.5 * n, t)
+        t += 1.0
+    assert (n, reason) == (8, "budget")
+    policy.set_budget(5.0)
+    assert policy.choose(t) == (4, "budget_infeasible")
 
 
 # -- bundles that must be refused -----------------------------------------------------------------
@@ -238,11 +241,11 @@ def test_stream_over_a_file_ends_with_the_expected_decisions(rt, video):
     assert any(e.startswith("finished") for r in results for e in r.events)
 
 
-def test_stream_with_a_budget_reports_budget_state(rt, video):
-    results = list(rt.stream(str(video), budget_ms=10_000.0, window_s=1.0, stride_ms=500, max_decisions=3))
-    assert len(results) == 3
-    assert results[0].reason == "warm-up" and results[0].prediction.frames == 4
-    assert results[-1].prediction.frames == 8 and results[-1].reason == "budget"
+def test_stream_with_a_budget_is_scheduled(rt, video):
+    results = list(rt.stream(str(video), budget_ms=10_000.0, window_s=1.0, stride_ms=100))
+    assert len(results) == 20  # window ends 1.0, 1.1, ..., 2.9 s
+    assert results[0].reason == "warmup" and {r.prediction.frames for r in results[:6]} == {4, 8}
+    assert results[-1].prediction.frames == 8 and "warmup" not in results[-1].reason
     assert all(r.within_budget and r.budget_ms == 10_000.0 for r in results)
 
 
