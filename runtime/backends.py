@@ -2,7 +2,8 @@
 
 Every backend holds ALL the bundle's sub-network graphs ready at once (switching the frame count
 is a dictionary lookup, never a load) and answers ``run(frames, clip) -> logits`` for a float32
-clip (N, T, 3, H, W) already normalised, T == ``frames`` (one of the exported counts).
+clip (N, T, 3, H, W) already normalised, on the graph exported for ``frames`` (T == ``frames``,
+or any T when that graph has a dynamic frame dimension).
 
 * ``OrtBackend``: one ``onnxruntime.InferenceSession`` per graph, explicit providers (CPU EP by
   default; CUDA / TensorRT EPs when ``get_available_providers()`` lists them), all options built in

@@ -22,6 +22,7 @@ with n frames if that graph takes any frame count (``dynamic_frames``), else wit
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
@@ -184,6 +185,7 @@ class FFNRuntime:
         self.backend_name: str = self._backend.name
         self._graphs = {g.frames: g for g in self.manifest.graphs if g.frames in self._backend.frame_counts}
         self._lock = threading.Lock()
+        self._policy: FrameCountPolicy | None = None  # the latest stream's, for set_budget
         if warmup:
             self._warmup()
 
@@ -328,7 +330,7 @@ class FFNRuntime:
                                   candidates=None if dynamic else self.frame_counts)
         self._policy = policy
         src = source if isinstance(source, FrameSource) else FrameSource(source, opener=opener)
-        pending: list[str] = []
+        pending: collections.deque[str] = collections.deque(maxlen=100)  # filled by the capture thread
 
         def note(event: SourceEvent) -> None:
             pending.append(f"{event.kind}: {event.message}")
@@ -384,7 +386,7 @@ class FFNRuntime:
                 policy.observe(pred.frames, pred.subnet, pred.latency_ms, time.monotonic())
                 budget = policy.budget_ms
                 within = None if budget is None else pred.latency_ms <= budget
-                events, pending[:] = tuple(pending), []
+                events = tuple(pending.popleft() for _ in range(len(pending)))  # deque ops are thread-safe
                 yield StreamResult(decision, pred, (end_t - window_s, end_t), int(len(stamps)), n, reason,
                                    budget, within, events)
                 decision += 1
@@ -392,9 +394,8 @@ class FFNRuntime:
 
     def set_budget(self, budget_ms: float | None) -> None:
         """Change the latency budget of the most recently started stream (from its next decision)."""
-        policy = getattr(self, "_policy", None)
-        if policy is not None:
-            policy.set_budget(budget_ms)
+        if self._policy is not None:
+            self._policy.set_budget(budget_ms)
 
     @staticmethod
     def _sleep_until(t: float, capture: CaptureThread, deadline: float | None) -> None:
