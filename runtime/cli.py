@@ -203,6 +203,10 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="ffn-run: %(message)s")
+    if not args.verbose:  # OpenCV's own multi-line open-failure logs; our errors say it in one line
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     for name in ("frames", "max_decisions", "threads", "topk"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -214,8 +218,6 @@ def run(argv: list[str] | None = None) -> int:
     results: list[StreamResult] = []
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          share_weights=not args.private_weights) as rt:
-        print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
-              f"graphs {list(rt.frame_counts)}", file=sys.stderr)
         stream = rt.stream(
             args.video, budget_ms=args.budget_ms, frames=args.frames, window_s=args.window_s,
             stride_ms=args.stride_ms, topk=args.topk, max_decisions=args.max_decisions,
@@ -225,6 +227,9 @@ def run(argv: list[str] | None = None) -> int:
         finished = False
         try:
             for r in stream:
+                if not results:  # said once the source works, so a bad source stays a one-line error
+                    print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
+                          f"graphs {list(rt.frame_counts)}", file=sys.stderr)
                 results.append(r)
                 if annotator:
                     annotator.update(r)
@@ -242,8 +247,9 @@ def run(argv: list[str] | None = None) -> int:
             stream.close()
             if annotator:
                 annotator.close(finished and args.max_decisions is None and args.duration is None)
-            print(summary(results, args.budget_ms if args.frames is None else None, rt.backend_name),
-                  file=sys.stderr)
+            if finished or results:  # an error before any decision is reported alone, in one line
+                print(summary(results, args.budget_ms if args.frames is None else None, rt.backend_name),
+                      file=sys.stderr)
     return 0
 
 

@@ -316,7 +316,7 @@ def test_ffn_run_json_is_one_object_per_decision(bundle, video, tmp_path):
     capture.release()
 
 
-@pytest.mark.parametrize("case", ["missing bundle", "tampered bundle", "missing video"])
+@pytest.mark.parametrize("case", ["missing bundle", "tampered bundle", "missing video", "camera that cannot open"])
 def test_ffn_run_bad_input_is_one_line_and_nonzero_exit(case, bundle, video, tmp_path):
     target, source = bundle, video
     if case == "missing bundle":
@@ -326,8 +326,10 @@ def test_ffn_run_bad_input_is_one_line_and_nonzero_exit(case, bundle, video, tmp
         shutil.copytree(bundle, target)
         graph = target / load_manifest(bundle).graphs[0].file
         graph.write_bytes(graph.read_bytes() + b"\0")
-    else:
+    elif case == "missing video":
         source = tmp_path / "nope.mp4"
+    else:
+        source = "cam99"
     out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(target), "--video", str(source)])
     assert out.returncode != 0
     assert out.stdout == ""
