@@ -373,7 +373,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     suffixes = [""] if len(members) == 1 else [f"_f{n}" for n in model_counts]
 
     # ---- optimiser, schedule, precision ----
-    decay = [p for p in net.parameters() if p.ndim > 1]  # no weight decay on norms, biases, WA scales
+    decay = [p for p in net.parameters() if p.ndim > 1]  # as TSM: no weight decay on norms and biases
     no_decay = [p for p in net.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
@@ -382,6 +382,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
         optim = torch.optim.AdamW(groups, lr=cfg.lr)
     steps_per_epoch = len(train_loader) if not cfg.max_batches else min(cfg.max_batches, len(train_loader))
     total_steps, warmup_steps = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    if master and not use_cuda and (cfg.amp != "none" or cfg.channels_last):
+        print("ffn-train: --amp/--channels-last apply on CUDA only; training in fp32 on CPU", file=sys.stderr)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if use_cuda else None
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else nullcontext
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
