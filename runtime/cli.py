@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import ConfigError, run_cli
 from .ffn_runtime import FFNRuntime, StreamResult
+from .scheduler import BatteryPolicy, SchedulerError, ThermalPolicy
 
 EXAMPLES = """\
 examples:
@@ -33,6 +34,11 @@ examples:
       a Jetson CSI camera (needs an OpenCV built with GStreamer) on the bundle's TensorRT engines
   ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
       write the video with label, score, frames and latency drawn on it
+  ffn-run --bundle model.ffn --video cam0 --budget-ms 40 --battery-policy 20:4 --power-w 5 --thermal-c 80:8 --json
+      fit 40 ms; at most 4 frames below 20 % battery (unplugged), frames cut while the board draws
+      over 5 W, at most 8 frames while a thermal zone is at 80 C or more; each JSON object lists the
+      decision's "reasons" (warmup, budget, budget_infeasible, battery, power, thermal, max,
+      hysteresis), "predicted_ms", "feasible" and "budget" (budgets in force and sensor readings)
 
 The summary (decisions, share within budget, frame-count histogram, latency) goes to stderr.
 """
@@ -50,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", required=True, help="camN (OpenCV device), a video file, an rtsp:// or http(s):// "
                    "URL, or a GStreamer pipeline ending in appsink")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
+    p.add_argument("--battery-policy", default=None, metavar="PERCENT:FRAMES",
+                   help="on battery below PERCENT %%, use at most FRAMES frames (e.g. 20:4; no battery: no cap)")
+    p.add_argument("--power-w", type=float, default=None, metavar="WATTS",
+                   help="board power budget from the Jetson INA3221 rails (e.g. 5; no rails: no cap)")
+    p.add_argument("--thermal-c", default=None, metavar="CELSIUS:FRAMES",
+                   help="while the hottest thermal zone is at CELSIUS or more, use at most FRAMES frames "
+                   "(e.g. 80:8; released 5 C below)")
     p.add_argument("--frames", type=int, default=None, help="fix the frame count (overrides --budget-ms)")
     p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at")
     p.add_argument("--stride-ms", type=float, default=500.0, help="time between decisions (ms)")
@@ -198,6 +211,21 @@ def summary(results: list[StreamResult], budget_ms: float | None, backend: str) 
     return "\n".join(lines)
 
 
+def _budgets(args: argparse.Namespace) -> dict[str, Any]:
+    """The stream's budget arguments from the flags; a bad value is a one-line ConfigError."""
+    for flag, value in (("--budget-ms", args.budget_ms), ("--power-w", args.power_w)):
+        if value is not None and not 0 < value < float("inf"):
+            raise ConfigError(f"{flag} must be a positive number, got {value:g}")
+    budgets: dict[str, Any] = {"budget_ms": args.budget_ms, "power_w": args.power_w}
+    for flag, text, parse, key in (("--battery-policy", args.battery_policy, BatteryPolicy.parse, "battery_policy"),
+                                   ("--thermal-c", args.thermal_c, ThermalPolicy.parse, "thermal_policy")):
+        try:
+            budgets[key] = None if text is None else parse(text)
+        except SchedulerError as e:
+            raise ConfigError(f"{flag}: {e}") from None
+    return budgets
+
+
 def run(argv: list[str] | None = None) -> int:
     """Parse, open the bundle, stream, print; FFNErrors propagate to run_cli as one line."""
     args = build_parser().parse_args(argv)
@@ -211,6 +239,7 @@ def run(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    budgets = _budgets(args)  # bad budgets fail before the (slower) bundle load
     from .sources import parse_source
 
     spec = parse_source(args.video)  # a bad source fails before the (slower) bundle load
@@ -219,7 +248,7 @@ def run(argv: list[str] | None = None) -> int:
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          share_weights=not args.private_weights) as rt:
         stream = rt.stream(
-            args.video, budget_ms=args.budget_ms, frames=args.frames, window_s=args.window_s,
+            args.video, frames=args.frames, window_s=args.window_s, **budgets,
             stride_ms=args.stride_ms, topk=args.topk, max_decisions=args.max_decisions,
             duration_s=args.duration, realtime=True if args.realtime else None,
             opener=annotator.opener if annotator and spec.live else None,

@@ -40,7 +40,8 @@ from .backends import Backend, open_backend
 from .errors import ConfigError, SourceError
 from .manifest import GraphEntry, Manifest, load_manifest
 from .preprocess import Preprocessor
-from .scheduler import Scheduler
+from .scheduler import KEEP, BatteryPolicy, Scheduler, ThermalPolicy, _Keep
+from .signals import Signals, default_providers, read_signals
 from .sources import CaptureThread, FrameSource, Opener, SourceEvent
 
 log = logging.getLogger("ffn_edge.runtime")
@@ -87,6 +88,10 @@ class StreamResult:
     budget_ms: float | None
     within_budget: bool | None  # latency <= budget (None without a budget)
     events: tuple[str, ...]  # source events since the previous decision (lost, reopened, ...)
+    reasons: tuple[str, ...] = ()  # the same reasons as a list (scheduler.REASONS, "fixed" or "max")
+    predicted_ms: float | None = None  # the scheduler's high-percentile latency prediction for n
+    feasible: bool | None = None  # False: even the smallest count was predicted over the budget
+    budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # budgets in force + sensor readings
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,7 +104,26 @@ class StreamResult:
             "budget_ms": self.budget_ms,
             "within_budget": self.within_budget,
             "events": list(self.events),
+            "reasons": list(self.reasons),
+            "predicted_ms": None if self.predicted_ms is None else round(self.predicted_ms, 3),
+            "feasible": self.feasible,
+            "budget": self.budget,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One frame-count decision of ``FrameCountPolicy``: n and why, with the budget state it saw."""
+
+    n: int
+    reasons: tuple[str, ...]
+    predicted_ms: float | None = None
+    feasible: bool | None = None
+    budget: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return ",".join(self.reasons)
 
 
 class SchedulerLike(Protocol):
@@ -111,56 +135,104 @@ class SchedulerLike(Protocol):
 
 
 class FrameCountPolicy:
-    """THE place where a stream decision's frame count is chosen.
+    """THE place where a stream decision's frame count is chosen (``decide``; ``choose`` is its short form).
 
     * ``frames`` fixed: always that count (reason "fixed").
     * ``scheduler``: any object with ``decide(now_s, signals) -> decision`` (with ``.n`` and
-      ``.reasons``) and ``observe(n, subnet, latency_ms, now_s)``; ``signals(now_s)`` supplies its
-      sensor readings (battery, power, thermal).
-    * ``budget_ms`` alone: ``ffn_edge.runtime.scheduler.Scheduler`` with that latency budget
-      (warm-up, online latency model, hysteresis; reasons "warmup", "budget", "budget_infeasible"...).
+      ``.reasons``) and ``observe(n, subnet, latency_ms, now_s)``.
+    * any of ``budget_ms``, ``battery_policy`` (a ``BatteryPolicy`` or ``"PERCENT:FRAMES"``),
+      ``power_w``, ``thermal_policy``: ``ffn_edge.runtime.scheduler.Scheduler`` with those (warm-up,
+      online latency model, caps, hysteresis; reasons "warmup", "budget", "battery", ...).
     * nothing: the largest count (reason "max").
 
-    ``candidates``: the counts the scheduler may pick (default: every count between the smallest and
-    the largest sub-network's); the runtime passes the exported counts when its graphs are static.
+    ``signals(now_s) -> Signals`` feeds a scheduler its sensor readings; by default the live sensors
+    of this machine (``signals.default_providers``: battery, INA3221 rails, thermal zones, each
+    optional), found once. ``candidates``: the counts the scheduler may pick (default: every count
+    between the smallest and the largest sub-network's); the runtime passes the exported counts when
+    its graphs are static. ``set_budget`` may be called from another thread while a stream runs.
     """
 
     def __init__(self, subnet_counts: Sequence[int], frames: int | None = None, budget_ms: float | None = None,
                  scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None,
-                 candidates: Sequence[int] | None = None) -> None:
+                 candidates: Sequence[int] | None = None, *, battery_policy: BatteryPolicy | str | None = None,
+                 power_w: float | None = None, thermal_policy: ThermalPolicy | None = None) -> None:
         if frames is not None and frames < 1:
             raise ConfigError(f"frames must be >= 1, got {frames}")
-        if budget_ms is not None and not budget_ms > 0:
-            raise ConfigError(f"budget must be > 0 ms, got {budget_ms}")
+        self.subnet_counts, self.candidates = tuple(subnet_counts), candidates
         self.largest = max(candidates or subnet_counts)
         self.frames = frames
-        self.budget_ms = budget_ms
-        if scheduler is None and frames is None and budget_ms is not None:
-            scheduler = Scheduler(subnet_counts, budget_ms, candidates=candidates)
+        self.budget_ms: float | None = None
+        self.power_w: float | None = None
+        self.battery_policy: BatteryPolicy | None = None
+        self.thermal_policy: ThermalPolicy | None = None
         self.scheduler = scheduler
-        self.signals = signals
+        self._signals = signals
+        self._lock = threading.Lock()  # set_budget (any thread) vs decide/observe (the stream's)
+        self.set_budget(budget_ms, power_w=power_w, battery_policy=battery_policy, thermal_policy=thermal_policy)
 
-    def set_budget(self, budget_ms: float | None) -> None:
-        """Change the latency budget while a stream runs (takes effect at the next decision)."""
-        if budget_ms is not None and not budget_ms > 0:
+    def set_budget(self, budget_ms: float | None | _Keep = KEEP, *, power_w: float | None | _Keep = KEEP,
+                   battery_policy: BatteryPolicy | str | None | _Keep = KEEP,
+                   thermal_policy: ThermalPolicy | None | _Keep = KEEP) -> None:
+        """Change budgets while a stream runs (from its next decision); ``None`` turns one off.
+
+        An omitted budget stays as it is. The first budget given to a stream without one starts the
+        Scheduler (with a warm-up), unless the frame count is fixed.
+        """
+        if budget_ms is not KEEP and budget_ms is not None and not budget_ms > 0:
             raise ConfigError(f"budget must be > 0 ms, got {budget_ms}")
-        self.budget_ms = budget_ms
-        if self.scheduler is not None and hasattr(self.scheduler, "set_budget"):
-            self.scheduler.set_budget(budget_ms=budget_ms)
+        if isinstance(battery_policy, str):
+            battery_policy = BatteryPolicy.parse(battery_policy)
+        changes = {name: value for name, value in (("budget_ms", budget_ms), ("power_w", power_w),
+                                                   ("battery_policy", battery_policy),
+                                                   ("thermal_policy", thermal_policy)) if value is not KEEP}
+        with self._lock:
+            if self.scheduler is None and self.frames is None and any(v is not None for v in changes.values()):
+                self.scheduler = Scheduler(self.subnet_counts, None, candidates=self.candidates)
+            if self.scheduler is not None and hasattr(self.scheduler, "set_budget"):
+                self.scheduler.set_budget(**changes)  # raises on a bad value before the policy keeps any
+            for name, value in changes.items():
+                setattr(self, name, value)
+
+    def _read_signals(self, now_s: float) -> Signals:
+        if self._signals is None:
+            providers = default_providers()  # sysfs paths found once per stream, not per decision
+            self._signals = lambda t: read_signals(t, providers)
+        return self._signals(now_s)
+
+    def _budget_state(self, signals: Signals | None) -> dict[str, Any]:
+        """The budgets in force and the sensor readings the decision saw (for results and --json)."""
+        state: dict[str, Any] = {"latency_ms": self.budget_ms, "power_w": self.power_w,
+                                 "battery_policy": None, "thermal_policy": None}
+        if self.battery_policy is not None:
+            state["battery_policy"] = f"{self.battery_policy.threshold_percent:g}:{self.battery_policy.cap_frames}"
+        if self.thermal_policy is not None:
+            state["thermal_policy"] = f"{self.thermal_policy.threshold_c:g}:{self.thermal_policy.cap_frames}"
+        if signals is not None:
+            state["signals"] = dataclasses.asdict(signals)
+        return state
+
+    def decide(self, now_s: float) -> Choice:
+        """The frame count n for the next decision, its reasons and the budget state."""
+        if self.frames is not None:
+            return Choice(self.frames, ("fixed",))
+        with self._lock:
+            if self.scheduler is None:
+                return Choice(self.largest, ("max",), budget=self._budget_state(None))
+            signals = self._read_signals(now_s)
+            d = self.scheduler.decide(now_s, signals)
+            return Choice(int(d.n), tuple(str(r) for r in d.reasons), getattr(d, "predicted_ms", None),
+                          getattr(d, "feasible", None), self._budget_state(signals))
 
     def choose(self, now_s: float) -> tuple[int, str]:
-        """(frame count n, reason) for the next decision."""
-        if self.frames is not None:
-            return self.frames, "fixed"
-        if self.scheduler is not None:
-            d = self.scheduler.decide(now_s, self.signals(now_s) if self.signals else None)
-            return int(d.n), ",".join(str(r) for r in d.reasons)
-        return self.largest, "max"
+        """(frame count n, reasons joined by ",") for the next decision."""
+        c = self.decide(now_s)
+        return c.n, c.reason
 
     def observe(self, n: int, subnet: int, latency_ms: float, now_s: float) -> None:
         """Feed a measured latency back to the scheduler (if one decides)."""
-        if self.scheduler is not None:
-            self.scheduler.observe(n, subnet, max(latency_ms, 1e-6), now_s)
+        with self._lock:
+            if self.scheduler is not None:
+                self.scheduler.observe(n, subnet, max(latency_ms, 1e-6), now_s)
 
 
 class FFNRuntime:
@@ -302,6 +374,9 @@ class FFNRuntime:
         *,
         scheduler: SchedulerLike | None = None,
         signals: Callable[[float], Any] | None = None,
+        battery_policy: BatteryPolicy | str | None = None,
+        power_w: float | None = None,
+        thermal_policy: ThermalPolicy | None = None,
         topk: int = 5,
         max_decisions: int | None = None,
         duration_s: float | None = None,
@@ -316,7 +391,11 @@ class FFNRuntime:
 
         Each decision looks at the last ``window_s`` seconds (frames preprocessed once, in the
         capture thread) and samples n of them; n comes from ``FrameCountPolicy`` (``frames`` fixed,
-        else ``scheduler``, else a Scheduler for ``budget_ms``, else the largest count). Files are read
+        else ``scheduler``, else a Scheduler for ``budget_ms`` / ``battery_policy`` (e.g. ``"20:4"``) /
+        ``power_w`` / ``thermal_policy``, else the largest count); ``signals(now_s) -> Signals`` replaces
+        the live sensors (battery, power rails, thermal zones); ``set_budget`` changes the budgets
+        while the stream runs. Each result carries the decision's reasons, predicted latency,
+        feasibility and budget state. Files are read
         offline by default (every decision at media times window_s, window_s + stride, ... until the
         file ends; ``realtime=True`` paces them like a camera); live sources decide on wall-clock
         strides and survive a lost camera (reopened with back-off; events are reported in the next
@@ -327,7 +406,8 @@ class FFNRuntime:
             raise ConfigError(f"window and stride must be > 0 (got {window_s} s, {stride_ms} ms)")
         dynamic = any(g.dynamic_frames for g in self._graphs.values())
         policy = FrameCountPolicy(self.manifest.subnet_frame_counts, frames, budget_ms, scheduler, signals,
-                                  candidates=None if dynamic else self.frame_counts)
+                                  candidates=None if dynamic else self.frame_counts, battery_policy=battery_policy,
+                                  power_w=power_w, thermal_policy=thermal_policy)
         self._policy = policy
         src = source if isinstance(source, FrameSource) else FrameSource(source, opener=opener)
         pending: collections.deque[str] = collections.deque(maxlen=100)  # filled by the capture thread
@@ -381,21 +461,30 @@ class FFNRuntime:
                         return
                     continue
                 now = time.monotonic()
-                n, reason = policy.choose(now)
+                choice = policy.decide(now)
+                n = choice.n
                 pred = self.predict(clip, n=n, topk=topk, timestamps=stamps)
                 policy.observe(pred.frames, pred.subnet, pred.latency_ms, time.monotonic())
                 budget = policy.budget_ms
                 within = None if budget is None else pred.latency_ms <= budget
                 events = tuple(pending.popleft() for _ in range(len(pending)))  # deque ops are thread-safe
-                yield StreamResult(decision, pred, (end_t - window_s, end_t), int(len(stamps)), n, reason,
-                                   budget, within, events)
+                yield StreamResult(decision, pred, (end_t - window_s, end_t), int(len(stamps)), n, choice.reason,
+                                   budget, within, events, choice.reasons, choice.predicted_ms, choice.feasible,
+                                   choice.budget)
                 decision += 1
                 end_t = first + window_s + decision * stride_s  # no float drift over long files
 
-    def set_budget(self, budget_ms: float | None) -> None:
-        """Change the latency budget of the most recently started stream (from its next decision)."""
-        if self._policy is not None:
-            self._policy.set_budget(budget_ms)
+    def set_budget(self, budget_ms: float | None | _Keep = KEEP, *, power_w: float | None | _Keep = KEEP,
+                   battery_policy: BatteryPolicy | str | None | _Keep = KEEP,
+                   thermal_policy: ThermalPolicy | None | _Keep = KEEP) -> None:
+        """Change the budgets of the most recently started stream (from its next decision; thread-safe).
+
+        ``None`` turns a budget off; an omitted one stays as it is (see ``FrameCountPolicy.set_budget``).
+        """
+        if self._policy is None:
+            raise ConfigError("set_budget: no stream has been started on this runtime")
+        self._policy.set_budget(budget_ms, power_w=power_w, battery_policy=battery_policy,
+                                thermal_policy=thermal_policy)
 
     @staticmethod
     def _sleep_until(t: float, capture: CaptureThread, deadline: float | None) -> None:

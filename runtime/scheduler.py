@@ -97,6 +97,17 @@ def _check_positive(name: str, value: float | None) -> float | None:
     return float(value)
 
 
+def _parse_threshold_cap(text: str, what: str, form: str, example: str) -> tuple[float, int]:
+    """``"THRESHOLD:FRAMES"`` -> (threshold, frames); the one parser of both cap policies."""
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), int(parts[1])
+    except ValueError:
+        raise SchedulerError(f"{what} must look like {form} (e.g. {example}), got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class BatteryPolicy:
     """Cap the frame count while the battery is low, so the device lasts longer on battery."""
@@ -113,13 +124,7 @@ class BatteryPolicy:
     @classmethod
     def parse(cls, text: str) -> BatteryPolicy:
         """``"PERCENT:FRAMES"`` (e.g. ``"20:4"``: at most 4 frames below 20 % on battery)."""
-        parts = text.replace("%", "").split(":")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            percent, frames = float(parts[0]), int(parts[1])
-        except ValueError:
-            raise SchedulerError(f"battery policy must look like PERCENT:FRAMES (e.g. 20:4), got {text!r}") from None
+        percent, frames = _parse_threshold_cap(text.replace("%", ""), "battery policy", "PERCENT:FRAMES", "20:4")
         return cls(threshold_percent=percent, cap_frames=frames)
 
     def applies(self, signals: Signals) -> bool:
@@ -136,6 +141,13 @@ class ThermalPolicy:
     threshold_c: float
     cap_frames: int
     release_c: float = 5.0  # the cap lifts only this far below the threshold, so it does not flap
+
+    @classmethod
+    def parse(cls, text: str) -> ThermalPolicy:
+        """``"CELSIUS:FRAMES"`` (e.g. ``"80:8"``: at most 8 frames while the hottest zone is >= 80 C)."""
+        celsius, frames = _parse_threshold_cap(text.upper().replace("C", ""), "thermal policy", "CELSIUS:FRAMES",
+                                               "80:8")
+        return cls(threshold_c=celsius, cap_frames=frames)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.threshold_c):
