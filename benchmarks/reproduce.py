@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -359,9 +360,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--root", help="directory the list paths are relative to (--dataset frames/video)")
     p.add_argument("--arch", default="tsm_resnet18")
     p.add_argument("--width-mult", type=float, default=0.25)
-    p.add_argument("--size", type=int, default=48, help="input crop size (synthetic frames are 8/7 of it)")
+    p.add_argument("--size", type=int, default=56, help="input crop size (synthetic frames are 8/7 of it)")
     p.add_argument("--frame-counts", type=int, nargs=3, default=[4, 8, 16], help="L M H")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--seeds", type=int, default=3, help="seeds of the Table 1 rows (ST, FFN and the baselines)")
     p.add_argument("--ablation-seeds", type=int, default=1, help="seeds of the Table 4 ablations")
     p.add_argument("--batch-size", type=int, default=8)
@@ -371,12 +372,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0: all)")
     p.add_argument("--synth-classes", type=int, default=10)
-    p.add_argument("--synth-train-per-class", type=int, default=40)
-    p.add_argument("--synth-val-per-class", type=int, default=20)
+    p.add_argument("--synth-train-per-class", type=int, default=24)
+    p.add_argument("--synth-val-per-class", type=int, default=16)
     p.add_argument("--synth-frames", type=int, default=48)
     p.add_argument("--monitor-per-class", type=int, default=2, help="videos per class the trainer validates on")
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a shared 2-core machine two threads ran 10x slower, spin-waiting)")
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--only", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS), help="subset of experiments")
     p.add_argument("--tiny", action="store_true", help="smoke size: tiny set and model, 1 epoch, 1 seed, 1 batch")
@@ -429,9 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     costs: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
+    trained_now: list[str] = []
     for i, run in enumerate(runs, 1):
         spent = 0.0 if args.report_only else train_run(run, args, data, runs_dir)
         if spent:
+            trained_now.append(run.key)
             timing[run.key] = spent
             timing_file.write_text(json.dumps(timing, indent=1))
         paths = member_paths(runs_dir / run.key, run, lmh)
@@ -461,12 +465,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         costs["st"] = {"params": sum(costs[f"st{n}"]["params"] for n in lmh),
                        "gflops": {str(n): costs[f"st{n}"]["gflops"][str(n)] for n in lmh}}
     wall = time.perf_counter() - t_start
+    walls_file = out / "walls.json"  # [wall seconds, command] of every invocation that trained something
+    walls: list[list[Any]] = json.loads(walls_file.read_text()) if walls_file.is_file() else []
+    if trained_now:
+        walls.append([wall, command()])
+        walls_file.write_text(json.dumps(walls))
 
     if missing:
         print(f"not finished: {', '.join(missing)}", flush=True)
-    report = write_report(args, out, data, runs, results, costs, timing, wall, missing)
+    report = write_report(args, out, data, runs, results, costs, timing, walls, missing)
     print(f"wrote {report}")
     return 0
+
+
+def command() -> str:
+    return " ".join(["python benchmarks/reproduce.py", *sys.argv[1:]])
 
 
 def per_seed(results: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -509,7 +522,7 @@ def st_nearest(results: dict[str, dict[str, Any]], counts: Sequence[int], frames
 
 def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs: Sequence[Run],
                  results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]], timing: dict[str, float],
-                 wall: float, missing: Sequence[str]) -> Path:
+                 walls: Sequence[Sequence[Any]], missing: Sequence[str]) -> Path:
     """OUT/report.md plus the PNGs; every number comes from ``results`` / ``costs`` (missing runs: "–")."""
     lo, mid, hi = lmh = list(args.frame_counts)
     n_val = next(iter(results.values()))["num_videos"] if results else 0
@@ -519,10 +532,10 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
     ffn = per_seed(results, "ffn")
     lines: list[str] = []
     w = lines.append
-    cmd = " ".join(["python benchmarks/reproduce.py", *sys.argv[1:]])
     w("# FFN reproduction at small scale\n")
-    w(f"Generated by `benchmarks/reproduce.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-      f"command: `{cmd}`.\n")
+    trained_by = "; ".join(dict.fromkeys(f"`{c}`" for _, c in walls)) or "–"
+    w(f"Generated by `benchmarks/reproduce.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+      f"(`{command()}`); runs trained by: {trained_by}.\n")
     if missing:
         w(f"**Incomplete: {len(missing)} of {len(runs)} runs had not finished when this report was written** "
           f"({', '.join(missing)}); their cells show – or fewer seeds.\n")
@@ -538,7 +551,7 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
       f"{args.lr} (1 warm-up epoch, cosine), weight decay {args.weight_decay}, dropout {args.dropout}, no flip"
       + (f", {args.max_batches} batches per epoch" if args.max_batches else "") + "; Mixed and Proportional "
       f"Sampling ρ = 0.5; Fine-tuning starts from the ST model at {hi} frames of the same seed and trains "
-      f"{args.epochs} epochs at {lo} frames with the same recipe.")
+      f"{args.epochs} epochs at {lo} frames with the same recipe (so it has twice the training of any other row).")
     w(f"- Seeds: {args.seeds} for the Table 1 rows (ST, FFN, baselines), {args.ablation_seeds} for the ablations. "
       "Cells are mean ± std (sample std over seeds); a single number is one seed. Seeds change initialisation, "
       "data order and augmentation; the data set is the same.")
@@ -550,8 +563,9 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
       "`benchmarks/model_cost.count_macs` at the run's input size; parameters by `count_params`, over all the "
       "models a method keeps to serve L, M and H.")
     total_train = sum(timing.get(r.key, 0.0) for r in runs)
-    w(f"- Time: this invocation {wall / 60:.1f} min wall; training of all runs {total_train / 60:.1f} min "
-      f"(summed over invocations); {torch.get_num_threads()} torch threads, {platform.machine()}.\n")
+    w(f"- Time: {sum(wall for wall, _ in walls) / 60:.1f} min wall over {len(walls)} invocation(s) that trained "
+      f"(training {total_train / 60:.1f} min, evaluation and cost counting the rest); torch threads: "
+      f"{torch.get_num_threads()}; {platform.machine()}, {os.cpu_count()} cores.\n")
 
     notes: list[str] = []  # claim checks for the summary
     claim = notes.append
@@ -590,6 +604,11 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
 
         st_at = {n: at(st_rows[n], n) for n in lmh}
         plain = st_rows[hi]
+        if st_seeds:  # FFN distils L and M from H: it presumes H is the strongest
+            ranked = sorted(lmh, key=lambda n: statistics.fmean(st_at[n]))
+            order = " < ".join(f"ST {n} ({statistics.fmean(st_at[n]):.1f})" for n in ranked)
+            claim(f"Premise of Table 1 (more frames, higher ST accuracy: ST {lo} < ST {mid} < ST {hi}): here "
+                  f"{order} → **{'holds' if ranked == lmh else 'does not hold'}**")
         comps: list[tuple[str, list[float], list[float], int]] = []  # label, a, b, paper's sign of a − b
         comps += [(f"FFN − ST at {n}F", at(ffn, n), st_at[n], +1) for n in lmh]
         comps += [(f"FFN − Ensemble at {n}F", at(ffn, n), at(ens, n), +1) for n in lmh]
@@ -631,6 +650,7 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
         plot_curves(out / "fig2_nearby.png",
                     {f"ST {n}F": (all_frames, [r["top1"] for r in st_rows[n]]) for n in lmh},
                     "ST models at other frame counts (Fig. 2 analog)", marks={f"ST {n}F": n for n in lmh})
+        w("![Fig. 1 analog](fig1_tfd.png)\n\n![Fig. 2 analog](fig2_nearby.png)\n")
         for n in lmh:
             for m in lmh:
                 if m != n:
@@ -667,6 +687,7 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
         plot_curves(out / "fig8_anyframe.png",
                     {"FFN (nearest sub-network)": (frames, ffn_curves), "ST (nearest ST model)": (frames, st_curves)},
                     "Inference at any frame (Fig. 8 analog)", band=(lo, hi))
+        w("![Fig. 8 analog](fig8_anyframe.png)\n")
         claim(f"FFN above ST at every count 2–20 (paper Fig. 8): FFN's mean is higher at {higher}/{len(frames)} "
               f"counts, by more than the spread at {resolved}/{len(frames)}")
 
@@ -694,6 +715,7 @@ def write_report(args: argparse.Namespace, out: Path, data: dict[str, str], runs
         series["FFN"] = [at(ffn, n) for n in lmh]
         plot_bars(out / "fig_ablation.png", [f"{n}F" for n in lmh], series, "Ablation (Table 4 analog)")
         w("`fig_ablation.png`: the same as bars (error bar = std where a row has several seeds).\n")
+        w("![Ablation](fig_ablation.png)\n")
 
     w("## Claim checks (generated from the numbers above)\n")
     w("\n".join(f"- {c}" for c in notes) + "\n")
