@@ -433,7 +433,9 @@ class FFNRuntime:
                 if not capture.finished:
                     raise SourceError(f"{src.name}: no frame within {wait_timeout_s:g} s")
                 return
-            first = float(capture.window(math.inf)[1][0]) if offline else src.clock()
+            first = float(capture.window(math.inf)[1][0]) if not src.live else src.clock()
+            # Live stamps are src.clock(); a file played in real time has media-time stamps, so shift.
+            stamp_offset = 0.0 if src.live else first - src.clock()
             end_t = first + window_s
             next_wall = time.monotonic() + window_s
             while max_decisions is None or decision < max_decisions:
@@ -454,10 +456,10 @@ class FFNRuntime:
                     next_wall = max(next_wall + stride_s, time.monotonic())
                     if capture.error is not None:
                         raise capture.error
-                    end_t = src.clock()  # live stamps are this clock: a stale ring gives an empty window
+                    end_t = src.clock() + stamp_offset  # the stamps' clock: a stale ring gives an empty window
                     clip, stamps = capture.window(window_s, end_t)
                 if len(stamps) == 0:  # a live source lost its frames: report, keep going
-                    if offline:
+                    if offline or capture.finished:  # a file (offline or real time) has ended
                         return
                     continue
                 now = time.monotonic()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -79,6 +80,16 @@ def test_stream_with_a_budget_reports_reasons_prediction_and_budget_state(rt, vi
     decoded = json.loads(json.dumps(settled[-1].to_json()))
     assert decoded["reasons"] == ["max"] and decoded["feasible"] is True and decoded["predicted_ms"] > 0
     assert decoded["budget"]["latency_ms"] == LARGE_BUDGET_MS
+
+
+def test_file_played_in_real_time_is_scheduled_on_media_time(rt, video):
+    start = time.monotonic()
+    results = list(rt.stream(str(video), budget_ms=LARGE_BUDGET_MS, window_s=0.5, stride_ms=100, realtime=True,
+                             max_decisions=6, duration_s=10))
+    assert len(results) == 6 and time.monotonic() - start < 5
+    ends = [r.window[1] for r in results]
+    assert ends == sorted(ends) and ends[0] > 0.4 and ends[-1] < 4.0  # media seconds, not the monotonic clock
+    assert all(r.frames_available > 0 and r.reasons for r in results)
 
 
 def test_set_budget_mid_stream_changes_the_decisions(rt, video):
