@@ -6,15 +6,21 @@ shared machine hits them alike):
 
 * p50 / p95 latency of one clip (batch 1) per frame count for: torch eager; the FFN bundle with
   shared weights (the runtime's default: one weight copy and one arena for all sessions, and the ORT
-  rewrites that would copy a shared weight turned off); the FFN bundle with private per-session
-  copies (every ORT optimisation on); the ST export of a plain model at that frame count;
-* RSS with all sub-networks ready vs one (fresh subprocesses; shared and private);
+  rewrites that would copy a shared weight turned off), once per export variant; the FFN bundle with
+  private per-session copies (every ORT optimisation on); the ST export of a plain model at that
+  frame count. Export variants: ``--fold-budgets 0,0.02,...`` (the exporter's ``--fold-budget``:
+  per-sub-network conv copies with the norm folded in, other norms as Add then Mul) and
+  ``--compare-old`` (the earlier export: every norm as Mul then Add, no copies). FFN/ST ratios are
+  medians of per-round ratios (every round runs each method once, in random order);
+* RSS with all sub-networks ready vs one (fresh subprocesses; shared per variant, and private), and
+  each variant's bundle size on disk;
 * the cost of switching sub-network (a run right after another sub-network vs after the same one)
   vs loading another model (open a single-frame-count export and run it once);
 * achieved GFLOP/s (2 x multiply-adds / p50) vs this machine's SGEMM peak (numpy matmul).
 
     python benchmarks/runtime_latency.py                                   # TSM-ResNet-18, 112 px
     python benchmarks/runtime_latency.py --arch tsm_mobilenetv2 --width 1.0 --size 160 --runs 30
+    python benchmarks/runtime_latency.py --compare-old --fold-budgets 0,0.02,0.05   # export variants
 
 On a shared machine every number moves with the other processes' load (the methods alternate run
 by run, so their ratios are steadier than their absolute values); rerun on an idle machine before
@@ -87,8 +93,29 @@ def run_probe(args: list[str], threads: int) -> dict[str, float]:
 # -- the benchmark ------------------------------------------------------------------------------------
 
 
-def build_bundles(arch: str, width: float, size: int, counts: list[int], classes: int, work: Path):
-    """The FFN model and bundle, plus one plain model + single-frame-count bundle per count (ST)."""
+def _like_trained(model) -> None:
+    """Perturb weights, norm statistics and WA so sub-networks differ as after training.
+
+    A fresh FFN's sub-network norms are all equal (mean 0, var 1, weight 1), which would let the
+    exporter store one "per-sub-network" conv copy for all of them and flatter the RSS ratio.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.01)
+        for name, b in model.named_buffers():
+            if name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+            elif name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+
+
+def build_bundles(arch: str, width: float, size: int, counts: list[int], classes: int, work: Path,
+                  variants: dict[str, dict]):
+    """The FFN model and one bundle per export variant (``export_bundle`` keywords), plus one plain
+    model + single-frame-count bundle per count (ST)."""
     import torch
     from ffn_edge.export import export_bundle
 
@@ -98,17 +125,32 @@ def build_bundles(arch: str, width: float, size: int, counts: list[int], classes
     names = [f"c{i}" for i in range(classes)]
     shorter = int(round(size * 8 / 7))
 
-    def export(cfg: ModelConfig, frames: list[int], name: str) -> tuple[torch.nn.Module, Path]:
+    def checkpoint(cfg: ModelConfig, name: str) -> tuple[torch.nn.Module, Path]:
         torch.manual_seed(0)
         model = create_model(cfg).eval()
+        _like_trained(model)
         ckpt = work / f"{name}.safetensors"
         save_checkpoint(ckpt, model, CheckpointMeta(cfg, names, input_size=size, resize_shorter=shorter))
-        return model, Path(export_bundle(ckpt, frames, work / f"{name}.ffn"))
+        return model, ckpt
 
-    ffn = export(ModelConfig(arch, classes, frame_counts=tuple(counts), width_mult=width), counts, "ffn")
-    st = {n: export(ModelConfig(arch, classes, frame_counts=(n,), specialised_norm=False,
-                                weight_alteration=False, width_mult=width), [n], f"st{n}")[1] for n in counts}
-    return ffn[0], ffn[1], st
+    model, ckpt = checkpoint(ModelConfig(arch, classes, frame_counts=tuple(counts), width_mult=width), "ffn")
+    ffn = {v: Path(export_bundle(ckpt, counts, work / f"ffn-{v}.ffn", **kw)) for v, kw in variants.items()}
+    st = {}
+    for n in counts:
+        _, st_ckpt = checkpoint(ModelConfig(arch, classes, frame_counts=(n,), specialised_norm=False,
+                                            weight_alteration=False, width_mult=width), f"st{n}")
+        st[n] = Path(export_bundle(st_ckpt, [n], work / f"st{n}.ffn"))
+    return model, ffn, st
+
+
+def export_variants(budgets: str, compare_old: bool) -> dict[str, dict]:
+    """Name -> ``export_bundle`` keywords: one per --fold-budgets value, and the old export."""
+    from ffn_edge.export.validate import DEFAULT_FOLD_BUDGET
+
+    variants = {"old": {"fold_budget": 0.0, "bias_first": False}} if compare_old else {}
+    for b in budgets.split(",") if budgets else [str(DEFAULT_FOLD_BUDGET)]:
+        variants[f"b{float(b):g}"] = {"fold_budget": float(b)}
+    return variants
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -125,6 +167,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20, help="timed runs per method and frame count")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the numbers here")
+    ap.add_argument("--fold-budgets", default="", help="comma-separated export --fold-budget values to compare "
+                    "(default: the exporter's default); the last one is the main FFN column")
+    ap.add_argument("--compare-old", action="store_true",
+                    help="also export and measure the old form (norm as Mul then Add, no conv copies)")
     ap.add_argument("--probe", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe is not None:
@@ -147,17 +193,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     counts = sorted(int(n) for n in args.frames.split(","))
     t = args.threads
+    variants = export_variants(args.fold_budgets, args.compare_old)
+    main_v = list(variants)[-1]  # the last --fold-budgets value: the one private mode and torch are set against
     with tempfile.TemporaryDirectory(prefix="ffn-bench-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        model, ffn_bundle, st_bundles = build_bundles(args.arch, args.width, args.size, counts, args.classes, work)
-        print(f"exported FFN + {len(counts)} ST bundles in {time.perf_counter() - t0:.1f} s "
+        model, ffn_bundles, st_bundles = build_bundles(args.arch, args.width, args.size, counts, args.classes, work,
+                                                       variants)
+        print(f"exported {len(variants)} FFN + {len(counts)} ST bundles in {time.perf_counter() - t0:.1f} s "
               f"({args.arch} x{args.width}, {args.size} px, {t} threads)", file=sys.stderr)
-        shared = FFNRuntime(ffn_bundle, threads=t, share_weights=True)
-        private = FFNRuntime(ffn_bundle, threads=t, share_weights=False)
+        shared = {v: FFNRuntime(b, threads=t, share_weights=True) for v, b in ffn_bundles.items()}
+        private = FFNRuntime(ffn_bundles[main_v], threads=t, share_weights=False)
         st = {n: FFNRuntime(b, threads=t, share_weights=False) for n, b in st_bundles.items()}
         rng = np.random.default_rng(0)
-        methods = ["torch", "ffn_shared", "ffn_private", "st"]
+        methods = ["torch", *(f"shared:{v}" for v in variants), "ffn_private", "st"]
         lat: dict[tuple[str, int], list[float]] = {(m, n): [] for m in methods for n in counts}
         for n in counts:
             clip = rng.standard_normal((1, n, 3, args.size, args.size)).astype(np.float32)
@@ -165,31 +214,32 @@ def main() -> None:
             subnet = counts.index(n)
             calls = {  # default arguments bind this iteration's clip and count
                 "torch": lambda x=tclip, k=subnet: model(x, subnet=k),
-                "ffn_shared": lambda n=n, x=clip: shared._backend.run(n, x),
+                **{f"shared:{v}": (lambda n=n, x=clip, r=r: r._backend.run(n, x)) for v, r in shared.items()},
                 "ffn_private": lambda n=n, x=clip: private._backend.run(n, x),
                 "st": lambda n=n, x=clip: st[n]._backend.run(n, x),
             }
             with torch.no_grad():
                 for fn in calls.values():  # warm-up
                     fn()
-                for _ in range(args.runs):
-                    for name, fn in calls.items():
-                        lat[(name, n)].append(1000 * _timed(fn))
+                for _ in range(args.runs):  # one run of each method per round, in a fresh random order
+                    for i in rng.permutation(len(methods)):
+                        lat[(methods[i], n)].append(1000 * _timed(calls[methods[i]]))
 
         # switching sub-network vs loading another model. Dispatch: choosing the session for a new
         # frame count (route + lookup). Penalty: a run right after another sub-network minus a run
         # right after the same one, paired (both orders alternate) so load drift cancels.
+        rt = shared[main_v]
         n0, n1 = counts[0], counts[-1]
         clip0 = np.zeros((1, n0, 3, args.size, args.size), np.float32)
         clip1 = np.zeros((1, n1, 3, args.size, args.size), np.float32)
-        dispatch_us = 1e6 * min(_timed(lambda: [shared.route(k) for k in counts * 100]) for _ in range(5)) \
+        dispatch_us = 1e6 * min(_timed(lambda: [rt.route(k) for k in counts * 100]) for _ in range(5)) \
             / (100 * len(counts))
         pairs = []
         for _ in range(2 * args.runs):
-            shared._backend.run(n0, clip0)
-            same = _timed(lambda: shared._backend.run(n0, clip0))
-            shared._backend.run(n1, clip1)
-            switched = _timed(lambda: shared._backend.run(n0, clip0))
+            rt._backend.run(n0, clip0)
+            same = _timed(lambda: rt._backend.run(n0, clip0))
+            rt._backend.run(n1, clip1)
+            switched = _timed(lambda: rt._backend.run(n0, clip0))
             pairs.append(1000 * (switched - same))
         switch_ms = float(np.median(pairs))
         load = []
@@ -202,65 +252,77 @@ def main() -> None:
             backend.close()
         load_ms = float(np.median(load))
         macs = {n: count_macs(model, n, args.size) for n in counts}
-        for rt in (shared, private, *st.values()):
-            rt.close()
+        for r in (*shared.values(), private, *st.values()):
+            r.close()
 
         rss = {}
-        for mode, share in (("shared", "1"), ("private", "0")):
+        modes = [(f"shared:{v}", b, "1") for v, b in ffn_bundles.items()] + [("private", ffn_bundles[main_v], "0")]
+        for mode, bundle, share in modes:
             for label, cs in (("all", counts), ("one", [counts[-1]])):
-                probe = ["rss", str(ffn_bundle), ",".join(map(str, cs)), share, str(t)]
+                probe = ["rss", str(bundle), ",".join(map(str, cs)), share, str(t)]
                 rss[(mode, label)] = run_probe(probe, t)["rss_mib"]
+        bundle_mib = {v: sum(f.stat().st_size for f in b.iterdir()) / 2**20 for v, b in ffn_bundles.items()}
+        st_mib = sum(f.stat().st_size for f in st_bundles[counts[-1]].iterdir()) / 2**20
         peak = run_probe(["sgemm"], t)["gflops"]
 
     # -- the table --------------------------------------------------------------------------------
+    def paired(a: str, b: str, n: int) -> float:
+        """Median over rounds of a/b: the two ran back to back, so a load change hits both."""
+        return float(np.median(np.array(lat[(a, n)]) / np.array(lat[(b, n)])))
+
     rows = []
+    names = {"torch": "torch eager", **{f"shared:{v}": f"FFN shared {v}" for v in variants},
+             "ffn_private": f"FFN private {main_v}", "st": "ORT ST export"}
     print(f"\nruntime latency, batch 1, ms (p50 / p95) - {args.arch} x{args.width}, {args.size} px, "
-          f"{t} threads, {args.runs} runs")
-    print(f"{'frames':>6} | {'torch eager':>15} | {'ORT FFN shared':>15} | {'ORT FFN private':>15} | "
-          f"{'ORT ST export':>15} | {'ORT/torch':>9} | {'FFN/ST':>6} | {'FFNpriv/ST':>10} | {'GFLOP/s':>7}")
+          f"{t} threads, {args.runs} runs; FFN = ONNX Runtime on the bundle; variants: "
+          + "; ".join(f"{v} = {kw}" for v, kw in variants.items()))
+    print(f"{'frames':>6} | " + " | ".join(f"{names[m]:>17}" for m in methods) + " | "
+          + " | ".join(f"{v + '/ST':>9}" for v in variants) + f" | {'priv/ST':>7} | {'ORT/torch':>9} | {'GFLOP/s':>7}")
     for n in counts:
         p = {m: percentiles(lat[(m, n)]) for m in methods}
-        r_torch = p["ffn_shared"][0] / p["torch"][0]
-        r_st = p["ffn_shared"][0] / p["st"][0]
-        r_priv = p["ffn_private"][0] / p["st"][0]
-        gflops = 2 * macs[n] / (p["ffn_shared"][0] / 1000) / 1e9
+        r_st = {v: paired(f"shared:{v}", "st", n) for v in variants}
+        r_priv = paired("ffn_private", "st", n)
+        r_torch = paired(f"shared:{main_v}", "torch", n)
+        gflops = 2 * macs[n] / (p[f"shared:{main_v}"][0] / 1000) / 1e9
         rows.append({"frames": n, **{f"{m}_p50": p[m][0] for m in methods}, **{f"{m}_p95": p[m][1] for m in methods},
-                     "ort_vs_torch": r_torch, "ffn_vs_st": r_st, "ffn_private_vs_st": r_priv, "gflops": gflops,
-                     "gmacs": macs[n] / 1e9})
-        cells = " | ".join(f"{p[m][0]:6.2f} / {p[m][1]:6.2f}" for m in methods)
-        print(f"{n:>6} | {cells} | {r_torch:9.2f} | {r_st:6.3f} | {r_priv:10.3f} | {gflops:7.1f}")
-    ratio_shared = rss[("shared", "all")] / rss[("shared", "one")]
-    ratio_private = rss[("private", "all")] / rss[("private", "one")]
-    print(f"\nSGEMM peak (numpy, {t} threads): {peak:.1f} GFLOP/s; FFN shared achieves "
-          f"{min(r['gflops'] for r in rows):.1f}-{max(r['gflops'] for r in rows):.1f} GFLOP/s "
-          f"({100 * max(r['gflops'] for r in rows) / peak:.0f} % of peak at best)")
-    print(f"RSS MiB, sessions for all {len(counts)} sub-networks / the largest one: shared weights+arena "
-          f"{rss[('shared', 'all')]:.1f} / {rss[('shared', 'one')]:.1f} = {ratio_shared:.2f}; private copies "
-          f"{rss[('private', 'all')]:.1f} / {rss[('private', 'one')]:.1f} = {ratio_private:.2f}")
+                     **{f"ffn_vs_st:{v}": r for v, r in r_st.items()}, "ffn_private_vs_st": r_priv,
+                     "ort_vs_torch": r_torch, "gflops": gflops, "gmacs": macs[n] / 1e9})
+        cells = " | ".join(f"{p[m][0]:7.2f} / {p[m][1]:7.2f}" for m in methods)
+        print(f"{n:>6} | {cells} | " + " | ".join(f"{r_st[v]:9.3f}" for v in variants)
+              + f" | {r_priv:7.3f} | {r_torch:9.2f} | {gflops:7.1f}")
+    print("(ratios: median over rounds of the per-round ratio; each round runs every method once, in random order)")
+    ratio = {mode: rss[(mode, "all")] / rss[(mode, "one")] for mode, _, _ in modes}
+    best = max(r["gflops"] for r in rows)
+    print(f"\nSGEMM peak (numpy, {t} threads): {peak:.1f} GFLOP/s; FFN shared {main_v} achieves "
+          f"{min(r['gflops'] for r in rows):.1f}-{best:.1f} GFLOP/s ({100 * best / peak:.0f} % of peak at best)")
+    print(f"RSS MiB, sessions for all {len(counts)} sub-networks / the largest one (bundle on disk, "
+          f"ST export {st_mib:.1f} MiB):")
+    for mode, _, _ in modes:
+        disk = f", bundle {bundle_mib[mode.split(':')[1]]:.1f} MiB" if mode.startswith("shared:") else ""
+        print(f"  {names.get(mode, mode):<22} {rss[(mode, 'all')]:6.1f} / {rss[(mode, 'one')]:6.1f} = "
+              f"{ratio[mode]:.2f}{disk}")
     print(f"switch sub-network: dispatch {dispatch_us:.1f} us + first-run penalty {switch_ms:+.2f} ms (median of "
           f"{len(pairs)} paired runs after another sub-network minus after the same); load another model "
           f"(open a single-frame-count export + first run): {load_ms:.1f} ms")
 
-    worst_torch = max(r["ort_vs_torch"] for r in rows)
-    worst_st = max(r["ffn_vs_st"] for r in rows)
-    worst_priv = max(r["ffn_private_vs_st"] for r in rows)
-    checks = [
-        ("ORT (FFN shared) / torch eager, worst", worst_torch, GOALS["ort_vs_torch"]),
-        ("FFN shared / ST export, worst", worst_st, GOALS["ffn_vs_st"]),
-        ("FFN private / ST export, worst", worst_priv, GOALS["ffn_vs_st"]),
-        ("RSS all / one, shared weights", ratio_shared, GOALS["rss_ratio"]),
-        ("RSS all / one, private copies", ratio_private, GOALS["rss_ratio"]),
-        ("switch cost, ms", max(switch_ms, 0.0) + dispatch_us / 1000, GOALS["switch_ms"]),
-    ]
+    checks = [("ORT (FFN shared) / torch eager, worst", max(r["ort_vs_torch"] for r in rows), GOALS["ort_vs_torch"])]
+    for v in variants:
+        checks += [(f"FFN shared {v} / ST export, worst", max(r[f"ffn_vs_st:{v}"] for r in rows), GOALS["ffn_vs_st"]),
+                   (f"RSS all / one, shared {v}", ratio[f"shared:{v}"], GOALS["rss_ratio"])]
+    checks += [("FFN private / ST export, worst", max(r["ffn_private_vs_st"] for r in rows), GOALS["ffn_vs_st"]),
+               ("RSS all / one, private copies", ratio["private"], GOALS["rss_ratio"]),
+               ("switch cost, ms", max(switch_ms, 0.0) + dispatch_us / 1000, GOALS["switch_ms"])]
     print(f"\n{'goal':<40} {'measured':>8}     goal")
     for name, value, goal in checks:
         print(f"{name:<40} {value:8.3f}  <= {goal:<5g} {'PASS' if value <= goal else 'MISS'}")
-    print("(shared = the runtime's default: one weight copy, norms not fused into the shared convolutions; "
-          "private = --private-weights: ORT fuses each sub-network's norm into its own weight copy)")
+    print("(shared = the runtime's default: one copy of the shared weights, ORT's norm-into-conv fusions off; "
+          "private = --private-weights: ORT fuses each sub-network's norm into its own weight copy. "
+          "Variants: old = the norm as Mul then Add, no conv copies; bX = Add then Mul, per-sub-network conv "
+          "copies within X x the shared weight bytes)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "config": vars(args), "rows": rows, "sgemm_gflops": peak,
-            "rss_mib": {f"{a}_{b}": v for (a, b), v in rss.items()},
+            "config": vars(args), "variants": variants, "rows": rows, "sgemm_gflops": peak,
+            "rss_mib": {f"{a}_{b}": v for (a, b), v in rss.items()}, "rss_ratio": ratio, "bundle_mib": bundle_mib,
             "switch_ms": switch_ms, "dispatch_us": dispatch_us, "load_ms": load_ms, "checks": checks}, indent=2))
 
 

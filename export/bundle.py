@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import torch
+from onnx import numpy_helper
 
 from .. import __version__
 from ..checkpoint import CheckpointMeta, load_checkpoint
@@ -30,9 +31,10 @@ from ..runtime.manifest import GraphEntry, InputSpec, Manifest, file_entry, load
 from ..sampling import nearest_subnet
 from . import frame_dim as fd
 from .errors import ExportError
+from .fold import choose_conv_copies, conv_norms, fold_norms
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_shared, share_weights
-from .validate import check_checkpoint_path, check_out, parse_frames
+from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
 from .verify import TOLERANCE, check_graph, dataset_clips, parity, resample, synthetic_clips
 
 WEIGHTS_FILE = "weights.bin"
@@ -81,19 +83,45 @@ def _verify_clips(meta: CheckpointMeta, frames: int, n: int, data: VerifyData | 
     return synthetic_clips(n, *args)
 
 
+def _fold_norms(graphs: dict[str, onnx.ModelProto], subnet_of: dict[str, int], params: set[str], budget: float,
+                bias_first: bool) -> dict[str, Any]:
+    """Fold every graph's conv-following norms (``fold.fold_norms``), one choice of copies for all.
+
+    The copies are chosen once for the bundle (a copy is only worth its bytes when no graph keeps
+    the shared weight alive); their extra bytes are counted against ``budget`` x the shared weights.
+    """
+    first = next(iter(graphs.values()))
+    shared_bytes = sum(numpy_helper.to_array(t).nbytes for t in first.graph.initializer if t.name in params)
+    candidates = {c.weight: c for c in conv_norms(first)}
+    subnets = len(set(subnet_of.values()))
+    copies = choose_conv_copies(list(candidates.values()), subnets, budget, shared_bytes)
+    reports = {file: dataclasses.asdict(fold_norms(proto, subnet_of[file], copies, bias_first))
+               for file, proto in graphs.items()}
+    copy_bytes = sum(candidates[w].weight_bytes for w in copies)
+    return {
+        "form": "conv copy per sub-network where chosen, else " + ("Add(shift/scale) then Mul(scale)" if bias_first
+                                                                    else "Mul(scale) then Add(shift)"),
+        "conv_copy_budget": budget, "conv_copies": copies, "conv_copy_bytes": copy_bytes,
+        "extra_bytes": (subnets - 1) * copy_bytes, "shared_param_bytes": shared_bytes, "graphs": reports,
+    }
+
+
 def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tuple[int, ...], tmp: Path, *,
-           verify: bool, opset: int, frame_dim: FrameDim, n_verify: int, verify_data: VerifyData | None) -> Manifest:
+           verify: bool, opset: int, frame_dim: FrameDim, n_verify: int, verify_data: VerifyData | None,
+           fold_budget: float, bias_first: bool) -> Manifest:
     counts = model.frame_counts or meta.config.frame_counts
     size = (meta.input_size, meta.input_size)
     dynamic, frame_note = _choose_frame_dim(model, frame_dim, frames, size, opset)
     plan = _plan(frames, counts, dynamic)
 
-    graphs, folding = {}, {}
+    graphs, folding, subnet_of = {}, {}, {}
     for _, k, file, traced in plan:
         if file not in graphs:
             graphs[file], report = export_graph(model, k, traced, size, dynamic_frames=dynamic, opset=opset)
             folding[file] = {**dataclasses.asdict(report), "wa_kept": report.wa_kept}
+            subnet_of[file] = k
     params = {f"{GRAPH_PREFIX}{name}" for name in model.state_dict()}
+    norms = _fold_norms(graphs, subnet_of, params, fold_budget, bias_first)
     sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
     for file, proto in graphs.items():
         onnx.save_model(proto, str(tmp / file))
@@ -119,8 +147,7 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
                      "checkpoint": ckpt.name, "checkpoint_extra": meta.extra},
         "frame_map": {str(n): {"subnet": k, "subnet_frames": counts[k]} for n, k, _, _ in plan},
         "frame_dim": frame_note,
-        "folding": {"batchnorm": "per-channel Mul+Add per sub-network; convolutions stay shared (not folded)",
-                    "weight_alteration": folding},
+        "folding": {"batchnorm": norms, "weight_alteration": folding},
         "sharing": {"shared_tensors": stored.tensors, "shared_bytes": stored.bytes, "references": stored.references,
                     "weights_file_bytes": sharing.weights_file_bytes, "inline_bytes": sharing.inline_bytes},
         "verification": {"tolerance": TOLERANCE, "clips": "dataset" if verify_data else "synthetic",
@@ -165,12 +192,20 @@ def export_bundle(
     verify_data: VerifyData | None = None,
     trt: bool = False,
     fp16: bool = False,
+    fold_budget: float = DEFAULT_FOLD_BUDGET,
+    bias_first: bool = True,
 ) -> Path:
     """Export ``ckpt_path`` for ``frames`` into the bundle directory ``out_dir`` and return its path.
+
+    ``fold_budget``: extra weight bytes (a fraction of the shared ones) the bundle may spend on
+    per-sub-network convolution copies with the norm folded in (``fold.choose_conv_copies``).
+    ``bias_first``: export the other norms as Add then Mul (``fold.fold_norms``); False gives the
+    older Mul then Add form, kept to measure against.
 
     Raises an FFNError (one line) on bad input or a failed check; ``out_dir`` is then untouched.
     """
     counts = parse_frames(frames)
+    check_fold_budget(fold_budget)
     out = Path(out_dir)
     check_out(out, force)
     check_checkpoint_path(Path(ckpt_path))
@@ -187,7 +222,8 @@ def export_bundle(
     try:
         with torch.no_grad():
             manifest = _build(model, meta, Path(ckpt_path), counts, tmp, verify=verify, opset=opset,
-                              frame_dim=frame_dim, n_verify=n_verify, verify_data=verify_data)
+                              frame_dim=frame_dim, n_verify=n_verify, verify_data=verify_data,
+                              fold_budget=fold_budget, bias_first=bias_first)
         write_manifest(tmp, manifest)
         load_manifest(tmp, verify=True)  # what the runtime will do first
         if trt:

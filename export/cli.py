@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from ..runtime.errors import ConfigError, run_cli
 from .tensorrt import require as require_tensorrt
-from .validate import check_checkpoint_path, check_out, parse_frames
+from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
 
 PROG = "ffn-export"
 
@@ -42,6 +42,10 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-dim", choices=("static", "dynamic", "auto"), default=None,
                    help="frame dimension of the graphs; auto measures ONNX Runtime latency both ways (default static)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.add_argument("--fold-budget", type=float, default=None, metavar="FRACTION",
+                   help="extra weight bytes, as a fraction of the shared ones, for per-sub-network copies of "
+                   "early convolutions with their norm folded in (faster where activations are large; "
+                   f"0: every convolution shared; default {DEFAULT_FOLD_BUDGET:g})")
     p.add_argument("--trt", action="store_true", help="also build TensorRT engines (needs a GPU and TensorRT)")
     p.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
     return p
@@ -78,13 +82,16 @@ def _export(argv: list[str]) -> int:
     if a.fp16 and not a.trt:
         raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
     frames = parse_frames(a.frames)  # fail fast, before torch is imported
+    if a.fold_budget is not None:
+        check_fold_budget(a.fold_budget)
     check_out(Path(a.out), a.force)
     check_checkpoint_path(Path(a.ckpt))
     if a.trt:
         require_tensorrt()
     from .bundle import VerifyData, export_bundle
 
-    kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim)) if v is not None}
+    kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim), ("fold_budget", a.fold_budget))
+          if v is not None}
     data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
     out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,
                         verify_data=data, trt=a.trt, fp16=a.fp16, **kw)

@@ -1,6 +1,6 @@
 """Folding one sub-network's normalisation and Weight Alteration into per-channel constants.
 
-Two steps, one per representation:
+Three steps:
 
 1. ``deploy_model(model, k)`` (torch): a copy of the model that *is* sub-network ``k``. Each
    specialised BatchNorm becomes its inference form ``x * scale_k + shift_k`` (``ChannelAffine``),
@@ -10,14 +10,27 @@ Two steps, one per representation:
    inside each graph and moves everything else to the one shared weight file.
 2. ``fold_channel_scales(onnx_model)`` (ONNX): removes Weight Alteration multiplies where algebra
    allows, using the exported graph's real data flow (consumer counts), not assumptions about blocks.
+3. ``fold_norms(onnx_model, k, conv_copies)`` (ONNX): each BN that follows a shared convolution is
+   folded into a per-sub-network copy of it (the chosen ones) or re-ordered so that ONNX Runtime can
+   fuse half of it into the convolution's bias (the others); see below.
 
 What is folded, and why not more:
 
-* BN is **not** folded into the preceding convolution. Every convolution is shared by all
-  sub-networks while every BN is per sub-network, so ``W * scale_k`` would be a per-sub-network
-  copy of each conv: a 4/8/16 bundle would carry 3x the conv weights, the very cost FFN removes.
-  BN stays a per-channel Mul + Add (a few KB per graph). ONNX Runtime fuses Conv+Mul+Add back into
-  one Conv at session load (in memory, per session), so latency matches a folded graph.
+* BN after a shared convolution (``fold_norms``, bundle-wide choice by ``choose_conv_copies``).
+  Every convolution is shared by all sub-networks while every BN is per sub-network, so folding
+  ``W * scale_k`` into the conv makes a per-sub-network copy of it: folding all of them would give a
+  4/8/16 bundle 3x the conv weights, the very cost FFN removes. Kept apart, a norm costs a pass
+  over its activation, which is large in the early, high-resolution layers, where the weights are
+  small. So, selectively: the convolutions with the most activation per weight byte (the stem, the
+  first stage, the first 1x1 downsample) get a per-sub-network copy with the norm folded in, as
+  long as the copies' extra bytes stay within ``--fold-budget`` x the shared weights (default 2 %:
+  TSM-ResNet-18 copies conv1, layer1.0 and layer2.0.downsample, 0.36 MB per sub-network). Every
+  other norm is exported as ``(conv + shift/scale) * scale``: ONNX Runtime folds the Add into the
+  conv's bias without touching the shared weight, and runs the remaining per-channel Mul inside
+  its NCHWc layout. The plain ``conv * scale + shift`` form (``bias_first=False``) made ORT leave
+  NCHWc and come back around every norm (two reorders, an Add, an unfused ReLU): ~1.1-1.2x the
+  latency of a single-frame-count export, against ~1.0x now (``benchmarks/runtime_latency.py``).
+  A norm with a zero scale keeps the plain form. A bundle with one sub-network folds every norm.
 * WA (``x * (1 + w_k)`` on a block's conv path, after the temporal shift) is removed exactly when
   (a) its input is a per-channel affine (the previous block's projection BN) consumed by nothing
   else: the factor folds into that BN's scale and shift (a MobileNetV2 block without a residual
@@ -30,13 +43,16 @@ What is folded, and why not more:
   the op before it is a ReLU of a residual sum (not linear). Folding it into the block's first
   convolution's input channels is exact (the authors' ``W_k = W * diag(1 + w_k)``) but again makes
   a per-sub-network copy of that convolution (about half of a BasicBlock's weights), so it stays a
-  per-channel Mul: C floats per block, and a negligible share of the block's FLOPs.
+  per-channel Mul: C floats per block, and a negligible share of the block's FLOPs. (Where the block's
+  first conv already has a per-sub-network copy, ``fold_norms``, WA could be folded into that copy
+  exactly; not done yet: one pass per block, against a BN's one per conv.)
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Collection
 
 import numpy as np
 import onnx
@@ -48,6 +64,7 @@ from ..layers import Altered, SpecialisedNorm
 from ..models import VideoClassifier
 
 SUBNET_TAG = ".subnet_"  # in the name of every per-sub-network tensor
+CONV_COPY_TAG = ".conv_copy"  # ends the name of a sub-network's folded copy of a convolution weight
 
 
 def is_per_subnet(name: str) -> bool:
@@ -187,9 +204,12 @@ class _Graph:
         while new in self.inits:
             new, i = f"{base}_folded{i}", i + 1
         self.g.initializer.append(numpy_helper.from_array(value.astype(np.float32), new))
+        self.inits[new] = self.g.initializer[-1]  # keep the maps right for further rewrites
         node.input[list(node.input).index(old)] = new
-        if len(self.uses[old]) == 1:
-            self.g.initializer.remove(self.inits[old])
+        self.uses[new] = [node]
+        self.uses[old].remove(node)
+        if not self.uses[old]:
+            self.g.initializer.remove(self.inits.pop(old))
 
     def bypass(self, mul: onnx.NodeProto, source: str, const: str) -> None:
         """Remove ``mul``: its consumers read ``source`` instead; drop ``const`` if now unused."""
@@ -271,4 +291,162 @@ def fold_channel_scales(model: onnx.ModelProto) -> FoldReport:
                     break
             if progress:
                 break  # maps are stale: rebuild
+    return report
+
+
+# ---------------------------------------------------------------- ONNX: norms after convolutions
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvNorm:
+    """A shared convolution whose output goes only through one sub-network's norm ``x * scale + shift``."""
+
+    weight: str  # the convolution's weight initializer (shared: the same name in every graph)
+    weight_bytes: int
+    out_elements: int  # per image (C*H*W of the output): what a separate per-channel op reads and writes
+
+
+@dataclasses.dataclass
+class NormReport:
+    """How each sub-network norm that follows a convolution was exported."""
+
+    into_conv_copy: int = 0  # folded into this sub-network's own copy of the convolution
+    bias_first: int = 0  # Add(shift / scale) then Mul(scale): ORT fuses the Add into the conv's bias
+    mul_add: int = 0  # left as Mul(scale) then Add(shift)
+
+
+def _norm_after(gr: _Graph, conv: onnx.NodeProto) -> tuple[onnx.NodeProto, str, onnx.NodeProto, str] | None:
+    """(Mul, scale, Add, shift) when ``conv`` (shared weight) feeds only a per-sub-network Mul -> Add."""
+    if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in gr.inits or is_per_subnet(conv.input[1]):
+        return None
+    mul = gr.only_consumer(conv.output[0])
+    scale = gr.per_channel(mul, "Mul")
+    if scale is None or not is_per_subnet(scale[1]):
+        return None
+    add = gr.only_consumer(mul.output[0])
+    shift = gr.per_channel(add, "Add")
+    if shift is None or not is_per_subnet(shift[1]) or gr.value(scale[1]).shape != gr.value(shift[1]).shape:
+        return None
+    return mul, scale[1], add, shift[1]
+
+
+def conv_norms(model: onnx.ModelProto) -> list[ConvNorm]:
+    """The convolutions of an exported graph that a sub-network norm follows (candidates for folding)."""
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)  # H, W through the shape ops
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
+    gr = _Graph(model)
+    found = []
+    for conv in model.graph.node:
+        dims = shapes.get(conv.output[0], [])[1:]
+        if _norm_after(gr, conv) is None or not dims or not all(dims):
+            continue
+        found.append(ConvNorm(conv.input[1], gr.value(conv.input[1]).nbytes, int(np.prod(dims))))
+    return found
+
+
+def choose_conv_copies(candidates: list[ConvNorm], subnets: int, budget: float, shared_bytes: int) -> list[str]:
+    """Which convolutions get a per-sub-network copy with the norm folded in, within a byte budget.
+
+    A kept norm costs time in proportion to the activation it passes over (largest in the early,
+    high-resolution layers); a copy costs ``(subnets - 1) * weight_bytes`` more weights (largest in
+    the late, wide layers). Greedy by activation elements saved per weight byte, while the extra
+    bytes stay within ``budget * shared_bytes``. One sub-network: copies cost nothing, fold all.
+    """
+    if subnets <= 1:
+        return [c.weight for c in candidates]
+    left = budget * shared_bytes
+    chosen = []
+    for c in sorted(candidates, key=lambda c: (-c.out_elements / c.weight_bytes, c.weight)):
+        extra = (subnets - 1) * c.weight_bytes
+        if extra <= left:
+            chosen.append(c.weight)
+            left -= extra
+    return chosen
+
+
+def conv_copy_name(weight: str, subnet: int) -> str:
+    """Sub-network ``subnet``'s folded copy of a conv weight: per-sub-network, and one name per content.
+
+    Copies are the one kind of per-sub-network tensor stored in the shared weight file (``share``):
+    graphs of the same sub-network (frame counts that map to it) then hold one copy between them.
+    """
+    return f"{weight}{SUBNET_TAG}{subnet}{CONV_COPY_TAG}"
+
+
+def is_conv_copy(name: str) -> bool:
+    """Whether an initializer is a sub-network's folded copy of a convolution weight."""
+    return is_per_subnet(name) and name.endswith(CONV_COPY_TAG)
+
+
+def _topological(graph: onnx.GraphProto) -> None:
+    """Re-order ``graph.node`` so every node follows its inputs' producers (after rewiring)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, order = list(graph.node), []
+    while pending:
+        left = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                order.append(n)
+                ready.update(n.output)
+            else:
+                left.append(n)
+        if len(left) == len(pending):
+            raise ValueError("graph has a cycle or a missing input after folding norms")
+        pending = left
+    del graph.node[:]
+    graph.node.extend(order)
+
+
+def fold_norms(model: onnx.ModelProto, subnet: int, conv_copies: Collection[str] = (),
+               bias_first: bool = True) -> NormReport:
+    """Rewrite every sub-network norm that follows a shared convolution, in place.
+
+    * conv weight in ``conv_copies``: ``conv(x, W) * s + b`` -> ``conv(x, W * s, b)`` with ``W * s``
+      a new per-sub-network tensor (``conv_copy_name``): no separate op is left, ORT fuses what
+      follows (ReLU, residual sum) into the convolution as for a plain model.
+    * otherwise, when ``bias_first`` and no scale is 0: ``(conv(x, W) + b / s) * s``. Exact up to
+      rounding (error ~ one ulp of ``b``), and ONNX Runtime's ConvAddFusion folds the Add into the
+      convolution's bias without touching the shared weight, leaving one per-channel Mul that its
+      NCHWc layout runs in place; the ``Mul -> Add`` form sends every norm out of NCHWc and back
+      (two reorders, an Add and an unfused ReLU) and measured ~10 % slower (TSM-ResNet-18).
+    """
+    report = NormReport()
+    copies = set(conv_copies)
+    gr = _Graph(model)
+    for conv in list(model.graph.node):
+        found = _norm_after(gr, conv)
+        if found is None:
+            continue
+        mul, s_name, add, b_name = found
+        s, b = gr.value(s_name).reshape(-1), gr.value(b_name).reshape(-1)
+        name = conv_copy_name(conv.input[1], subnet)
+        if conv.input[1] in copies and name not in gr.inits:  # (a weight used by two convs: copy once)
+            w = gr.value(conv.input[1])
+            bias = gr.value(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros_like(b)
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            model.graph.initializer.extend([
+                numpy_helper.from_array((w.astype(np.float64) * s.reshape(shape)).astype(np.float32), name),
+                numpy_helper.from_array((bias.astype(np.float64) * s + b).astype(np.float32), name + "_bias"),
+            ])
+            conv.input[:] = [conv.input[0], name, name + "_bias"]  # the bias (C floats) stays inline
+            gr.inits[name] = model.graph.initializer[-2]
+            conv.output[0] = add.output[0]
+            model.graph.node.remove(mul)
+            model.graph.node.remove(add)
+            report.into_conv_copy += 1
+        elif bias_first and np.all(s != 0) and np.all(np.isfinite(b / s)):
+            gr.set_const(add, b_name, (b / s).reshape(gr.value(b_name).shape))  # a copy if shared
+            out = add.output[0]
+            add.input[:] = [conv.output[0], add.input[1] if add.input[0] == mul.output[0] else add.input[0]]
+            add.output[0] = mul.output[0]
+            mul.input[:] = [mul.output[0], s_name]
+            mul.output[0] = out
+            report.bias_first += 1
+        else:
+            report.mul_add += 1
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    _topological(model.graph)
     return report

@@ -1,9 +1,10 @@
 """One weight file for all graphs: every shared tensor stored once, as ONNX external data.
 
-Each graph's initializers that are not per-sub-network (``fold.is_per_subnet``) are moved out: a
+Each graph's initializers that are not per-sub-network (``fold.is_per_subnet``), and each
+sub-network's folded convolution copies (``fold.is_conv_copy``), are moved out: a
 tensor whose bytes were already written points at the same offset (keyed by the bytes alone; its
 dtype and shape stay in its graph), anything new is appended. The graphs keep only their small
-per-sub-network tensors (folded norms, WA factors) and tiny exporter constants (reshape shapes).
+per-sub-network tensors (norm constants, WA factors, copies' biases) and tiny exporter constants.
 Offsets are aligned (4 KiB for tensors of 4 KiB or more, 64 bytes otherwise) so a runtime can map
 large tensors straight from the file.
 
@@ -23,7 +24,7 @@ from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from .errors import ExportError
-from .fold import is_per_subnet
+from .fold import is_conv_copy, is_per_subnet
 
 PAGE = 4096
 SMALL_ALIGN = 64
@@ -70,10 +71,14 @@ def share_weights(
 
     Shared = not tagged per-sub-network, and either a model parameter (``param_names``, however
     small, e.g. a 5-class bias) or 64 bytes or more; tiny exporter constants (shapes) stay inline.
+    A sub-network's folded convolution copy (``fold.is_conv_copy``) goes to the file too: its name
+    is unique to its content, and graphs of one sub-network share it.
     """
     params = set(param_names)
 
     def shared(t: onnx.TensorProto) -> bool:
+        if is_conv_copy(t.name):
+            return True
         return not is_per_subnet(t.name) and (t.name in params or numpy_helper.to_array(t).nbytes >= SMALL_ALIGN)
     where: dict[bytes, tuple[int, int]] = {}
     refs, inline = 0, {}

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from .errors import ExportError
 
+# Extra weight bytes, as a fraction of the shared ones, a bundle may spend on per-sub-network conv
+# copies with the norm folded in (``fold.choose_conv_copies``); chosen with
+# ``benchmarks/runtime_latency.py --compare-old --fold-budgets ...`` (see ``fold``'s module doc).
+DEFAULT_FOLD_BUDGET = 0.02
+
 
 def parse_frames(frames: Sequence[int | str]) -> tuple[int, ...]:
     """Sorted unique positive frame counts, or an ExportError naming the bad value."""
@@ -36,3 +41,9 @@ def check_checkpoint_path(path: Path) -> None:
     """The checkpoint must be a file (its contents are checked by ``load_checkpoint``)."""
     if not path.is_file():
         raise ExportError(f"{path}: checkpoint file not found")
+
+
+def check_fold_budget(budget: float) -> None:
+    """The conv-copy budget is a non-negative fraction of the shared weight bytes (0: no copies)."""
+    if not budget >= 0:  # also catches NaN
+        raise ExportError(f"--fold-budget must be >= 0 (a fraction of the shared weight bytes), got {budget}")

@@ -14,7 +14,10 @@ or any T when that graph has a dynamic frame dimension).
   sub-network's norm into a shared convolution), saved to a temporary file, and its large tensors
   (now identical across sub-networks) are pooled by content and handed to every session as the same
   ``OrtValue`` (``SessionOptions.add_initializer``); the sessions also share one activation arena
-  (they run one at a time). Simply adding the bundle's weights with ``add_initializer`` is not
+  (they run one at a time). Where the exporter gave a sub-network its own copy of an early
+  convolution with the norm folded in (``--fold-budget``), that copy is pooled like any tensor:
+  one per sub-network, shared by graphs of the same sub-network, never mistaken for another's
+  (pooling is by content, dtype and shape). Simply adding the bundle's weights with ``add_initializer`` is not
   enough: the NCHWc re-layout still copies them per session, and turning it off costs ~35 % latency
   on x86. ``benchmarks/runtime_latency.py`` measures RSS and latency of both modes.
 * ``TensorRTBackend``: the engines listed in ``manifest.extra["engines"]`` for this device
@@ -50,7 +53,8 @@ CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
 # ORT rewrites that bake a sub-network's own constants (its folded norm) into a shared convolution's
 # weight, making it differ per sub-network. Disabled when weights are shared (see module docstring).
-# ConvAddFusion stays on: it only changes the (small, per-graph) bias.
+# ConvAddFusion stays on: it only changes the (small, per-graph) bias, and the exporter writes each
+# norm it keeps apart as Add(shift/scale) then Mul(scale) so that this fusion takes half of it.
 COPYING_OPTIMIZERS = ("ConvBNFusion", "ConvMulFusion")
 # Tensors from this size up are pooled; smaller ones (per-channel norm constants, which differ per
 # sub-network anyway: 2048 channels x 4 B = 8 KiB) stay inside each graph.
@@ -171,8 +175,12 @@ class TensorPool:
     """External tensors deduplicated by content: equal bytes become ONE OrtValue for every session.
 
     Each external file is memory-mapped read-only; a tensor whose bytes were already seen reuses
-    the first OrtValue, and a map none of whose tensors is kept is dropped, so its pages leave this
-    process's RSS. OrtValues built here do not own their memory: the pool keeps the arrays alive.
+    the first OrtValue. A map is kept (its new tensors used in place) only when those new tensors
+    are at least half of it; otherwise they are copied out and the map is dropped, so the pages of
+    the duplicates (touched to hash them) leave this process's RSS. That is the case for a graph
+    whose only new tensors are its sub-network's own convolution copies (``--fold-budget``): keeping
+    its map for them would keep a whole second copy of the shared weights resident. OrtValues built
+    here do not own their memory: the pool keeps the arrays alive.
     """
 
     def __init__(self) -> None:
@@ -186,6 +194,8 @@ class TensorPool:
         import onnxruntime as ort
 
         maps: dict[Path, np.memmap] = {}
+        refs: list[tuple[str, bytes]] = []
+        fresh: dict[bytes, tuple[ExternalTensor, Path, np.ndarray]] = {}
         for t in external_tensors(graph_path):
             file = resolve(graph_path.parent, t.location)
             if file not in maps:
@@ -198,13 +208,18 @@ class TensorPool:
                 + repr(t.shape).encode()
             self.tensors_seen += 1
             self.bytes_seen += t.length
+            refs.append((t.name, digest))
             if digest not in self._by_digest:
-                if t.offset % t.dtype.itemsize:  # unaligned in the file: one aligned copy, still shared
-                    raw = raw.copy()
-                array = raw.view(t.dtype).reshape(t.shape)
-                self._by_digest[digest] = (ort.OrtValue.ortvalue_from_numpy(array), array)
-                self.bytes_kept += t.length
-            so.add_initializer(t.name, self._by_digest[digest][0])
+                fresh.setdefault(digest, (t, file, raw))
+        fresh_bytes = {f: sum(t.length for t, tf, _ in fresh.values() if tf == f) for f in maps}
+        for digest, (t, file, raw) in fresh.items():
+            if t.offset % t.dtype.itemsize or 2 * fresh_bytes[file] < maps[file].size:
+                raw = raw.copy()  # unaligned, or not worth keeping the map for: an own copy
+            array = raw.view(t.dtype).reshape(t.shape)
+            self._by_digest[digest] = (ort.OrtValue.ortvalue_from_numpy(array), array)
+            self.bytes_kept += t.length
+        for name, digest in refs:
+            so.add_initializer(name, self._by_digest[digest][0])
 
     @property
     def tensor_count(self) -> int:

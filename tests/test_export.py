@@ -13,7 +13,7 @@ import pytest
 import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.export.errors import ExportError
-from ffn_edge.export.fold import is_per_subnet
+from ffn_edge.export.fold import is_conv_copy, is_per_subnet
 from ffn_edge.export.onnx_export import GRAPH_PREFIX
 from ffn_edge.export.tensorrt import device_key, gpu_name
 from ffn_edge.runtime.errors import BundleError
@@ -115,14 +115,22 @@ def test_each_shared_tensor_stored_once(r18) -> None:
                 assert where.setdefault(t.name, rng) == rng, f"{t.name} at two offsets"
             else:  # only per-sub-network tensors and tiny shape constants stay in a graph
                 assert is_per_subnet(t.name) or len(t.raw_data) < 64, t.name
-    shared = {k for k in state if ".norms." not in k and ".alteration." not in k}
-    assert {n[len(GRAPH_PREFIX):] for n in where} == shared  # every conv / classifier tensor, by name
+    # conv copies with a sub-network's norm folded in (within the budget) replace the shared weight
+    folded = {w[len(GRAPH_PREFIX):] for w in m.extra["folding"]["batchnorm"]["conv_copies"]}
+    assert folded and "conv1.weight" in folded  # the stem: largest activation per weight byte
+    copies = {n for n in where if is_conv_copy(n)}
+    assert copies == {f"{GRAPH_PREFIX}{w}.subnet_{k}.conv_copy" for w in folded for k in range(3)}
+    shared = {k for k in state if ".norms." not in k and ".alteration." not in k} - folded
+    assert {n[len(GRAPH_PREFIX):] for n in where if n not in copies} == shared  # every other conv / fc tensor
     for name, (off, n) in where.items():  # ... holding exactly the checkpoint's bytes
-        assert data[off : off + n] == state[name[len(GRAPH_PREFIX):]].numpy().tobytes(), name
+        if name not in copies:
+            assert data[off : off + n] == state[name[len(GRAPH_PREFIX):]].numpy().tobytes(), name
     ranges = set(where.values())
     assert len(ranges) == len(where)  # one range per tensor: nothing stored twice
     payload = sum(n for _, n in ranges)
-    assert payload == sum(state[k].numel() * 4 for k in shared)
+    assert payload == sum(state[k].numel() * 4 for k in shared) + sum(state[w].numel() * 4 * 3 for w in folded)
+    assert payload - sum(state[k].numel() * 4 for k in shared | folded) \
+        <= m.extra["folding"]["batchnorm"]["conv_copy_budget"] * m.extra["folding"]["batchnorm"]["shared_param_bytes"]
     assert len(data) < payload + 4096 * len(ranges)  # the rest is alignment padding only
 
 
@@ -150,6 +158,46 @@ def test_dynamic_frame_dim_serves_counts_from_one_graph(r18, tmp_path) -> None:
     for frames in (6, 8):
         diff, top1 = _ort_vs_torch(model, bundle, frames)
         assert diff <= 1e-4 and top1
+
+
+@pytest.mark.parametrize("kw, frames, form", [
+    ({"fold_budget": 0.0, "bias_first": False}, [4, 8], "mul_add"),  # the older export
+    ({"fold_budget": 0.0}, [4, 8], "bias_first"),  # every conv shared, norms as Add then Mul
+    ({"fold_budget": 10.0}, [4, 8], "into_conv_copy"),  # a budget that covers every conv
+    ({}, [8], "into_conv_copy"),  # one sub-network: copies cost nothing, so every norm is folded
+])
+def test_norm_forms_keep_parity(r18, tmp_path, kw, frames, form) -> None:
+    model, root, _ = r18
+    bundle = export_bundle(root / "r18.safetensors", frames, tmp_path / "b.ffn", **kw)  # verifies parity
+    m = load_manifest(bundle)
+    norms = m.extra["folding"]["batchnorm"]
+    for report in norms["graphs"].values():  # all 20 conv-following BNs of a ResNet-18 in one form
+        assert report[form] == 20 and sum(report.values()) == 20, report
+    for f in frames:
+        diff, top1 = _ort_vs_torch(model, bundle, f)
+        assert diff <= 1e-4 and top1
+    if form == "into_conv_copy" and len(frames) > 1:  # each copy is stored once, in the weight file
+        size = (bundle / m.weights_file).stat().st_size
+        assert size >= norms["shared_param_bytes"] + norms["extra_bytes"]
+
+
+def test_norm_with_a_zero_scale_stays_mul_add() -> None:
+    """``(conv + b/s) * s`` needs every s != 0; otherwise the norm keeps its Mul -> Add form."""
+    from ffn_edge.export.fold import fold_norms
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "model.conv.weight")
+    scale = numpy_helper.from_array(np.array([0.0, 2.0], np.float32).reshape(1, 2, 1, 1), "model.bn.subnet_scale")
+    shift = numpy_helper.from_array(np.array([1.0, 3.0], np.float32).reshape(1, 2, 1, 1), "model.bn.subnet_shift")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", w.name], ["c"]), helper.make_node("Mul", ["c", scale.name], ["m"]),
+         helper.make_node("Add", ["m", shift.name], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 2, 2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 2, 2])], [w, scale, shift])
+    model = helper.make_model(graph)
+    report = fold_norms(model, 0)
+    assert (report.mul_add, report.bias_first, report.into_conv_copy) == (1, 0, 0)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Mul", "Add"]
 
 
 def test_failed_verification_leaves_old_bundle_intact(r18, tmp_path, monkeypatch) -> None:
@@ -193,6 +241,8 @@ def test_cli_errors_are_one_line(r18, tmp_path) -> None:
         "negative frames": (["--ckpt", ckpt, "--frames", "-4", "--out", out], "must be positive"),
         "existing output": (["--ckpt", ckpt, "--frames", "8", "--out", str(bundle)], "--force"),
         "no TensorRT here": (["--ckpt", ckpt, "--frames", "8", "--out", out, "--trt"], "TensorRT"),
+        "negative fold budget": (["--ckpt", ckpt, "--frames", "8", "--out", out, "--fold-budget", "-0.1"],
+                                 "--fold-budget must be >= 0"),
     }
     if gpu_name() is not None:
         del cases["no TensorRT here"]
