@@ -46,6 +46,7 @@ from .sources import CaptureThread, FrameSource, Opener, SourceEvent
 
 log = logging.getLogger("ffn_edge.runtime")
 
+BUDGET_NAMES = ("budget_ms", "power_w", "battery_policy", "thermal_policy")  # set_budget's budgets
 WAIT_TIMEOUT_S = 10.0  # longest wait for a frame before a stream decision is skipped / ends
 
 
@@ -168,7 +169,10 @@ class FrameCountPolicy:
         self.scheduler = scheduler
         self._signals = signals
         self._lock = threading.Lock()  # set_budget (any thread) vs decide/observe (the stream's)
-        self.set_budget(budget_ms, power_w=power_w, battery_policy=battery_policy, thermal_policy=thermal_policy)
+        given = {"power_w": power_w, "battery_policy": battery_policy, "thermal_policy": thermal_policy}
+        # None here means "not given": a scheduler passed in keeps the budgets it was built with.
+        self.set_budget(KEEP if budget_ms is None else budget_ms,
+                        **{name: value for name, value in given.items() if value is not None})
 
     def set_budget(self, budget_ms: float | None | _Keep = KEEP, *, power_w: float | None | _Keep = KEEP,
                    battery_policy: BatteryPolicy | str | None | _Keep = KEEP,
@@ -182,16 +186,15 @@ class FrameCountPolicy:
             raise ConfigError(f"budget must be > 0 ms, got {budget_ms}")
         if isinstance(battery_policy, str):
             battery_policy = BatteryPolicy.parse(battery_policy)
-        changes = {name: value for name, value in (("budget_ms", budget_ms), ("power_w", power_w),
-                                                   ("battery_policy", battery_policy),
-                                                   ("thermal_policy", thermal_policy)) if value is not KEEP}
+        values = (budget_ms, power_w, battery_policy, thermal_policy)
+        changes = {name: value for name, value in zip(BUDGET_NAMES, values, strict=True) if value is not KEEP}
         with self._lock:
             if self.scheduler is None and self.frames is None and any(v is not None for v in changes.values()):
                 self.scheduler = Scheduler(self.subnet_counts, None, candidates=self.candidates)
             if self.scheduler is not None and hasattr(self.scheduler, "set_budget"):
                 self.scheduler.set_budget(**changes)  # raises on a bad value before the policy keeps any
-            for name, value in changes.items():
-                setattr(self, name, value)
+            for name in BUDGET_NAMES:  # what is in force: the scheduler's own where it has one
+                setattr(self, name, getattr(self.scheduler, name, changes.get(name, getattr(self, name))))
 
     def _read_signals(self, now_s: float) -> Signals:
         if self._signals is None:

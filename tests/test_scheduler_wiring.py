@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime import FFNRuntime
+from ffn_edge.runtime import FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.cli import run
 from ffn_edge.runtime.errors import run_cli
-from ffn_edge.runtime.scheduler import REASONS
+from ffn_edge.runtime.scheduler import REASONS, BatteryPolicy, Scheduler
 from ffn_edge.runtime.signals import Signals
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
@@ -128,6 +128,18 @@ def test_scripted_battery_signal_caps_the_frame_count(rt, video):
     assert all(r.prediction.frames == 4 and r.reasons == ("battery",) for r in low)
     assert low[0].budget["battery_policy"] == "50:4"
     assert low[0].budget["signals"] == {"battery_percent": 10.0, "plugged": False, "power_w": None, "temp_c": None}
+
+
+def test_a_scheduler_passed_in_keeps_its_own_budgets_until_set_budget_changes_them():
+    sched = Scheduler((4, 8), 20.0, battery_policy=BatteryPolicy(50, 4))
+    policy = FrameCountPolicy((4, 8), scheduler=sched, signals=lambda t: Signals(battery_percent=10.0, plugged=False))
+    assert policy.budget_ms == 20.0 and policy.battery_policy == BatteryPolicy(50, 4)
+    policy.set_budget(power_w=5.0)  # only what is given changes
+    assert (sched.budget_ms, sched.power_w, sched.battery_policy) == (20.0, 5.0, BatteryPolicy(50, 4))
+    assert policy.decide(0.0).budget == {"latency_ms": 20.0, "power_w": 5.0, "battery_policy": "50:4",
+                                         "thermal_policy": None, "signals": {"battery_percent": 10.0,
+                                                                             "plugged": False, "power_w": None,
+                                                                             "temp_c": None}}
 
 
 def test_ffn_run_json_carries_reasons_and_budget_state(bundle, video):
