@@ -266,10 +266,11 @@ def _phases(records: list[Record], warm: int, transient: set[int], budget_ms: fl
     phases: list[dict[str, Any]] = []
     for i, r in enumerate(records):
         if not phases or phases[-1]["load"] != r.load:
-            phases.append({"load": r.load, "start_s": r.t, "lat": [], "n": []})
+            phases.append({"load": r.load, "start_s": r.t, "lat": [], "n": [], "held": []})
         if i >= warm and i not in transient:
             phases[-1]["lat"].append(r.latency_ms)
             phases[-1]["n"].append(r.n)
+            phases[-1]["held"].append("hysteresis" in r.reasons)
     out = []
     for p in phases:
         lat, ns = np.array(p["lat"]), np.array(p["n"])
@@ -277,7 +278,8 @@ def _phases(records: list[Record], warm: int, transient: set[int], budget_ms: fl
                     "within": float(np.mean(lat <= budget_ms)) if len(lat) else float("nan"),
                     "p50_ms": float(np.median(lat)) if len(lat) else float("nan"),
                     "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
-                    "mean_n": float(ns.mean()) if len(ns) else float("nan"), "oracle_n": oracles[p["load"]]})
+                    "mean_n": float(ns.mean()) if len(ns) else float("nan"), "oracle_n": oracles[p["load"]],
+                    "held": float(np.mean(p["held"])) if len(ns) else float("nan")})
     return out
 
 
@@ -441,12 +443,13 @@ def main() -> None:
             print(f"  {'on ' if on else 'off'} {name:<7s} " + " ".join(f"{table[(on, n)]:6.1f}" for n in candidates))
     print(f"  oracle = largest n whose p{ORACLE_PERCENTILE} fits {budget:.1f} ms: load off {oracles[False]}, "
           f"load on {oracles[True]}  (by the median: off {oracles_median[False]}, on {oracles_median[True]})")
-    print("\nper phase (steady state):")
+    print("\nper phase (steady state; held: decisions where a larger count fitted the budget but not with the "
+          "room that going up needs, reason hysteresis):")
     print(f"  {'phase':>5s} {'load':>4s} {'start s':>7s} {'decisions':>9s} {'within':>7s} {'p50 ms':>7s} "
-          f"{'p99 ms':>7s} {'mean n':>7s} {'oracle':>6s}")
+          f"{'p99 ms':>7s} {'mean n':>7s} {'oracle':>6s} {'held':>6s}")
     for k, p in enumerate(result["phases"]):
         print(f"  {k:5d} {p['load']:>4s} {p['start_s']:7.1f} {p['decisions']:9d} {100 * p['within']:6.1f}% "
-              f"{p['p50_ms']:7.1f} {p['p99_ms']:7.1f} {p['mean_n']:7.2f} {p['oracle_n']:6d}")
+              f"{p['p50_ms']:7.1f} {p['p99_ms']:7.1f} {p['mean_n']:7.2f} {p['oracle_n']:6d} {100 * p['held']:5.0f}%")
     print("\nload steps (decisions to get back within budget):")
     for s in result["recovery"]:
         print(f"  decision {s['decision']:5d} load -> {s['to']:<3s}: {s['decisions']} decisions "
