@@ -11,7 +11,8 @@ shared machine hits them alike):
   frame count. Export variants: ``--fold-budgets 0,0.02,...`` (the exporter's ``--fold-budget``:
   per-sub-network conv copies with the norm folded in, other norms as Add then Mul) and
   ``--compare-old`` (the earlier export: every norm as Mul then Add, no copies). FFN/ST ratios are
-  medians of per-round ratios (every round runs each method once, in random order);
+  medians of per-round ratios (every round runs each method once, in random order), by wall time
+  and by process CPU time (steadier when other processes compete for the cores);
 * RSS with all sub-networks ready vs one (fresh subprocesses; shared per variant, and private), and
   each variant's bundle size on disk;
 * the cost of switching sub-network (a run right after another sub-network vs after the same one)
@@ -208,6 +209,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         methods = ["torch", *(f"shared:{v}" for v in variants), "ffn_private", "st"]
         lat: dict[tuple[str, int], list[float]] = {(m, n): [] for m in methods for n in counts}
+        cpu: dict[tuple[str, int], list[float]] = {(m, n): [] for m in methods for n in counts}
         for n in counts:
             clip = rng.standard_normal((1, n, 3, args.size, args.size)).astype(np.float32)
             tclip = torch.from_numpy(clip)
@@ -223,7 +225,9 @@ def main() -> None:
                     fn()
                 for _ in range(args.runs):  # one run of each method per round, in a fresh random order
                     for i in rng.permutation(len(methods)):
+                        c0 = time.process_time()  # CPU time of all this process's threads
                         lat[(methods[i], n)].append(1000 * _timed(calls[methods[i]]))
+                        cpu[(methods[i], n)].append(time.process_time() - c0)
 
         # switching sub-network vs loading another model. Dispatch: choosing the session for a new
         # frame count (route + lookup). Penalty: a run right after another sub-network minus a run
@@ -266,9 +270,9 @@ def main() -> None:
         peak = run_probe(["sgemm"], t)["gflops"]
 
     # -- the table --------------------------------------------------------------------------------
-    def paired(a: str, b: str, n: int) -> float:
+    def paired(a: str, b: str, n: int, times: dict = lat) -> float:
         """Median over rounds of a/b: the two ran back to back, so a load change hits both."""
-        return float(np.median(np.array(lat[(a, n)]) / np.array(lat[(b, n)])))
+        return float(np.median(np.array(times[(a, n)]) / np.array(times[(b, n)])))
 
     rows = []
     names = {"torch": "torch eager", **{f"shared:{v}": f"FFN shared {v}" for v in variants},
@@ -291,6 +295,13 @@ def main() -> None:
         print(f"{n:>6} | {cells} | " + " | ".join(f"{r_st[v]:9.3f}" for v in variants)
               + f" | {r_priv:7.3f} | {r_torch:9.2f} | {gflops:7.1f}")
     print("(ratios: median over rounds of the per-round ratio; each round runs every method once, in random order)")
+    print("same ratios by process CPU time (all threads), which time spent waiting for a core does not inflate: "
+          "steadier than wall time on a loaded machine, blind to lost parallelism")
+    for n in counts:
+        r_cpu = {v: paired(f"shared:{v}", "st", n, cpu) for v in variants}
+        rows[counts.index(n)].update({f"ffn_vs_st_cpu:{v}": r for v, r in r_cpu.items()})
+        print(f"{n:>6} | " + " | ".join(f"{v}/ST {r:.3f}" for v, r in r_cpu.items())
+              + f" | priv/ST {paired('ffn_private', 'st', n, cpu):.3f}")
     ratio = {mode: rss[(mode, "all")] / rss[(mode, "one")] for mode, _, _ in modes}
     best = max(r["gflops"] for r in rows)
     print(f"\nSGEMM peak (numpy, {t} threads): {peak:.1f} GFLOP/s; FFN shared {main_v} achieves "

@@ -24,12 +24,15 @@ What is folded, and why not more:
   small. So, selectively: the convolutions with the most activation per weight byte (the stem, the
   first stage, the first 1x1 downsample) get a per-sub-network copy with the norm folded in, as
   long as the copies' extra bytes stay within ``--fold-budget`` x the shared weights (default 2 %:
-  TSM-ResNet-18 copies conv1, layer1.0 and layer2.0.downsample, 0.36 MB per sub-network). Every
+  TSM-ResNet-18 copies conv1, layer1.0's two convs and layer2.0.downsample, 0.36 MB per
+  sub-network; 5 % was not clearly faster within the noise of a loaded machine and would take a
+  4/8/16 bundle past issue 4's 1.05x of one export). Every
   other norm is exported as ``(conv + shift/scale) * scale``: ONNX Runtime folds the Add into the
   conv's bias without touching the shared weight, and runs the remaining per-channel Mul inside
   its NCHWc layout. The plain ``conv * scale + shift`` form (``bias_first=False``) made ORT leave
-  NCHWc and come back around every norm (two reorders, an Add, an unfused ReLU): ~1.1-1.2x the
-  latency of a single-frame-count export, against ~1.0x now (``benchmarks/runtime_latency.py``).
+  NCHWc and come back around every norm (two reorders, an Add, an unfused ReLU): ~1.07-1.12x the
+  latency of a single-frame-count export (TSM-ResNet-18, 112 px, 2 threads), against ~1.0x with
+  Add then Mul and the default copies (``benchmarks/runtime_latency.py --compare-old``).
   A norm with a zero scale keeps the plain form. A bundle with one sub-network folds every norm.
 * WA (``x * (1 + w_k)`` on a block's conv path, after the temporal shift) is removed exactly when
   (a) its input is a per-channel affine (the previous block's projection BN) consumed by nothing
