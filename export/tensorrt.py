@@ -29,11 +29,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..runtime.manifest import MANIFEST_NAME, Manifest, file_entry, load_manifest, write_manifest
+from ..runtime.atomic import atomic_write_bytes
+from ..runtime.manifest import Manifest, file_entry, load_manifest, write_manifest
 from .errors import ExportError
 
 ENGINES_DIR = "engines"
@@ -159,18 +159,18 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
                                       max_batch=max_batch, workspace=int(workspace_gib * (1 << 30)),
                                       cache_blob=cache_blob)
         rel = f"{rel_dir}/{Path(graph).stem}.engine"
-        _write_atomic(root / rel, plan)
+        atomic_write_bytes(root / rel, plan)
         new_files[rel] = file_entry(root / rel)
         for i, t in enumerate(frames):
             engines[str(t)] = {"file": rel, "profile": i, "refit_from": graph}
-    _write_atomic(cache_path, cache_blob)
+    atomic_write_bytes(cache_path, cache_blob)
     new_files[f"{rel_dir}/timing.cache"] = file_entry(cache_path)
     entry = {"gpu": gpu_name(), "tensorrt": trt.__version__, "precision": precision, "stripped": True,
              "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines}
     files = {k: v for k, v in m.files.items() if not k.startswith(rel_dir + "/")}
     all_engines = {**m.extra.get("engines", {}), key: entry}
-    _replace_manifest(root, dataclasses.replace(m, files={**files, **new_files},
-                                                extra={**m.extra, "engines": all_engines}))
+    write_manifest(root, dataclasses.replace(m, files={**files, **new_files},
+                                             extra={**m.extra, "engines": all_engines}))
     return entry
 
 
@@ -185,22 +185,3 @@ def load_engine(trt: Any, engine_path: Path, onnx_path: Path, logger: Any = None
         raise ExportError(f"{engine_path}: refitting weights from {onnx_path.name} failed")
     return engine
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _replace_manifest(root: Path, m: Manifest) -> None:
-    """Write the manifest next to the bundle, then rename over the old one (never half-written)."""
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        write_manifest(tmp, m)
-        os.replace(Path(tmp) / MANIFEST_NAME, root / MANIFEST_NAME)

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_bytes
 from .errors import BundleError
 
 FORMAT = "ffn-bundle"
@@ -174,11 +175,7 @@ def resolve(bundle: str | os.PathLike[str], rel: str) -> Path:
 
 
 def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> Path:
-    """Write ``manifest.json`` (sorted, indented) into ``bundle`` and fsync it."""
+    """Write ``manifest.json`` (sorted, indented) into ``bundle`` atomically (never half-written)."""
     path = Path(bundle) / MANIFEST_NAME
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(manifest.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    atomic_write_bytes(path, (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return path
