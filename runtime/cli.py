@@ -40,7 +40,8 @@ examples:
       decision's "reasons" (warmup, budget, budget_infeasible, battery, power, thermal, max,
       hysteresis), "predicted_ms", "feasible" and "budget" (budgets in force and sensor readings)
 
-The summary (decisions, share within budget, frame-count histogram, latency) goes to stderr.
+Decisions go to stdout (one line each, or one JSON object each with --json); the summary (decisions,
+share within budget, frame-count histogram, latency) and source events go to stderr.
 """
 
 
@@ -268,7 +269,7 @@ def run(argv: list[str] | None = None) -> int:
                     p = r.prediction
                     top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
                     print(f"[{r.decision:4d}] t={r.window[1]:7.2f}s  {p.frames:2d} frames  {p.latency_ms:7.2f} ms  "
-                          f"{r.reason:<10s} {top}", file=sys.stderr)
+                          f"{r.reason:<10s} {top}", flush=True)
                 for e in r.events:
                     print(f"ffn-run: source {e}", file=sys.stderr)
             finished = True
