@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MIN_OVERLAY_HEIGHT = 360  # --show / --output frames smaller than this are scaled up for the overlay
+
+
 class Annotator:
     """Draws each decision (label, score, frames, latency) on the video for --show / --output.
 
@@ -133,6 +136,9 @@ class Annotator:
         cv2 = self.cv2
         with self._lock:
             text = list(self.text)
+        if image.shape[0] < MIN_OVERLAY_HEIGHT:  # too small for readable text: scale up (nearest, exact pixels)
+            f = -(-MIN_OVERLAY_HEIGHT // image.shape[0])
+            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
         for i, line in enumerate(text):
             y = 24 + 22 * i
             cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
