@@ -94,25 +94,6 @@ def run_probe(args: list[str], threads: int) -> dict[str, float]:
 # -- the benchmark ------------------------------------------------------------------------------------
 
 
-def _like_trained(model) -> None:
-    """Perturb weights, norm statistics and WA so sub-networks differ as after training.
-
-    A fresh FFN's sub-network norms are all equal (mean 0, var 1, weight 1), which would let the
-    exporter store one "per-sub-network" conv copy for all of them and flatter the RSS ratio.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.01)
-        for name, b in model.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
-            elif name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-
-
 def build_bundles(arch: str, width: float, size: int, counts: list[int], classes: int, work: Path,
                   variants: dict[str, dict]):
     """The FFN model and one bundle per export variant (``export_bundle`` keywords), plus one plain
@@ -121,7 +102,7 @@ def build_bundles(arch: str, width: float, size: int, counts: list[int], classes
     from ffn_edge.export import export_bundle
 
     from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
-    from ffn_edge.models import ModelConfig, create_model
+    from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
     names = [f"c{i}" for i in range(classes)]
     shorter = int(round(size * 8 / 7))
@@ -129,7 +110,7 @@ def build_bundles(arch: str, width: float, size: int, counts: list[int], classes
     def checkpoint(cfg: ModelConfig, name: str) -> tuple[torch.nn.Module, Path]:
         torch.manual_seed(0)
         model = create_model(cfg).eval()
-        _like_trained(model)
+        perturb_like_trained(model)  # so per-sub-network copies cost what they would after training
         ckpt = work / f"{name}.safetensors"
         save_checkpoint(ckpt, model, CheckpointMeta(cfg, names, input_size=size, resize_shorter=shorter))
         return model, ckpt

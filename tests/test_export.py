@@ -21,7 +21,7 @@ from ffn_edge.runtime.manifest import file_entry, load_manifest
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from ffn_edge.checkpoint import META_KEY, CheckpointMeta, save_checkpoint
-from ffn_edge.models import ModelConfig, create_model
+from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 SIZE = 32
 
@@ -30,15 +30,7 @@ def _checkpoint(path: Path, arch: str, width: float):
     """A checkpoint whose sub-networks really differ: perturbed weights, BN statistics and WA."""
     cfg = ModelConfig(arch, 5, width_mult=width)
     model = create_model(cfg).eval()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-        for name, b in model.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(0.5 + 1.5 * torch.rand(b.shape, generator=g))
-            elif name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+    perturb_like_trained(model, weight_std=0.05, var_spread=1.5)
     save_checkpoint(path, model, CheckpointMeta(cfg, list("abcde"), input_size=SIZE, resize_shorter=36))
     return model
 

@@ -24,7 +24,7 @@ from ffn_edge.runtime.manifest import load_manifest
 from ffn_edge.runtime.sources import FrameSource
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
-from ffn_edge.models import ModelConfig, create_model
+from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = (4, 8)
@@ -33,22 +33,12 @@ FPS = 30.0
 SUBPROCESS_TIMEOUT = 120
 
 
-def _randomise_norms(model: torch.nn.Module) -> None:
-    """Give every BN its own statistics so sub-networks really differ (a fresh model's are 0/1)."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-
-
 @pytest.fixture(scope="module")
 def model_and_bundle(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
     torch.manual_seed(0)
     cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
     model = create_model(cfg).eval()
-    _randomise_norms(model)
+    perturb_like_trained(model)
     d = tmp_path_factory.mktemp("rt")
     ckpt = d / "model.safetensors"
     save_checkpoint(ckpt, model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))

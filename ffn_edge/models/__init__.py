@@ -2,6 +2,7 @@
 
 from .base import VideoClassifier
 from .convert import make_frame_flexible, validate_frame_counts
+from .perturb import perturb_like_trained
 from .registry import MODELS, LoadReport, ModelConfig, create_model, load_pretrained, register_model
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "create_model",
     "load_pretrained",
     "make_frame_flexible",
+    "perturb_like_trained",
     "register_model",
     "validate_frame_counts",
 ]
