@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..sampling import frame_count_set
 from .errors import ExportError
 
 # Extra weight bytes, as a fraction of the shared ones, a bundle may spend on per-sub-network conv
@@ -17,16 +18,10 @@ def parse_frames(frames: Sequence[int | str]) -> tuple[int, ...]:
     """Sorted unique positive frame counts, or an ExportError naming the bad value."""
     if not frames:
         raise ExportError("--frames is empty: give one or more positive frame counts, e.g. --frames 4 8 16")
-    out = set()
-    for f in frames:
-        try:
-            n = int(f)
-        except (TypeError, ValueError):
-            raise ExportError(f"--frames: {f!r} is not an integer") from None
-        if n < 1:
-            raise ExportError(f"--frames: frame counts must be positive, got {n}")
-        out.add(n)
-    return tuple(sorted(out))
+    try:
+        return frame_count_set(frames)
+    except ValueError as e:
+        raise ExportError(f"--frames: {e}") from None
 
 
 def check_out(out: Path, force: bool) -> None:

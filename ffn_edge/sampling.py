@@ -2,6 +2,7 @@
 
 * ``nearest_subnet``: paper §5.3 — any frame count n is served by the sub-network whose frame
   count is nearest to n; a tie goes to the higher frame count.
+* ``frame_count_set``: sorted unique positive frame counts, the one check every caller uses;
 * ``segment_indices``: TSN segment sampling — split a clip into n equal segments and take a random
   frame per segment (training) or the centre frame (evaluation).
 """
@@ -11,6 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+
+def frame_count_set(frame_counts: Sequence[int | str]) -> tuple[int, ...]:
+    """Sorted unique positive frame counts, or a ValueError naming the bad value."""
+    if not frame_counts:
+        raise ValueError("frame counts are empty")
+    out = set()
+    for f in frame_counts:
+        try:
+            n = int(f)
+        except (TypeError, ValueError):
+            raise ValueError(f"{f!r} is not an integer") from None
+        if n < 1:
+            raise ValueError(f"frame counts must be positive, got {n}")
+        out.add(n)
+    return tuple(sorted(out))
 
 
 def nearest_subnet(n: int, frame_counts: Sequence[int]) -> int:

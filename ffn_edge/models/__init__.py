@@ -1,7 +1,7 @@
 """Backbones, the FFN converter and the model registry."""
 
 from .base import VideoClassifier
-from .convert import make_frame_flexible, validate_frame_counts
+from .convert import make_frame_flexible
 from .perturb import perturb_like_trained
 from .registry import MODELS, LoadReport, ModelConfig, create_model, load_pretrained, register_model
 
@@ -15,5 +15,4 @@ __all__ = [
     "make_frame_flexible",
     "perturb_like_trained",
     "register_model",
-    "validate_frame_counts",
 ]

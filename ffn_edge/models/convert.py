@@ -17,20 +17,11 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..layers import Altered, SpecialisedNorm, WeightAlteration
+from ..sampling import frame_count_set
 from .base import VideoClassifier
 
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
-
-def validate_frame_counts(frame_counts: Sequence[int]) -> tuple[int, ...]:
-    """Sorted unique positive frame counts, or a ValueError saying what is wrong."""
-    counts = tuple(sorted({int(n) for n in frame_counts}))
-    if not counts:
-        raise ValueError("frame counts are empty")
-    if counts[0] < 1:
-        raise ValueError(f"frame counts must be positive, got {list(frame_counts)}")
-    return counts
 
 
 def _replace(root: nn.Module, dotted: str, new: nn.Module) -> None:
@@ -50,7 +41,7 @@ def make_frame_flexible(
     """Convert ``model`` in place into sub-networks for ``frame_counts`` and return it."""
     if model.frame_counts:
         raise ValueError(f"model is already frame-flexible for {model.frame_counts}")
-    counts = validate_frame_counts(frame_counts)
+    counts = frame_count_set(frame_counts)
     n = len(counts)
     if weight_alteration:
         blocks = block_types if block_types is not None else model.block_types

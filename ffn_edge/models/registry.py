@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from ..sampling import frame_count_set
 from .base import VideoClassifier
-from .convert import make_frame_flexible, validate_frame_counts
+from .convert import make_frame_flexible
 from .tsm_mobilenetv2 import TSMMobileNetV2
 from .tsm_resnet import BasicBlock, Bottleneck, TSMResNet
 
@@ -35,7 +36,7 @@ class ModelConfig:
     width_mult: float = 1.0  # channel multiplier (small models for CPU experiments)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "frame_counts", validate_frame_counts(self.frame_counts))
+        object.__setattr__(self, "frame_counts", frame_count_set(self.frame_counts))
         if self.arch not in MODELS:
             raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(MODELS))}")
         if self.num_classes < 1:
