@@ -30,10 +30,12 @@ or any T when that graph has a dynamic frame dimension).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -42,12 +44,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import BundleError, ConfigError
-from .manifest import Manifest, resolve
+from . import tensorrt as trt_mod
+from .errors import BundleError, ConfigError, FFNError
+from .manifest import GraphEntry, Manifest, resolve
 
 log = logging.getLogger("ffn_edge.runtime")
 
-BACKENDS = ("auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-tensorrt-fp16", "tensorrt")
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
@@ -191,7 +194,7 @@ class TensorPool:
 
     def add_graph(self, graph_path: Path, so: Any) -> None:
         """Hand every external tensor of ``graph_path`` to ``so`` (SessionOptions) from the pool."""
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         maps: dict[Path, np.memmap] = {}
         refs: list[tuple[str, bytes]] = []
@@ -230,15 +233,79 @@ class TensorPool:
 # ONNX Runtime
 
 
-def ort_providers(kind: str, device: int = 0) -> list[Any]:
-    """The explicit provider list for ``kind`` in ("cpu", "cuda", "tensorrt"); CPU is always last."""
+ORT_INSTALL_HINT = ("pip install 'ffn-edge[cpu]' (CPU) or 'ffn-edge[gpu]' (NVIDIA GPU; one of the two, never "
+                    "both); on Jetson, the onnxruntime-gpu wheel built for your JetPack")
+
+
+def import_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or a ConfigError in one line saying what to install."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError(f"ONNX Runtime is not installed: {ORT_INSTALL_HINT}") from None
+    return ort
+
+
+def ort_providers(kind: str, device: int = 0, *, cache_dir: Path | None = None, fp16: bool = False) -> list[Any]:
+    """The explicit provider list for ``kind`` in ("cpu", "cuda", "tensorrt"); CPU is always last.
+
+    TensorRT EP: engines and the timing cache persist under ``cache_dir`` (else every process start
+    rebuilds every engine); fp16 only when asked (``ort-tensorrt-fp16``). Its optimisation profiles
+    are per graph: ``with_trt_profiles``.
+    """
     if kind == "cpu":
         return [CPU_EP]
+    cuda = (CUDA_EP, {"device_id": str(device)})
     if kind == "cuda":
-        return [(CUDA_EP, {"device_id": device}), CPU_EP]
+        return [cuda, CPU_EP]
     if kind == "tensorrt":
-        return [(TRT_EP, {"device_id": device, "trt_fp16_enable": True}), (CUDA_EP, {"device_id": device}), CPU_EP]
+        trt = {"device_id": str(device), "trt_fp16_enable": "True" if fp16 else "False"}
+        if cache_dir is not None:
+            trt.update({"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir),
+                        "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(cache_dir)})
+        return [(TRT_EP, trt), cuda, CPU_EP]
     raise ConfigError(f"unknown ONNX Runtime provider kind {kind!r}")
+
+
+def with_trt_profiles(providers: Sequence[Any], manifest: Manifest, graph: GraphEntry,
+                      max_batch: int = trt_mod.MAX_BATCH) -> list[Any]:
+    """``providers`` with explicit TensorRT EP profiles for ``graph``: batch 1..max_batch, its T range.
+
+    Without them the EP builds for the first shape it sees and rebuilds mid-stream on a new one.
+    """
+    p = trt_mod.frame_profiles(manifest)[graph.file][graph.frames]
+    h, w = manifest.input.size
+    name = manifest.input.name
+
+    def shape(n: int, t: int) -> str:
+        return f"{name}:{n}x{t}x3x{h}x{w}"
+
+    out: list[Any] = []
+    for entry in providers:
+        if isinstance(entry, tuple) and entry[0] == TRT_EP:
+            entry = (TRT_EP, {**entry[1], "trt_profile_min_shapes": shape(1, p.t_min),
+                              "trt_profile_opt_shapes": shape(1, p.t_opt),
+                              "trt_profile_max_shapes": shape(max_batch, p.t_max)})
+        out.append(entry)
+    return out
+
+
+def ort_trt_cache_dir(bundle: Path, manifest: Manifest) -> Path:
+    """Where the ORT TensorRT EP keeps engines: ``BUNDLE/engines/ort-trt`` when the bundle is writable,
+    else ``$XDG_CACHE_HOME/ffn-edge/ort-trt/<graphs' hash>`` (a read-only bundle on a device)."""
+    inside = bundle / trt_mod.ENGINES_DIR / "ort-trt"
+    if os.access(inside if inside.is_dir() else bundle, os.W_OK):
+        inside.mkdir(parents=True, exist_ok=True)
+        return inside
+    digest = hashlib.sha256("".join(sorted(str(manifest.files.get(g.file)) for g in manifest.graphs)).encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    out = base / "ffn-edge" / "ort-trt" / digest.hexdigest()[:16]
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def provider_name(entry: Any) -> str:
+    return entry[0] if isinstance(entry, tuple) else str(entry)
 
 
 def session_options(threads: int | None = None, shared: bool = True, optimization: str = "all") -> Any:
@@ -250,7 +317,7 @@ def session_options(threads: int | None = None, shared: bool = True, optimizatio
     would give each session a private packed copy). ``optimization``: "all" | "extended" | "basic" |
     "none" (graphs already optimised by ``optimize_for_sharing`` load with "none").
     """
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -281,7 +348,7 @@ def optimize_for_sharing(graph: Path, out_dir: Path, threads: int | None, provid
     them; the saved graph then loads with no further optimisation. The file is specific to this
     machine and ORT version, which is why it is made at open time and never shipped.
     """
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     out = out_dir / graph.name
     so = session_options(threads, shared=False, optimization="all")
@@ -307,7 +374,7 @@ def register_shared_arena() -> None:
     in the process are not affected. Idempotent.
     """
     global _env_arena_registered
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     with _env_arena_lock:
         if _env_arena_registered:
@@ -323,11 +390,17 @@ def register_shared_arena() -> None:
 class OrtBackend:
     """All sub-network graphs of a bundle as ONNX Runtime sessions, created up front.
 
-    ``share_weights=True`` (CPU): each graph is optimised once into a temporary directory
+    ``share_weights=True`` on the CPU EP: each graph is optimised once into a temporary directory
     (``optimize_for_sharing``), its large tensors are pooled by content across graphs (one copy
     in memory for all sessions, via ``SessionOptions.add_initializer``), and the sessions draw
     activations from one shared arena. ``share_weights=False``: every session loads and optimises
     its graph on its own (ORT's defaults: fastest per session, one private copy of the weights each).
+    GPU providers never pool: their weights live in device memory, and an optimised model cannot be
+    saved from a session whose nodes a TensorRT EP has compiled.
+
+    Every session must run on the first provider asked for: ORT silently falls back to the next one
+    (printing to stdout) when a provider cannot start, which is refused here as a ConfigError; its
+    run-time fallback is disabled, so a failing EP raises instead of moving to the CPU mid-stream.
     """
 
     def __init__(
@@ -339,42 +412,50 @@ class OrtBackend:
         share_weights: bool = True,
         frame_counts: Sequence[int] | None = None,
     ) -> None:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.bundle = Path(bundle)
         self.manifest = manifest
         self.providers = list(providers)
-        self.share_weights = share_weights
+        wanted_ep = provider_name(self.providers[0])
+        self.share_weights = share_weights and wanted_ep == CPU_EP
         wanted = set(frame_counts) if frame_counts is not None else {g.frames for g in manifest.graphs}
         graphs = [g for g in sorted(manifest.graphs, key=lambda g: g.frames) if g.frames in wanted]
         if not graphs:
             raise BundleError(f"{self.bundle}: no graph for frame counts {sorted(wanted)}")
-        self.pool = TensorPool() if share_weights else None
-        if share_weights:
+        self.pool = TensorPool() if self.share_weights else None
+        if self.share_weights:
             register_shared_arena()
         self.sessions: dict[int, Any] = {}
         self._input = manifest.input.name
         self._output = manifest.output_name
         # Mapped files may be unlinked once mapped (POSIX); elsewhere the directory may outlive us.
-        with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp:
+        with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp, \
+                contextlib.redirect_stdout(sys.stderr):  # ORT prints its provider fallbacks to stdout
             for g in graphs:
                 path = resolve(self.bundle, g.file)
+                providers_g = with_trt_profiles(self.providers, manifest, g)
                 try:
                     if self.pool is not None:
-                        path = optimize_for_sharing(path, Path(tmp), threads, self.providers)
+                        path = optimize_for_sharing(path, Path(tmp), threads, providers_g)
                         so = session_options(threads, shared=True, optimization="none")
                         self.pool.add_graph(path, so)
                     else:
                         so = session_options(threads, shared=False, optimization="all")
-                    self.sessions[g.frames] = ort.InferenceSession(str(path), so, providers=self.providers)
+                    session = ort.InferenceSession(str(path), so, providers=providers_g)
                 except BundleError:
                     raise
-                except Exception as e:  # ORT raises its own types (Fail, InvalidGraph, ...)
+                except Exception as e:  # ORT raises its own types (Fail, InvalidGraph, EPFail, ...)
                     raise BundleError(f"{self.bundle / g.file}: ONNX Runtime cannot load the graph: "
-                                      f"{str(e).strip().splitlines()[0]}") from None
+                                      f"{trt_mod.first_line(e)}") from None
+                landed = session.get_providers()[0]
+                if landed != wanted_ep:
+                    raise ConfigError(f"ONNX Runtime could not start {wanted_ep} (the session landed on {landed}: "
+                                      "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)")
+                session.disable_fallback()
+                self.sessions[g.frames] = session
         self.frame_counts = tuple(sorted(self.sessions))
-        first = next(iter(self.sessions.values()))
-        self.active_providers: list[str] = first.get_providers()
+        self.active_providers: list[str] = next(iter(self.sessions.values())).get_providers()
         self.name = f"onnxruntime[{self.active_providers[0]}]"
 
     def run(self, frames: int, clip: np.ndarray) -> np.ndarray:
@@ -394,8 +475,20 @@ class OrtBackend:
 #
 # Manifest format (written by the exporter): ``extra["engines"][key]`` for each device key (GPU model
 # + TensorRT version + precision) = {"gpu", "tensorrt", "precision", "stripped", "max_batch",
-# "engines": {"<frames>": {"file", "profile", "refit_from"}}}. A stripped engine carries no weights:
-# it is refitted at load time from its ONNX graph, i.e. from the one shared weights.bin.
+# "engines": {"<frames>": {"file", "profile", "refit_from", "t_min", "t_max"}}}. A stripped engine carries
+# no weights: it is refitted at load time from ``refit_from``, i.e. from the one shared weights.bin (or,
+# for fp16 on TensorRT 11, the one shared weights.fp16.bin next to the fp16-typed graphs).
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineRef:
+    """Where one frame count's engine is: file, optimisation profile, graph to refit from, T range."""
+
+    file: str
+    profile: int
+    refit_from: str
+    t_min: int
+    t_max: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,21 +499,27 @@ class EngineSet:
     trt_version: str
     precision: str  # "fp32" | "fp16"
     stripped: bool
-    engines: dict[int, tuple[str, int, str]]  # frames -> (engine file, optimisation profile, ONNX graph)
+    engines: dict[int, EngineRef]  # frames -> engine
+    max_batch: int = trt_mod.MAX_BATCH
 
     def describe(self) -> str:
         return f"{self.gpu!r} / TensorRT {self.trt_version} / {self.precision}"
 
 
 def tensorrt_engine_sets(manifest: Manifest) -> list[EngineSet]:
-    """Every engine set the manifest lists (empty when none); BundleError when malformed."""
+    """Every engine set the manifest lists (empty when none); BundleError when malformed.
+
+    Entries written before T ranges were recorded accept exactly their own frame count.
+    """
     sets = []
     try:
         for entry in (manifest.extra.get("engines") or {}).values():
-            engines = {int(t): (str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]))
+            engines = {int(t): EngineRef(str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]),
+                                         int(e.get("t_min", t)), int(e.get("t_max", t)))
                        for t, e in entry["engines"].items()}
             sets.append(EngineSet(str(entry["gpu"]), str(entry["tensorrt"]), str(entry["precision"]),
-                                  bool(entry.get("stripped", True)), engines))
+                                  bool(entry.get("stripped", True)), engines,
+                                  int(entry.get("max_batch", trt_mod.MAX_BATCH))))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"manifest extra.engines is malformed: {type(e).__name__}: {e}") from None
     return sets
@@ -443,123 +542,89 @@ def pick_engine_set(sets: Sequence[EngineSet], gpu: str, trt_version: str, preci
 
 
 class TensorRTBackend:
-    """The bundle's TensorRT engines for this GPU, one execution context per frame count, one stream.
+    """The bundle's TensorRT engines for this GPU: ``runtime/tensorrt.py``'s EngineContexts over them.
 
-    Needs ``tensorrt`` (>= 10, name-based tensor API) and ``cuda-python``; both are imported here,
-    lazily, so machines without them never load them.
+    ``frame_ranges``: the T each frame count's engine accepts (a dynamic-T graph's engine takes every
+    count the nearest rule routes to it). GPU memory: one copy of weights per engine (TensorRT
+    cannot share constants across engines) plus ONE activation buffer for all of them.
     """
 
     def __init__(self, bundle: str | os.PathLike[str], manifest: Manifest, device: int = 0,
                  precision: str | None = None) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError as e:
-            raise ConfigError(f"backend 'tensorrt' needs the tensorrt package ({e})") from None
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            try:
-                from cuda import cudart
-            except ImportError as e:
-                raise ConfigError(f"backend 'tensorrt' needs the cuda-python package ({e})") from None
-        self._trt, self._cudart = trt, cudart
-        self._stream = None
-        self._buffers: dict[tuple[int, str], tuple[int, int]] = {}  # (frames, tensor) -> (ptr, nbytes)
-        self._check(cudart.cudaSetDevice(device))
-        props = self._check(cudart.cudaGetDeviceProperties(device))
-        gpu = (props.name.decode() if isinstance(props.name, bytes) else str(props.name)).strip("\0 ")
+        trt, cudart = trt_mod.import_tensorrt(), trt_mod.import_cudart()
+        self._contexts: trt_mod.EngineContexts | None = None
+        trt_mod.cuda_call(cudart.cudaSetDevice(device), "cudaSetDevice")
+        gpu = trt_mod.gpu_name(cudart, device)
         chosen = pick_engine_set(tensorrt_engine_sets(manifest), gpu, trt.__version__, precision)
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._stream = self._check(cudart.cudaStreamCreate())
+        logger = trt.Logger(trt.Logger.WARNING)
         engines: dict[str, Any] = {}
-        self._contexts: dict[int, Any] = {}
-        for frames, (file, profile, graph) in sorted(chosen.engines.items()):
-            if file not in engines:
-                engines[file] = self._load(resolve(bundle, file), resolve(bundle, graph), chosen.stripped)
-            ctx = engines[file].create_execution_context()
-            ctx.set_optimization_profile_async(profile, self._stream)
-            self._contexts[frames] = ctx
+        loaded: dict[int, trt_mod.LoadedEngine] = {}
+        for frames, ref in sorted(chosen.engines.items()):
+            if ref.file not in engines:
+                engines[ref.file] = trt_mod.load_engine(trt, logger, resolve(bundle, ref.file),
+                                                        resolve(bundle, ref.refit_from), chosen.stripped)
+            profile = trt_mod.FrameProfile(ref.t_min, frames, ref.t_max)
+            loaded[frames] = trt_mod.LoadedEngine(engines[ref.file], ref.profile, profile)
+        self._contexts = trt_mod.EngineContexts(trt, cudart, loaded, manifest.input.name, manifest.output_name,
+                                                manifest.input.size, chosen.max_batch)
         self._engines = engines
-        self._input, self._output = manifest.input.name, manifest.output_name
-        self.frame_counts = tuple(sorted(self._contexts))
+        self.frame_counts = self._contexts.frame_counts
+        self.frame_ranges = {t: (p.t_min, p.t_max) for t, p in self._contexts.profiles.items()}
         self.name = f"tensorrt[{chosen.precision}]"
 
-    def _load(self, engine_path: Path, onnx_path: Path, stripped: bool) -> Any:
-        """Deserialize an engine; refit a weight-stripped one from its ONNX graph (+ weights.bin)."""
-        trt = self._trt
-        engine = trt.Runtime(self._logger).deserialize_cuda_engine(engine_path.read_bytes())
-        if engine is None:
-            raise BundleError(f"{engine_path}: TensorRT cannot deserialize this engine (corrupt, or built "
-                              "for another GPU / TensorRT version)")
-        if stripped:
-            refitter = trt.Refitter(engine, self._logger)
-            parser = trt.OnnxParserRefitter(refitter, self._logger)
-            if not parser.refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
-                raise BundleError(f"{engine_path}: refitting weights from {onnx_path.name} failed")
-        return engine
-
-    def _check(self, result: Any) -> Any:
-        """Unwrap a cuda-python (err, *values) result; RuntimeError naming the CUDA error."""
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise RuntimeError(f"CUDA error {err}")
-        return rest[0] if len(rest) == 1 else (rest or None)
-
-    def _device_buffer(self, frames: int, tensor: str, nbytes: int) -> int:
-        ptr, size = self._buffers.get((frames, tensor), (0, 0))
-        if size < nbytes:
-            if ptr:
-                self._check(self._cudart.cudaFree(ptr))
-            ptr = self._check(self._cudart.cudaMalloc(nbytes))
-            self._buffers[(frames, tensor)] = (ptr, nbytes)
-        return ptr
-
     def run(self, frames: int, clip: np.ndarray) -> np.ndarray:
-        """Copy the clip in, enqueue the engine, copy the logits out, wait for the stream."""
-        cudart = self._cudart
-        ctx = self._contexts.get(frames)
-        if ctx is None:
-            raise ValueError(f"no engine for {frames} frames (have {list(self.frame_counts)})")
-        clip = np.ascontiguousarray(clip, dtype=np.float32)
-        if not ctx.set_input_shape(self._input, clip.shape):
-            raise ValueError(f"the {frames}-frame engine does not accept a clip of shape {clip.shape}")
-        out = np.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=np.float32)
-        d_in = self._device_buffer(frames, self._input, clip.nbytes)
-        d_out = self._device_buffer(frames, self._output, out.nbytes)
-        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(cudart.cudaMemcpyAsync(d_in, clip.ctypes.data, clip.nbytes, h2d, self._stream))
-        ctx.set_tensor_address(self._input, d_in)
-        ctx.set_tensor_address(self._output, d_out)
-        if not ctx.execute_async_v3(self._stream):
-            raise RuntimeError(f"TensorRT execution failed for the {frames}-frame engine")
-        self._check(cudart.cudaMemcpyAsync(out.ctypes.data, d_out, out.nbytes, d2h, self._stream))
-        self._check(cudart.cudaStreamSynchronize(self._stream))
-        return out
+        """Logits for one clip batch on the ``frames`` engine."""
+        if self._contexts is None:
+            raise RuntimeError("TensorRT backend is closed")
+        return self._contexts.run(frames, clip)
 
     def close(self) -> None:
-        for ptr, _ in self._buffers.values():
-            self._cudart.cudaFree(ptr)
-        self._buffers.clear()
-        self._contexts = {}
+        if self._contexts is not None:
+            self._contexts.close()
+            self._contexts = None
         self._engines = {}
-        if self._stream is not None:
-            self._cudart.cudaStreamDestroy(self._stream)
-            self._stream = None
 
 
 # ------------------------------------------------------------------------------------------------
 # Choosing a backend
 
-_ORT_KINDS = {"ort-cpu": "cpu", "ort-cuda": "cuda", "ort-tensorrt": "tensorrt"}
+_ORT_KINDS = {"ort-cpu": ("cpu", False), "ort-cuda": ("cuda", False), "ort-tensorrt": ("tensorrt", False),
+              "ort-tensorrt-fp16": ("tensorrt", True)}
+_EP_OF_KIND = {"cpu": CPU_EP, "cuda": CUDA_EP, "tensorrt": TRT_EP}
 
 
-def _tensorrt_importable() -> bool:
-    import importlib.util
-
+def _open_one(name: str, bundle: Path, manifest: Manifest, device: int, threads: int | None,
+              share_weights: bool, tensorrt_precision: str | None) -> Backend:
+    """Start the backend ``name`` (never "auto"/"onnxruntime"); any failure is an FFNError in one line."""
     try:
-        return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("cuda") is not None
-    except (ImportError, ValueError):
-        return False
+        if name == "tensorrt":
+            return TensorRTBackend(bundle, manifest, device, precision=tensorrt_precision)
+        kind, fp16 = _ORT_KINDS[name]
+        need = _EP_OF_KIND[kind]
+        available = import_onnxruntime().get_available_providers()
+        if need not in available:
+            raise ConfigError(f"this onnxruntime has no {need} (it has {', '.join(sorted(available))})"
+                              + (f"; {ORT_INSTALL_HINT}" if kind != "cpu" else ""))
+        cache = ort_trt_cache_dir(bundle, manifest) if kind == "tensorrt" else None
+        return OrtBackend(bundle, manifest, ort_providers(kind, device, cache_dir=cache, fp16=fp16), threads,
+                          share_weights)
+    except FFNError:
+        raise
+    except Exception as e:  # TypeError from a CUDA init failure, OSError from a missing library, ...
+        raise ConfigError(f"{type(e).__name__}: {trt_mod.first_line(e)}") from None
+
+
+def candidates(backend: str, manifest: Manifest) -> list[str]:
+    """The backends ``backend`` stands for, best first: "auto" and "onnxruntime" try several."""
+    if backend not in ("auto", "onnxruntime"):
+        return [backend]
+    try:
+        available = set(import_onnxruntime().get_available_providers())
+    except ConfigError:
+        available = set()
+    out = ["tensorrt"] if backend == "auto" and tensorrt_engine_sets(manifest) else []
+    out += [n for n, ep in (("ort-tensorrt", TRT_EP), ("ort-cuda", CUDA_EP)) if ep in available]
+    return out + ["ort-cpu"]
 
 
 def open_backend(
@@ -569,40 +634,33 @@ def open_backend(
     device: int = 0,
     threads: int | None = None,
     share_weights: bool = True,
+    *,
+    tensorrt_precision: str | None = None,
 ) -> Backend:
-    """Create the backend named ``backend`` (see BACKENDS); "auto" takes the best that works here.
+    """Create the backend named ``backend`` (see BACKENDS); "auto" takes the best that starts here.
 
-    Order for "auto": native TensorRT engines from the bundle (when listed, importable, and built
-    for this GPU) > ORT TensorRT EP > ORT CUDA EP > ORT CPU EP. "onnxruntime" is the best ORT
-    provider available. The choice is logged and is the returned backend's ``name``.
+    Order for "auto": native TensorRT engines from the bundle > ORT TensorRT EP > ORT CUDA EP > ORT
+    CPU EP; "onnxruntime" is the same without native engines. A candidate that cannot start, for
+    whatever reason, is skipped with its reason in one log line. A backend named explicitly that
+    cannot start raises a one-line ConfigError / BundleError (``ffn-run`` exits 2). The choice is
+    logged and is the returned backend's ``name``. ``tensorrt_precision``: "fp16" | "fp32" | None
+    (the best the bundle has).
     """
-    import onnxruntime as ort
-
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    available = set(ort.get_available_providers())
-    if backend == "tensorrt":
-        chosen: Backend = TensorRTBackend(bundle, manifest, device)
-    elif backend in _ORT_KINDS:
-        kind = _ORT_KINDS[backend]
-        need = {"cpu": CPU_EP, "cuda": CUDA_EP, "tensorrt": TRT_EP}[kind]
-        if need not in available:
-            raise ConfigError(f"backend {backend!r} needs ONNX Runtime's {need}; this onnxruntime has "
-                              f"{', '.join(sorted(available))}")
-        chosen = OrtBackend(bundle, manifest, ort_providers(kind, device), threads, share_weights)
-    else:
-        chosen = None  # type: ignore[assignment]
-        if backend == "auto" and tensorrt_engine_sets(manifest) and _tensorrt_importable():
-            try:
-                chosen = TensorRTBackend(bundle, manifest, device)
-            except (BundleError, ConfigError, RuntimeError) as e:
-                log.warning("TensorRT engines not usable (%s); falling back to ONNX Runtime", e)
-        if chosen is None:
-            kind = "tensorrt" if TRT_EP in available else "cuda" if CUDA_EP in available else "cpu"
-            # GPU providers share device memory, not the host map: only the CPU EP shares weights.
-            chosen = OrtBackend(bundle, manifest, ort_providers(kind, device), threads,
-                                share_weights and kind == "cpu")
+    root = Path(bundle)
+    names = candidates(backend, manifest)
+    chosen: Backend | None = None
+    for i, name in enumerate(names):
+        last = i == len(names) - 1
+        try:
+            chosen = _open_one(name, root, manifest, device, threads, share_weights, tensorrt_precision)
+            break
+        except FFNError as e:
+            if len(names) == 1 or last:
+                prefix = f"backend {name!r} cannot start: " if len(names) == 1 else f"no backend could start ({name}: "
+                raise type(e)(prefix + str(e) + ("" if len(names) == 1 else ")")) from None
+            log.warning("backend %s cannot start here (%s); trying %s", name, e, names[i + 1])
+    assert chosen is not None
     log.info("ffn-edge runtime backend: %s (requested %r)", chosen.name, backend)
     return chosen
-
-

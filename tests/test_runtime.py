@@ -336,7 +336,8 @@ def test_tensorrt_engines_for_another_device_are_refused_with_a_clear_message():
         "gpu": "NVIDIA H100 80GB HBM3", "tensorrt": "10.3.0", "precision": "fp16", "stripped": True,
         "engines": {"4": {"file": "engines/k/f4.engine", "profile": 0, "refit_from": "f4.onnx"}}}}})
     sets = tensorrt_engine_sets(manifest)
-    assert sets[0].engines == {4: ("engines/k/f4.engine", 0, "f4.onnx")}
+    ref = sets[0].engines[4]  # an entry without a T range accepts exactly its own frame count
+    assert (ref.file, ref.profile, ref.refit_from, ref.t_min, ref.t_max) == ("engines/k/f4.engine", 0, "f4.onnx", 4, 4)
     assert pick_engine_set(sets, "NVIDIA H100 80GB HBM3", "10.3.0", None) is sets[0]
     with pytest.raises(BundleError, match="Orin.*the bundle has: 'NVIDIA H100 80GB HBM3' / TensorRT 10.3.0 / fp16"):
         pick_engine_set(sets, "Orin", "10.3.0", None)
