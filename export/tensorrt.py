@@ -1,129 +1,108 @@
 """TensorRT engines for a bundle, built on the target device (``ffn-export engines --bundle B``).
 
-How weights are shared. Sub-networks differ only in per-channel constants, but a TensorRT engine
-bakes its constants into its plan, so one engine cannot switch sub-networks, and two engines never
-share device weights. What can be shared is the *file*: every engine is built weight-stripped
-(``BuilderFlag.STRIP_PLAN`` with ``REFIT_IDENTICAL``: kernels are chosen for the real weights, the
-plan keeps only what it cannot refit) and refitted at load time from its ONNX graph, i.e. from the
-one ``weights.bin`` (``trt.OnnxParserRefitter``, see ``load_engine``). Engines stay a few MB each
-instead of a model's size each. Within one graph file, an engine has one optimisation profile per
-frame count that graph serves (a dynamic-T graph serving 6 and 8 frames gives one engine, two
-profiles, one copy of weights); across sub-networks there is one engine per graph.
+Everything TensorRT-specific (names per major, profiles, the build itself, the GPU name) lives in
+``runtime/tensorrt.py``, shared with the runtime that loads these engines; this module decides what
+to build and records it in the manifest. No torch: it runs on a device.
 
-Batch is dynamic in every profile (1..``max_batch``, tuned for 1, the streaming case); T is fixed
-per profile. Precision ``fp32`` disables TF32 (parity with ONNX Runtime), ``fp16`` enables half.
-A timing cache per device key (``engines/<key>/timing.cache``) makes rebuilds fast.
+How weights are shared. A TensorRT engine bakes its constants into its plan, so one engine cannot
+switch sub-networks and two engines never share device weights. What is shared is the *file*: every
+engine is built weight-stripped (``STRIP_PLAN`` + ``REFIT_IDENTICAL``) and refitted at load time from
+its ONNX graph, i.e. from the bundle's one ``weights.bin``. Engines stay a few MB each.
 
-Engines are valid only for the GPU model, TensorRT version and precision they were built with:
-they live under ``engines/<key>/`` with ``key = gpu + TensorRT version + precision`` and are listed in
-the manifest's ``extra["engines"][key]`` (with their hashes in ``files``). A lookup with the current
-device's key either finds matching engines or finds none and rebuilds; an engine built for another
-key is never run. ``tensorrt`` is imported lazily, so this module imports on any machine, with no
-torch (the runtime uses ``load_engine`` and ``device_key``).
+FP16. On TensorRT 10 (``BuilderFlag.FP16`` exists) an fp16 engine is built from the fp32 graph and
+refitted from ``weights.bin`` like fp32: nothing extra is stored. TensorRT 11 has no such flag
+(networks are strongly typed): the exporter writes an fp16-typed copy of each graph (fp32 inputs
+and outputs, cast inside; ``onnxconverter-common``) whose weights go, deduplicated by content, into
+ONE ``engines/<key>/weights.fp16.bin`` for all sub-networks; engines are refitted from it. Extra
+bytes stored: about half of ``weights.bin`` (once, whatever the number of sub-networks), plus the
+small graphs; recorded as ``extra_bytes`` in the manifest entry.
+
+Engines are valid only for the GPU model, TensorRT version and precision they were built with: they
+live under ``engines/<key>/`` (``device_key``) and are listed in ``extra["engines"][key]``, with
+their hashes in ``files``. A lookup with this device's key finds matching engines or rebuilds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
-import re
-import shutil
-import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
+from ..runtime import tensorrt as trt_mod
 from ..runtime.atomic import atomic_write_bytes
-from ..runtime.manifest import Manifest, file_entry, load_manifest, write_manifest
+from ..runtime.errors import ConfigError
+from ..runtime.manifest import Manifest, file_entry, load_manifest, resolve, write_manifest
 from .errors import ExportError
 
-ENGINES_DIR = "engines"
+ENGINES_DIR = trt_mod.ENGINES_DIR
+device_key = trt_mod.device_key
+FP16_WEIGHTS = "weights.fp16.bin"
+SMALL_TENSOR = 64  # bytes: smaller initializers (shapes, scalars) stay inside each fp16 graph
 
 
-def gpu_name() -> str | None:
-    """Name of CUDA device 0, or None when there is no usable NVIDIA GPU."""
+def gpu_name(device: int = 0) -> str | None:
+    """cudart's name of CUDA device ``device``, or None without cuda-python, driver or GPU (tests skip on None)."""
     try:
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-        err, count = cudart.cudaGetDeviceCount()
-        if int(err) == 0 and count > 0:
-            err, props = cudart.cudaGetDeviceProperties(0)
-            if int(err) == 0:  # the same spelling the runtime compares against
-                name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-                return name.strip("\0 ")
-    except Exception:  # any failure here only means "ask nvidia-smi"
-        pass
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
+        return trt_mod.gpu_name(trt_mod.import_cudart(), device)
+    except ConfigError:
         return None
-    try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out or None
 
 
-def require() -> Any:
-    """The ``tensorrt`` module if TensorRT and a GPU are present, else an ExportError in one line."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise ExportError("TensorRT engines need an NVIDIA GPU and TensorRT: the tensorrt package is not "
-                          "installed (pip install 'ffn-edge[tensorrt]' on the target device)") from None
-    if gpu_name() is None:
-        raise ExportError("TensorRT engines need an NVIDIA GPU and TensorRT: no CUDA GPU found on this machine")
+def require(device: int = 0) -> Any:
+    """The ``tensorrt`` module when TensorRT, cuda-python and a GPU are all here, else a one-line FFNError."""
+    trt = trt_mod.import_tensorrt()
+    trt_mod.gpu_name(trt_mod.import_cudart(), device)
     return trt
-
-
-def device_key(gpu: str, trt_version: str, precision: str) -> str:
-    """Directory-safe cache key: GPU model + TensorRT version + precision."""
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", gpu).strip("-")
-    return f"{slug}_trt{trt_version}_{precision}"
 
 
 def _precision(fp16: bool) -> str:
     return "fp16" if fp16 else "fp32"
 
 
-def _profiles(m: Manifest) -> dict[str, list[int]]:
-    """Graph file -> the frame counts it serves (one optimisation profile each)."""
-    out: dict[str, list[int]] = {}
-    for g in m.graphs:
-        out.setdefault(g.file, []).append(g.frames)
-    return out
+def write_fp16_graphs(root: Path, m: Manifest, out_dir: Path) -> dict[str, Path]:
+    """fp16-typed copies of the bundle's graphs (fp32 I/O) in ``out_dir``, weights in ONE shared file.
 
-
-def _build_one(trt: Any, onnx_path: Path, frames: list[int], input_name: str, size: tuple[int, int], *,
-               fp16: bool, max_batch: int, workspace: int, cache_blob: bytes) -> tuple[bytes, bytes]:
-    """Serialized weight-stripped engine for one graph, and the updated timing cache."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):  # resolves weights.bin next to the graph
-        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise ExportError(f"{onnx_path.name}: TensorRT cannot parse the graph: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    config.set_flag(trt.BuilderFlag.STRIP_PLAN)
-    config.set_flag(trt.BuilderFlag.REFIT_IDENTICAL)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    else:
-        config.clear_flag(trt.BuilderFlag.TF32)
-    cache = config.create_timing_cache(cache_blob)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    for t in frames:
-        profile = builder.create_optimization_profile()
-        shape = (t, 3, *size)
-        profile.set_shape(input_name, (1, *shape), (1, *shape), (max_batch, *shape))
-        config.add_optimization_profile(profile)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise ExportError(f"{onnx_path.name}: TensorRT failed to build an engine (see the log above)")
-    return bytes(plan), bytes(cache.serialize())
+    Returns graph file -> its fp16 copy. A weight is stored once however many graphs use it
+    (content-addressed, as in ``weights.bin``), so sub-networks still share every shared tensor.
+    """
+    try:
+        import onnx
+        from onnx.external_data_helper import set_external_data
+        from onnxconverter_common import float16
+    except ImportError:
+        raise ConfigError("fp16 engines on TensorRT 11 need onnx and onnxconverter-common: pip install "
+                          "'ffn-edge[tensorrt-cu13]'") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    where: dict[bytes, tuple[int, int]] = {}
+    written: dict[str, Path] = {}
+    with open(out_dir / FP16_WEIGHTS, "wb") as f:
+        for file in sorted({g.file for g in m.graphs}):
+            with warnings.catch_warnings():  # it warns for every constant below fp16's range (set to 1e-7)
+                warnings.simplefilter("ignore", UserWarning)
+                model = float16.convert_float_to_float16(onnx.load(str(resolve(root, file))), keep_io_types=True)
+            for t in model.graph.initializer:
+                data = t.raw_data or onnx.numpy_helper.to_array(t).tobytes()
+                if len(data) < SMALL_TENSOR:
+                    continue
+                key = hashlib.sha256(data).digest() + bytes([t.data_type])
+                if key not in where:
+                    offset = -(-f.tell() // SMALL_TENSOR) * SMALL_TENSOR
+                    f.write(b"\0" * (offset - f.tell()))
+                    f.write(data)
+                    where[key] = (offset, len(data))
+                offset, length = where[key]
+                t.raw_data = data
+                for field in ("float_data", "int32_data", "int64_data", "double_data"):
+                    t.ClearField(field)
+                set_external_data(t, FP16_WEIGHTS, offset, length)
+                t.ClearField("raw_data")
+            target = out_dir / f"{Path(file).stem}.fp16.onnx"
+            atomic_write_bytes(target, model.SerializeToString())
+            written[file] = target
+    return written
 
 
 def _cached(bundle: Path, m: Manifest, key: str) -> dict[str, Any] | None:
@@ -131,57 +110,63 @@ def _cached(bundle: Path, m: Manifest, key: str) -> dict[str, Any] | None:
     entry = m.extra.get("engines", {}).get(key)
     if not entry:
         return None
-    for rel in [e["file"] for e in entry["engines"].values()]:
+    for rel in entry.get("files") or [e["file"] for e in entry["engines"].values()]:
         want = m.files.get(rel)
         if want is None or not (bundle / rel).is_file() or file_entry(bundle / rel) != want:
             return None
     return entry
 
 
-def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_batch: int = 8,
-                  workspace_gib: float = 4.0, rebuild: bool = False) -> dict[str, Any]:
+def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_batch: int = trt_mod.MAX_BATCH,
+                  workspace_gib: float = 4.0, rebuild: bool = False, device: int = 0) -> dict[str, Any]:
     """Build (or find cached) engines for this device and record them in the manifest; returns the entry."""
-    trt = require()
+    if max_batch < 1:
+        raise ExportError(f"max_batch must be >= 1, got {max_batch}")
+    trt = require(device)
+    gpu = trt_mod.gpu_name(trt_mod.import_cudart(), device)
     root = Path(bundle)
     m = load_manifest(root, verify=True)
     precision = _precision(fp16)
-    key = device_key(gpu_name() or "unknown", trt.__version__, precision)
+    key = device_key(gpu, trt.__version__, precision)
     if not rebuild and (hit := _cached(root, m, key)) is not None:
         return hit
     rel_dir = f"{ENGINES_DIR}/{key}"
     (root / rel_dir).mkdir(parents=True, exist_ok=True)
+    typed = fp16 and trt_mod.fp16_needs_typed_graph(trt)
+    sources = {g.file: root / g.file for g in m.graphs}
+    if typed:
+        sources = write_fp16_graphs(root, m, root / rel_dir)
     cache_path = root / rel_dir / "timing.cache"
     cache_blob = cache_path.read_bytes() if cache_path.is_file() else b""
     engines: dict[str, dict[str, Any]] = {}
-    new_files: dict[str, dict[str, Any]] = {}
-    for graph, frames in _profiles(m).items():
-        plan, cache_blob = _build_one(trt, root / graph, frames, m.input.name, m.input.size, fp16=fp16,
-                                      max_batch=max_batch, workspace=int(workspace_gib * (1 << 30)),
-                                      cache_blob=cache_blob)
+    new_files: list[str] = []
+    for graph, by_frames in trt_mod.frame_profiles(m).items():
+        profiles = trt_mod.distinct_profiles(by_frames)
+        plan, cache_blob = trt_mod.build_plan(trt, sources[graph], profiles, m.input.name, m.input.size,
+                                              precision=precision, max_batch=max_batch,
+                                              workspace=int(workspace_gib * (1 << 30)), cache_blob=cache_blob)
         rel = f"{rel_dir}/{Path(graph).stem}.engine"
         atomic_write_bytes(root / rel, plan)
-        new_files[rel] = file_entry(root / rel)
-        for i, t in enumerate(frames):
-            engines[str(t)] = {"file": rel, "profile": i, "refit_from": graph}
+        new_files.append(rel)
+        refit = sources[graph].relative_to(root).as_posix()
+        for t, p in by_frames.items():
+            engines[str(t)] = {"file": rel, "profile": profiles.index(p), "refit_from": refit,
+                               "t_min": p.t_min, "t_max": p.t_max}
     atomic_write_bytes(cache_path, cache_blob)
-    new_files[f"{rel_dir}/timing.cache"] = file_entry(cache_path)
-    entry = {"gpu": gpu_name(), "tensorrt": trt.__version__, "precision": precision, "stripped": True,
-             "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines}
+    extra_files = [f"{rel_dir}/{FP16_WEIGHTS}", *(p.relative_to(root).as_posix() for p in sources.values())] \
+        if typed else []
+    new_files += [f"{rel_dir}/timing.cache", *dict.fromkeys(extra_files)]
+    entries = {rel: file_entry(root / rel) for rel in new_files}
+    entry = {"gpu": gpu, "tensorrt": trt.__version__, "precision": precision, "stripped": True,
+             "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines,
+             "files": new_files, "extra_bytes": sum(entries[r]["size"] for r in extra_files)}
     files = {k: v for k, v in m.files.items() if not k.startswith(rel_dir + "/")}
     all_engines = {**m.extra.get("engines", {}), key: entry}
-    write_manifest(root, dataclasses.replace(m, files={**files, **new_files},
+    write_manifest(root, dataclasses.replace(m, files={**files, **entries},
                                              extra={**m.extra, "engines": all_engines}))
     return entry
 
 
 def load_engine(trt: Any, engine_path: Path, onnx_path: Path, logger: Any = None) -> Any:
-    """Deserialize a weight-stripped engine and refit it from its ONNX graph (and so ``weights.bin``)."""
-    logger = logger or trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_path.read_bytes())
-    if engine is None:
-        raise ExportError(f"{engine_path}: TensorRT cannot load this engine (built for another GPU or version?)")
-    refitter = trt.Refitter(engine, logger)
-    if not trt.OnnxParserRefitter(refitter, logger).refit_from_file(str(onnx_path)) or not refitter.refit_cuda_engine():
-        raise ExportError(f"{engine_path}: refitting weights from {onnx_path.name} failed")
-    return engine
-
+    """Deserialize a weight-stripped engine and refit it from ``onnx_path`` (``runtime/tensorrt.load_engine``)."""
+    return trt_mod.load_engine(trt, logger or trt.Logger(trt.Logger.WARNING), engine_path, onnx_path)
