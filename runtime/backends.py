@@ -38,6 +38,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -430,8 +431,11 @@ class OrtBackend:
         self._input = manifest.input.name
         self._output = manifest.output_name
         # Mapped files may be unlinked once mapped (POSIX); elsewhere the directory may outlive us.
+        # ORT prints its provider fallbacks to stdout and warns about unusable providers: this class
+        # reports the provider a session landed on itself (below), in one line.
         with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp, \
-                contextlib.redirect_stdout(sys.stderr):  # ORT prints its provider fallbacks to stdout
+                contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             for g in graphs:
                 path = resolve(self.bundle, g.file)
                 providers_g = with_trt_profiles(self.providers, manifest, g)
