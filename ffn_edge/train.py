@@ -117,7 +117,8 @@ class TrainConfig:
     weight_decay: float = opt(5e-4, "weight decay")
     warmup_epochs: float = opt(1.0, "linear warm-up length in epochs, then cosine decay")
     min_lr: float = opt(0.0, "learning rate at the end of the cosine")
-    clip_grad: float = opt(20.0, "gradient-norm clipping (0: off)")
+    clip_grad: float = opt(20.0, "gradient-norm clipping (0: off); without AMP only, unless --clip-grad-amp")
+    clip_grad_amp: bool = opt(False, "also clip under --amp (the authors clip only without AMP)")
     amp: str = opt("none", "mixed precision (CUDA only)", choices=("none", "bf16", "fp16"))
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
     max_batches: int = opt(0, "stop each epoch after this many batches (0: all; quick runs)")
@@ -315,6 +316,26 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
     return train_set, val_set, list(train_set.class_names), data
 
 
+def init_distributed(use_cuda: bool, local_rank: int, ddp: bool) -> torch.device:
+    """This process's device, selected BEFORE joining the process group (NCCL binds to the current
+    GPU; bound explicitly with ``device_id``, else it guesses ``rank % gpus`` at first use, the wrong
+    GPU on multi-node runs whose nodes' ranks do not start at 0)."""
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if ddp and use_cuda:
+        dist.init_process_group(backend="nccl", device_id=device)
+    elif ddp:
+        dist.init_process_group(backend="gloo")
+    return device
+
+
+def clips_gradients(cfg: TrainConfig, amp_dtype: torch.dtype | None) -> bool:
+    """Whether a step clips at ``--clip-grad``: always without AMP; under AMP only with ``--clip-grad-amp``
+    (the authors' code clips only without AMP, and their runs use AMP: by default we do the same)."""
+    return cfg.clip_grad > 0 and (amp_dtype is None or cfg.clip_grad_amp)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train as ``cfg`` says; returns the last epoch's log record (rank 0's view)."""
     cfg = resolve(cfg)
@@ -327,11 +348,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is available")
     ddp = world > 1
-    if ddp:
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
+    device = init_distributed(use_cuda, local_rank, ddp)
     master = rank == 0
     try:
         return _train(cfg, out, rank, world, device, master, ddp)
@@ -387,6 +404,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if use_cuda else None
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else nullcontext
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    clip = clips_gradients(cfg, amp_dtype)
 
     # ---- resume ----
     start_epoch, best = 0, -1.0
@@ -435,7 +453,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 loss = ffn_loss(logits, labels, lam=cfg.lam, distill=cfg.distill)
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if cfg.clip_grad > 0:
+            if clip:
                 scaler.unscale_(optim)
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
             scaler.step(optim)

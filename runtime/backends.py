@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import deps
 from . import tensorrt as trt_mod
 from .errors import BundleError, ConfigError, FFNError
 from .manifest import GraphEntry, Manifest, resolve
@@ -234,16 +235,12 @@ class TensorPool:
 # ONNX Runtime
 
 
-ORT_INSTALL_HINT = ("pip install 'ffn-edge[cpu]' (CPU) or 'ffn-edge[gpu]' (NVIDIA GPU; one of the two, never "
-                    "both); on Jetson, the onnxruntime-gpu wheel built for your JetPack")
-
-
 def import_onnxruntime() -> Any:
     """The ``onnxruntime`` module, or a ConfigError in one line saying what to install."""
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ConfigError(f"ONNX Runtime is not installed: {ORT_INSTALL_HINT}") from None
+        raise ConfigError(deps.HINTS["onnxruntime"]) from None
     return ort
 
 
@@ -608,7 +605,7 @@ def _open_one(name: str, bundle: Path, manifest: Manifest, device: int, threads:
         available = import_onnxruntime().get_available_providers()
         if need not in available:
             raise ConfigError(f"this onnxruntime has no {need} (it has {', '.join(sorted(available))})"
-                              + (f"; {ORT_INSTALL_HINT}" if kind != "cpu" else ""))
+                              + (f"; {deps.ORT_HINT}" if kind != "cpu" else ""))
         cache = ort_trt_cache_dir(bundle, manifest) if kind == "tensorrt" else None
         return OrtBackend(bundle, manifest, ort_providers(kind, device, cache_dir=cache, fp16=fp16), threads,
                           share_weights)
