@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up .venv (idempotent) and runs a job.
 #   ./run.sh demo    train a small FFN on the synthetic set, export it, run it on a video
-#   ./run.sh test    lint + the test suite (what CI runs)
+#   ./run.sh test    lint + the test suite (what CI runs; GPU tests skip without a GPU)
+#   ./run.sh test-gpu        the tests marked gpu only (run them on a machine with an NVIDIA GPU)
+#   ./run.sh check-extras    resolve every install extra with pip --dry-run (needs the package index)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
@@ -14,7 +16,8 @@ setup() {
         "$PY" -m pip install -q --upgrade pip
         # The CPU build of torch first: a bare 'torch' requirement would pull a multi-GB CUDA build.
         "$PY" -m pip install -q "torch==2.13.0"
-        "$PY" -m pip install -q -e ".[train,dev]"
+        # The cpu extra: onnxruntime + opencv-python. A GPU machine adds onnxruntime-gpu by hand (README).
+        "$PY" -m pip install -q -e ".[cpu,train,dev]"
         touch "$stamp"
     fi
 }
@@ -22,5 +25,7 @@ setup() {
 case "${1:-}" in
     demo) setup; shift; exec "$PY" -m ffn_edge.demo "$@" ;;
     test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest "$@" ;;
-    *) echo "usage: ./run.sh demo|test [args]" >&2; exit 2 ;;
+    test-gpu) setup; shift; exec "$PY" -m pytest -m gpu -rs "$@" ;;
+    check-extras) setup; shift; exec "$PY" tools/check_extras.py "$@" ;;
+    *) echo "usage: ./run.sh demo|test|test-gpu|check-extras [args]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,104 @@
+"""Declared dependencies: what each extra may pull, checked offline against the versions that exist.
+
+A registry dry-run of every extra (``tools/check_extras.py``) runs only with FFN_PIP_DRY_RUN=1, so
+offline CI does not depend on the index.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ffn_edge.runtime import tensorrt as trt_mod
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+tomllib = pytest.importorskip("tomllib")
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+EXTRAS = PROJECT["optional-dependencies"]
+X86 = {**default_environment(), "platform_machine": "x86_64"}
+JETSON = {**default_environment(), "platform_machine": "aarch64"}
+
+
+def reqs(extra: str | None, env: dict[str, str] = X86) -> dict[str, Requirement]:
+    """Requirements of ``extra`` (None: the base install) that apply on ``env``, by name."""
+    out = {}
+    for line in PROJECT["dependencies"] if extra is None else EXTRAS[extra]:
+        r = Requirement(line)
+        if r.marker is None or r.marker.evaluate({**env, "extra": ""}):
+            out[r.name] = r
+    return out
+
+
+def test_base_install_forces_no_onnxruntime_opencv_or_cuda_build():
+    base = reqs(None)
+    assert not {n for n in base if n.startswith(("onnxruntime", "opencv", "tensorrt", "cuda"))}, base
+
+
+def test_cpu_and_gpu_onnxruntime_are_alternatives_never_together():
+    assert "onnxruntime" in reqs("cpu") and "onnxruntime-gpu" not in reqs("cpu")
+    assert "onnxruntime-gpu" in reqs("gpu") and "onnxruntime" not in reqs("gpu")
+    for name in EXTRAS:
+        assert not {"onnxruntime", "onnxruntime-gpu"} <= set(reqs(name)), name
+
+
+@pytest.mark.parametrize("extra,dist,ok,bad", [
+    ("tensorrt", "tensorrt-cu12", ["10.3.0", "10.16.1.11"], ["10.0.1", "10.2.0", "11.0.0.114", "11.4.0.106"]),
+    ("tensorrt", "cuda-python", ["12.3.0", "12.9.4"], ["11.8.7", "13.0.0", "13.4.4"]),
+    ("tensorrt-cu13", "tensorrt-cu13", ["11.0.0.114", "11.4.0.106"], ["10.16.1.11", "12.0.0"]),
+    ("tensorrt-cu13", "cuda-python", ["13.0.0", "13.4.4"], ["12.9.4", "14.0.0"]),
+    ("jetson", "cuda-python", ["12.6.2.post1", "12.9.4"], ["13.0.0"]),
+    ("cpu", "onnxruntime", ["1.17.0", "1.32.0"], ["1.16.3", "2.0.0"]),
+    ("gpu", "onnxruntime-gpu", ["1.17.0", "1.31.1"], ["1.16.3", "2.0.0"]),
+    ("cpu", "opencv-python", ["4.8.0.74", "5.0.0.93"], ["4.7.0.72", "6.0.0"]),
+    ("train", "torch", ["2.3.0", "2.13.0"], ["2.1.0", "2.2.2"]),  # torch.amp.GradScaler, device_id
+])
+def test_versions_are_bounded_to_what_the_code_supports(extra, dist, ok, bad):
+    spec = reqs(extra)[dist].specifier
+    assert all(spec.contains(v, prereleases=True) for v in ok), (spec, ok)
+    assert not any(spec.contains(v, prereleases=True) for v in bad), (spec, bad)
+
+
+def test_tensorrt_extras_match_the_majors_the_code_supports():
+    major, minor = trt_mod.MIN_VERSION
+    spec = reqs("tensorrt")["tensorrt-cu12"].specifier
+    assert spec.contains(f"{major}.{minor}.0") and not spec.contains(f"{major}.{minor - 1}.0")
+    majors = {int(str(s.version).split(".")[0]) for x in ("tensorrt", "tensorrt-cu13")
+              for d, r in reqs(x).items() if d.startswith("tensorrt") for s in r.specifier if s.operator == ">="}
+    assert majors == set(trt_mod.SUPPORTED_MAJORS)
+    # fp16 on TensorRT 11 converts graphs to fp16 on the device: the onnx tools come with that extra
+    assert {"onnx", "onnxconverter-common"} <= set(reqs("tensorrt-cu13"))
+
+
+def test_jetson_takes_tensorrt_opencv_and_onnxruntime_from_jetpack():
+    for env in (X86, JETSON):
+        assert set(reqs("jetson", env)) == {"cuda-python"}
+    assert reqs("tensorrt", JETSON).keys() == {"cuda-python"}  # no pip TensorRT over JetPack's apt one
+
+
+def test_run_sh_and_ci_install_the_cpu_extra_and_run_gpu_tests_on_request():
+    run_sh = (ROOT / "run.sh").read_text()
+    assert '".[cpu,train,dev]"' in run_sh
+    assert "test-gpu)" in run_sh and "-m gpu" in run_sh
+    assert PROJECT["scripts"]["ffn-run"] == "ffn_edge.runtime.deps:ffn_run"
+
+
+def test_ffn_run_without_opencv_says_what_to_install_in_one_line():
+    code = ("import sys; sys.modules['cv2'] = None; sys.argv = ['ffn-run', '--help']; "
+            "from ffn_edge.runtime.deps import ffn_run; ffn_run()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("ffn-run: error: OpenCV is not installed: pip install 'ffn-edge[cpu]'")
+    assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(os.environ.get("FFN_PIP_DRY_RUN") != "1", reason="set FFN_PIP_DRY_RUN=1 (needs the package index)")
+def test_every_extra_resolves_without_clobbering():
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "check_extras.py")], capture_output=True, text=True,
+                         timeout=3600)
+    assert out.returncode == 0, out.stdout + out.stderr
