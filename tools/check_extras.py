@@ -24,8 +24,10 @@ EXPECT: dict[str, dict[str, int | None]] = {
     "tensorrt": {"tensorrt-cu12": 10, "cuda-python": 12, "onnxruntime": None},
     "tensorrt-cu13": {"tensorrt-cu13": 11, "cuda-python": 13},
     "jetson": {"cuda-python": 12, "onnxruntime": None, "opencv-python": None, "tensorrt-cu12": None},
-    "cpu,train,dev": {"onnxruntime": 1, "onnxruntime-gpu": None, "torch": 2},
+    "cpu,train,dev": {"onnxruntime": 1, "onnxruntime-gpu": None, "torch": 2, "cuda-toolkit": None},
 }
+# run.sh installs the CPU build of torch first (a bare 'torch' resolves to a multi-GB CUDA build)
+ALONGSIDE = {"cpu,train,dev": ["torch==2.13.0"]}
 
 
 def resolve(extra: str) -> tuple[dict[str, str] | None, str]:
@@ -33,7 +35,7 @@ def resolve(extra: str) -> tuple[dict[str, str] | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-               "--report", str(report), f"{ROOT}[{extra}]"]
+               "--report", str(report), f"{ROOT}[{extra}]", *ALONGSIDE.get(extra, [])]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if out.returncode != 0:
             lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip() and "is ignored" not in ln]
