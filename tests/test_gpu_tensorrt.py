@@ -232,3 +232,27 @@ def test_real_ort_gpu_backends_run_on_the_gpu(bundle, name):
     assert backend.name != "onnxruntime[CPUExecutionProvider]"
     assert backend.run(4, np.zeros((1, 4, 3, 64, 64), np.float32)).shape == (1, len(CLASSES))
     backend.close()
+
+
+def test_fixture_names_match_an_installed_tensorrt_and_cuda_python():
+    """Where the real bindings import (a GPU machine, a Jetson), the fixture must describe them."""
+    checked = 0
+    try:
+        import tensorrt as trt
+    except Exception:  # not installed, or libnvinfer missing
+        trt = None
+    if trt is not None:
+        api = trt_fakes.API["majors"][trt.__version__.split(".")[0]]
+        for enum in ("BuilderFlag", "NetworkDefinitionCreationFlag", "ExecutionContextAllocationStrategy"):
+            assert all(hasattr(getattr(trt, enum), n) for n in api[enum]), enum
+        assert hasattr(trt.BuilderFlag, "FP16") == ("FP16" in api["BuilderFlag"])
+        checked += 1
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        cudart = None
+    if cudart is not None:
+        assert all(hasattr(cudart, n) for n in trt_fakes.API["cudart"]["functions"])
+        checked += 1
+    if not checked:
+        pytest.skip("neither tensorrt nor cuda-python is installed here")
