@@ -317,9 +317,10 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
 
 
 def init_distributed(use_cuda: bool, local_rank: int, ddp: bool) -> torch.device:
-    """This process's device, selected BEFORE joining the process group (NCCL binds to the current
-    GPU; bound explicitly with ``device_id``, else it guesses ``rank % gpus`` at first use, the wrong
-    GPU on multi-node runs whose nodes' ranks do not start at 0)."""
+    """This process's device, selected BEFORE joining the process group and bound to it (``device_id``).
+
+    Unbound, NCCL's first collective guesses the GPU as ``global rank % visible GPUs``, which is not
+    LOCAL_RANK's GPU on multi-node runs with uneven GPU counts or one visible GPU per process."""
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)
