@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime import BundleError, FFNRuntime, FrameCountPolicy
+from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.backends import external_tensors, open_backend, pick_engine_set, tensorrt_engine_sets
 from ffn_edge.runtime.manifest import load_manifest
 from ffn_edge.runtime.sources import FrameSource
@@ -157,7 +157,7 @@ def test_shared_weights_give_the_same_logits_as_private_copies(bundle):
 def test_frame_count_policy_fixed_max_and_scheduler():
     assert FrameCountPolicy((4, 8), frames=6).choose(0.0) == (6, "fixed")
     assert FrameCountPolicy((4, 8, 16)).choose(0.0) == (16, "max")
-    policy = FrameCountPolicy((4, 8, 16), budget_ms=25.0, candidates=(4, 8, 16))
+    policy = FrameCountPolicy((4, 8, 16), budgets=Budgets(budget_ms=25.0), candidates=(4, 8, 16))
     t = 0.0
     while True:  # warm-up, then a latency model of 2.5 ms per frame: 8 fits 25 ms, 16 does not
         n, reason = policy.choose(t)
@@ -221,14 +221,16 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(bundle):
 
 
 def test_stream_over_a_file_ends_with_the_expected_decisions(rt, video):
-    results = list(rt.stream(str(video), frames=8, window_s=1.0, stride_ms=250))
+    stream = rt.stream(str(video), frames=8, window_s=1.0, stride_ms=250)
+    results = list(stream)
     # 90 frames at 30 fps: last stamp 89/30 s; decisions at window ends 1.0, 1.25, ... <= 2.967 s.
     assert len(results) == 8
     assert [r.decision for r in results] == list(range(8))
     for r in results:
         assert r.frames_available == 30 and r.prediction.frames == 8 and r.reason == "fixed"
         assert r.window[0] < r.prediction.timestamps[0] and r.prediction.timestamps[-1] <= r.window[1] + 1e-6
-    assert any(e.startswith("finished") for r in results for e in r.events)
+    events = [e for r in results for e in r.events] + list(stream.drain_events())
+    assert any(e.startswith("finished") for e in events)
 
 
 def test_stream_with_a_budget_is_scheduled(rt, video):
