@@ -7,11 +7,12 @@ core, via multiprocessing) switches on and off on a schedule (default 20 s off /
 
 * **Calibration** (before and after the stream, through the same stream path: capture thread,
   real-time pacing, a round-robin ``scheduler=``): every count runs ``--calib-runs`` times (>= 20)
-  with the load off and on. The budget (unless given) comes from the high percentile
-  (p``BUDGET_PERCENTILE``) of the runs before the stream: between n = 4 under load and n = 16
-  without. The *median oracle* of a load state is the largest count whose calibrated median (made
-  monotone in n) fits the budget; a decision is *feasible* when that state's p90 of the smallest
-  count fits it.
+  with the load off and on. The budget (unless given) is the high percentile (p``BUDGET_PERCENTILE``)
+  of the load-off runs of the middle count before the stream, so with the load off the best count
+  lies inside the range and under load the small ones fit. The *median oracle* of a load state is
+  the largest count whose calibrated median (made monotone in n) fits the budget. A decision is
+  *feasible* unless even the smallest count would have missed the budget under the slowdown that
+  decision's run saw: its wall / CPU ratio x the calibrated median CPU ms of the smallest count.
 * **A/B** (``--mode ab``, the default): ONE stream whose decisions alternate between the old
   controller (``legacy_scheduler.LegacyScheduler``, the code before issue 11) and the new one
   (``ffn_edge.runtime.scheduler.Scheduler``); each sees only its own decisions and runs. Same video,
@@ -57,7 +58,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # legacy_scheduler, ne
 
 GOALS = {"within": 0.99, "recovery": 3, "off_ratio": 0.95, "ratio": 0.9, "switches_per_s": 1.0}
 BUDGET_PERCENTILE = 95  # the budget comes from this percentile of the calibration runs
-FEASIBLE_PERCENTILE = 90  # a load state is feasible when this percentile of the smallest count fits
 RECOVERY_WINDOW = 3  # decisions (per controller) after a load step left out of the steady state
 RECOVERED_RUN = 3  # in-budget decisions in a row that count as "back within budget"
 JOIN_TIMEOUT_S = 5.0
@@ -169,18 +169,18 @@ class RoundRobin:
 
     def __init__(self, counts: Sequence[int], runs: int) -> None:
         self.plan = [n for _ in range(runs) for n in counts]
-        self.latencies: list[tuple[int, float]] = []
+        self.latencies: list[tuple[int, float, float | None]] = []  # (n, wall ms, CPU ms)
 
     def decide(self, now_s: float, signals: Any) -> _Step:
         return _Step(self.plan[len(self.latencies) % len(self.plan)])
 
     def observe(self, n: int, subnet: int, latency_ms: float, now_s: float, cpu_ms: float | None = None) -> None:
-        self.latencies.append((n, latency_ms))
+        self.latencies.append((n, latency_ms, cpu_ms))
 
 
 def calibrate(rt: Any, video: Path, counts: Sequence[int], load: CpuLoad, runs: int, stride_ms: float,
-              samples: dict[tuple[bool, int], list[float]]) -> None:
-    """Add ``runs`` stream latencies per (load, n) to ``samples``: counts round robin, load off then on."""
+              samples: dict[tuple[bool, int], list[float]], cpu: dict[tuple[bool, int], list[float]]) -> None:
+    """Add ``runs`` stream latencies (and CPU ms) per (load, n): counts round robin, load off then on."""
     for on in (False, True):
         load.set(on, settle_s=0.5)
         rr = RoundRobin(counts, runs)
@@ -188,8 +188,9 @@ def calibrate(rt: Any, video: Path, counts: Sequence[int], load: CpuLoad, runs: 
                        max_decisions=len(rr.plan), duration_s=600) as stream:
             for _ in stream:
                 pass
-        for n, latency in rr.latencies:
+        for n, latency, cpu_ms in rr.latencies:
             samples.setdefault((on, n), []).append(latency)
+            cpu.setdefault((on, n), []).append(cpu_ms if cpu_ms is not None else latency)
     load.set(False)
 
 
@@ -283,8 +284,8 @@ def run_stream(rt: Any, video: Path, budget_ms: float, load: CpuLoad, phase_s: f
 # -- analysis ---------------------------------------------------------------------------------------
 
 
-def analyse(records: list[Record], budget_ms: float, oracles: dict[bool, int], feasible: dict[bool, bool],
-            stride_s: float) -> dict[str, Any]:
+def analyse(records: list[Record], budget_ms: float, oracles: dict[bool, int],
+            smallest_cpu: dict[bool, float]) -> dict[str, Any]:
     """One controller's numbers (``records`` are its decisions only, in order)."""
     steps = [i for i in range(1, len(records)) if records[i].load != records[i - 1].load]
     warm = sum("warmup" in r.reasons for r in records)
@@ -292,7 +293,10 @@ def analyse(records: list[Record], budget_ms: float, oracles: dict[bool, int], f
     steady_idx = [i for i in range(warm, len(records)) if i not in transient]
     steady = [records[i] for i in steady_idx]
     ok = [r.latency_ms <= budget_ms for r in steady]
-    ok_feasible = [r.latency_ms <= budget_ms for r in steady if feasible[r.load]]
+    def feasible(r: Record) -> bool:  # would the smallest count have fitted under this run's slowdown?
+        return r.cpu_ms is None or r.latency_ms / max(r.cpu_ms, 1e-6) * smallest_cpu[r.load] <= budget_ms
+
+    ok_feasible = [r.latency_ms <= budget_ms for r in steady if feasible(r)]
     recovery = []
     for k, i in enumerate(steps):
         end = steps[k + 1] if k + 1 < len(steps) else len(records)
@@ -525,26 +529,23 @@ def main() -> None:
 
     candidates = list(range(min(counts), max(counts) + 1))
     samples: dict[tuple[bool, int], list[float]] = {}
+    cpu: dict[tuple[bool, int], list[float]] = {}
     with CpuLoad(args.load_procs) as load, FFNRuntime.open(bundle, threads=args.threads or None) as rt:
-        calibrate(rt, video, candidates, load, args.calib_runs, args.calib_stride_ms, samples)
-        before = {key: float(np.percentile(v, BUDGET_PERCENTILE)) for key, v in samples.items()}
-        budget = args.budget_ms
-        if budget is None:  # between n=4 under load (with room) and n=16 without
-            on4, off16 = before[(True, 4)], before[(False, 16)]
-            budget = max(float(np.sqrt(1.3 * on4 * off16)), 1.3 * on4)
+        calibrate(rt, video, candidates, load, args.calib_runs, args.calib_stride_ms, samples, cpu)
+        middle = candidates[len(candidates) // 2]
+        budget = args.budget_ms or float(np.percentile(samples[(False, middle)], BUDGET_PERCENTILE))
         print(f"bundle {bundle} (backend {rt.backend_name}, {rt.threads} thread(s)); budget {budget:.1f} ms "
-              f"(from the p{BUDGET_PERCENTILE} of {args.calib_runs} calibration runs per count); stream "
+              f"(p{BUDGET_PERCENTILE} of {args.calib_runs} calibration runs of n={middle}, load off); stream "
               f"{duration:.0f} s, load {args.load_procs} procs {args.phase_s:g} s off / on; mode {args.mode}; "
               f"load average before {load_before[0]:.2f}", flush=True)
         records = run_stream(rt, video, budget, load, args.phase_s, args.cycles, args.stride_ms, args.mode)
-        calibrate(rt, video, candidates, load, max(1, args.calib_runs // 2), args.calib_stride_ms, samples)
+        calibrate(rt, video, candidates, load, max(1, args.calib_runs // 2), args.calib_stride_ms, samples, cpu)
     load_after = os.getloadavg()
     medians = {key: statistics.median(v) for key, v in samples.items()}
-    p_feasible = {key: float(np.percentile(v, FEASIBLE_PERCENTILE)) for key, v in samples.items()}
+    p95 = {key: float(np.percentile(v, BUDGET_PERCENTILE)) for key, v in samples.items()}
     oracles = {on: oracle({n: medians[(on, n)] for n in candidates}, budget) for on in (False, True)}
-    feasible = {on: p_feasible[(on, candidates[0])] <= budget for on in (False, True)}
-    stride_s = args.stride_ms / 1000.0
-    results = {who: analyse([r for r in records if r.controller == who], budget, oracles, feasible, stride_s)
+    smallest_cpu = {on: statistics.median(cpu[(on, candidates[0])]) for on in (False, True)}
+    results = {who: analyse([r for r in records if r.controller == who], budget, oracles, smallest_cpu)
                for who in dict.fromkeys(r.controller for r in records)}
     replay = battery_replay(args.battery_policy, budget_ms=50.0)
 
@@ -552,10 +553,10 @@ def main() -> None:
     print(f"\ncalibration: stream latency (ms) per count, {runs} runs each (before + after the stream), load off / on:")
     print("  n           " + " ".join(f"{n:6d}" for n in candidates))
     for on in (False, True):
-        for name, table in (("median", medians), (f"p{FEASIBLE_PERCENTILE}", p_feasible)):
+        for name, table in (("median", medians), (f"p{BUDGET_PERCENTILE}", p95)):
             print(f"  {'on ' if on else 'off'} {name:<7s} " + " ".join(f"{table[(on, n)]:6.1f}" for n in candidates))
-    print(f"  median oracle for {budget:.1f} ms: load off {oracles[False]}, load on {oracles[True]}; feasible "
-          f"(p{FEASIBLE_PERCENTILE} of n={candidates[0]} fits): off {feasible[False]}, on {feasible[True]}")
+    print(f"  median oracle for {budget:.1f} ms: load off {oracles[False]}, load on {oracles[True]}; median CPU ms "
+          f"of n={candidates[0]}: off {smallest_cpu[False]:.1f}, on {smallest_cpu[True]:.1f}")
     print_tables(results, budget)
     print(f"\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"(the scripted load adds {args.load_procs} while on)")
