@@ -16,7 +16,10 @@ load learned at the count in use therefore carries over to every other count.
   follows the new load within two or three runs while a lone spike moves nothing.
 * **offset**: a feedback term (log) that makes the prediction a (1 - MISS_RATE) quantile: +OFFSET_STEP
   after a run over its prediction, -OFFSET_STEP x q / (1 - q) after one within it, so misses settle
-  at q = MISS_RATE. The runs that reveal a load step give their step back (the slowdown explains them).
+  at q = MISS_RATE. How noisy runs are depends on the contention, so one offset is kept per slowdown
+  level (OFFSET_LEVEL wide, in log; a new level starts from the offset in force): when a load goes
+  away, the quiet level's offset is back at once instead of unwinding what the load taught. The runs
+  that reveal a load step give their step back (the slowdown explains them).
 
 ``predict(subnet, n) = cost(subnet, n) x exp(slowdown + offset)``.
 """
@@ -39,6 +42,7 @@ MISS_RATE = 0.01  # the offset aims at this share of runs over their prediction
 OFFSET_STEP = 0.03  # log step of the offset after a miss
 OFFSET_RANGE = (-0.3, 0.5)  # the offset stays within this (log)
 INITIAL_OFFSET = 0.05
+OFFSET_LEVEL = 0.25  # slowdown levels (log width) that keep their own offset
 
 
 def fit_line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
@@ -150,8 +154,9 @@ class LatencyModel:
     def __init__(self) -> None:
         self.cost = CostModel()
         self.slowdown = SlowdownTracker()
-        self.offset = INITIAL_OFFSET
-        self._last_offset_step = 0.0
+        self.offsets: dict[int, float] = {}  # slowdown level -> offset
+        self._current = INITIAL_OFFSET  # the offset of the level last used (a new level starts from it)
+        self._last_miss: tuple[int, float] | None = None  # (level, step) of the previous run's miss
 
     @property
     def ready(self) -> bool:
@@ -167,6 +172,15 @@ class LatencyModel:
             self.cost.seed(subnet, n, statistics.median(cpu))
         self.slowdown.log_slowdown = quantile(self.slowdown.samples, SLOWDOWN_QUANTILE)
 
+    @property
+    def level(self) -> int:
+        return round(self.slowdown.log_slowdown / OFFSET_LEVEL)
+
+    @property
+    def offset(self) -> float:
+        """The offset (log) of the current slowdown level."""
+        return self.offsets.get(self.level, self._current)
+
     def center(self, subnet: int, n: int) -> float:
         """The prediction without the offset (cost x the planned slowdown), ms."""
         return self.cost.cost(subnet, n) * math.exp(self.slowdown.log_slowdown)
@@ -177,12 +191,16 @@ class LatencyModel:
 
     def update(self, subnet: int, n: int, wall_ms: float, cpu_ms: float) -> None:
         """One measured run: offset feedback against the prediction it had, then slowdown and cost."""
+        level, offset = self.level, self.offset
         missed = wall_ms > self.predict(subnet, n)
         if self.slowdown.add(math.log(wall_ms / cpu_ms)):
-            step = -self._last_offset_step  # a load step: neither its runs' misses count
-            self._last_offset_step = 0.0
+            if self._last_miss is not None:  # a load step: neither of its runs' misses count
+                prev_level, prev_step = self._last_miss
+                self.offsets[prev_level] = self.offsets.get(prev_level, offset) - prev_step
+            self._last_miss = None
         else:
             step = OFFSET_STEP if missed else -OFFSET_STEP * MISS_RATE / (1.0 - MISS_RATE)
-            self._last_offset_step = step if missed else 0.0
-        self.offset = min(max(self.offset + step, OFFSET_RANGE[0]), OFFSET_RANGE[1])
+            self.offsets[level] = min(max(offset + step, OFFSET_RANGE[0]), OFFSET_RANGE[1])
+            self._last_miss = (level, step) if missed else None
+        self._current = self.offsets.get(level, offset)
         self.cost.update(subnet, n, cpu_ms)
