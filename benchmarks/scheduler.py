@@ -21,11 +21,11 @@ core, via multiprocessing) switches on and off on a schedule (default 20 s off /
 
 Printed per controller: share of decisions within budget over feasible decisions and over all
 (steady state: warm-up and the RECOVERY_WINDOW decisions after each load step left out; goal >= 99 %
-of feasible); decisions to get back within budget after each load step (over-budget decisions
-before RECOVERED_RUN in a row within it; goal <= 3); mean frames / median oracle with the load off
-(goal >= 0.95) and overall (goal >= 0.9); frame-count switches per second in steady phases (goal
-<= 1). The load average before and after is printed: other jobs on the machine add to the scripted
-load.
+of feasible); decisions to get back within budget after each load step (feasible over-budget
+decisions before RECOVERED_RUN in a row that are within budget or infeasible; goal <= 3); mean
+frames / median oracle with the load off (goal >= 0.95) and overall (goal >= 0.9); frame-count
+switches per second in steady phases (goal <= 1). The load average before and after is printed:
+other jobs on the machine add to the scripted load.
 
 Part 2 (replay, no runtime): the pure ``Scheduler`` with scripted latencies (5 + 3 n ms, 3 % noise)
 and a battery discharging from 100 % to 5 % (a ``SignalTrace``, not plugged in) under a battery
@@ -300,10 +300,13 @@ def analyse(records: list[Record], budget_ms: float, oracles: dict[bool, int],
     recovery = []
     for k, i in enumerate(steps):
         end = steps[k + 1] if k + 1 < len(steps) else len(records)
-        within = [r.latency_ms <= budget_ms for r in records[i:end]]
-        first = next((j for j in range(len(within)) if all(within[j:j + RECOVERED_RUN])), len(within))
+        # Back within budget: RECOVERED_RUN decisions in a row within it or infeasible (where no count fits,
+        # no controller can be within); counted are the feasible over-budget decisions before that.
+        fine = [r.latency_ms <= budget_ms or not feasible(r) for r in records[i:end]]
+        first = next((j for j in range(len(fine)) if all(fine[j:j + RECOVERED_RUN])), len(fine))
         recovery.append({"decision": i, "to": "on" if records[i].load else "off",
-                         "over_budget": sum(not x for x in within[:first]), "decisions": first})
+                         "over_budget": sum(not x for x in fine[:first]), "decisions": first,
+                         "over_budget_any": sum(r.latency_ms > budget_ms for r in records[i:i + first])})
     ratio = [r.n / oracles[r.load] for r in steady]
     off_ratio = [r.n / oracles[False] for r in steady if not r.load]
     # Switches of the count run, between consecutive steady decisions of this controller.
@@ -464,7 +467,7 @@ def print_tables(results: dict[str, dict[str, Any]], budget_ms: float) -> None:
             print(f"  {k:5d} {p['load']:>4s} {p['start_s']:7.1f} {p['decisions']:9d} {100 * p['within']:6.1f}% "
                   f"{p['p50_ms']:7.1f} {p['p99_ms']:7.1f} {p['mean_n']:7.2f} {p['oracle_n']:6d}")
         steps = ", ".join(f"->{s['to']}: {s['over_budget']}" for s in res["recovery"])
-        print(f"  over-budget decisions before back within budget, per load step: {steps}")
+        print(f"  feasible over-budget decisions before back within budget, per load step: {steps}")
     names = list(results)
     rows = [
         ("within budget, feasible decisions (steady)", "within_feasible", ">= 99 %", lambda v: v >= GOALS["within"],
@@ -472,7 +475,7 @@ def print_tables(results: dict[str, dict[str, Any]], budget_ms: float) -> None:
         ("within budget, all decisions (steady)", "within_all", "", None,
          lambda v, r: f"{100 * v:.1f} % of {r['steady']}"),
         ("within budget, all after warm-up", "within_after_warmup", "", None, lambda v, r: f"{100 * v:.1f} %"),
-        ("decisions over budget after a load step (worst)", "worst_recovery", "<= 3",
+        ("feasible decisions over budget after a load step (worst)", "worst_recovery", "<= 3",
          lambda v: v <= GOALS["recovery"], lambda v, r: f"{v}"),
         ("mean frames / median oracle, load off", "off_ratio", ">= 0.95", lambda v: v >= GOALS["off_ratio"],
          lambda v, r: f"{v:.3f}"),
@@ -572,6 +575,7 @@ def main() -> None:
             "budget_ms": budget, "oracles": {str(k): v for k, v in oracles.items()},
             "loadavg": {"before": load_before, "after": load_after},
             "calibration": {f"{'on' if on else 'off'}/{n}": v for (on, n), v in samples.items()},
+            "calibration_cpu": {f"{'on' if on else 'off'}/{n}": v for (on, n), v in cpu.items()},
             "results": results, "records": [dataclasses.asdict(r) for r in records], "battery": replay}, indent=1))
 
 
