@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from ..runtime.argparsing import Parser
 from ..runtime.errors import ConfigError, run_cli
 from .tensorrt import require as require_tensorrt
 from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
@@ -18,15 +18,8 @@ from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_bud
 PROG = "ffn-export"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one-line ConfigErrors (argparse itself prints usage + error)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
-
-
 def _export_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Export an FFN checkpoint to a bundle of per-frame-count ONNX graphs "
+    p = Parser(prog=PROG, description="Export an FFN checkpoint to a bundle of per-frame-count ONNX graphs "
                 "sharing one weight file. 'ffn-export engines --help' builds TensorRT engines for a bundle.")
     p.add_argument("--ckpt", required=True, help="checkpoint (.safetensors) written by ffn-train")
     p.add_argument("--frames", nargs="*", default=None, required=True,
@@ -52,7 +45,7 @@ def _export_parser() -> argparse.ArgumentParser:
 
 
 def _engines_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"{PROG} engines", description="Build TensorRT engines for a bundle on this device "
+    p = Parser(prog=f"{PROG} engines", description="Build TensorRT engines for a bundle on this device "
                 "(cached per GPU model, TensorRT version and precision).")
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
     p.add_argument("--fp16", action="store_true", help="fp16 engines (default fp32)")

@@ -3,11 +3,18 @@
 1. a model: the small FFN shipped in ``models/demo_ffn.safetensors`` (TSM-ResNet-18 ×0.25 trained
    on the built-in synthetic temporal set; ``--train`` retrains it here with the project's own
    ``ffn-train``, the command is printed), or a fresh one when the file is missing;
-2. ``ffn-export`` it to a bundle of per-frame-count ONNX graphs sharing one weight file;
+2. ``ffn-export`` it to a bundle of ONNX graphs sharing one weight file, with a dynamic frame axis (so
+   any count from 4 to 16 frames is a choice, each served by the nearest sub-network);
 3. write a sample video: a sequence of synthetic clips whose classes are known;
-4. run ``ffn-run`` on it with a latency budget (by default three quarters of the way from the measured
-   latency of the smallest to the largest sub-network, so the scheduler has a real choice to make), print
-   every decision next to the true class, and the summary.
+4. calibrate: stream the video through the same path ``ffn-run`` uses (capture thread, ring, one run
+   per decision) with every count in turn, CALIBRATION_RUNS runs each, and set the budget at
+   BUDGET_FRACTION of the way from the smallest to the largest count's p95 latency, so the scheduler
+   has a real choice to make (unless ``--budget-ms`` is given);
+5. run ``ffn-run`` on it with that budget (two decisions per clip), print each clip's decision next to
+   the true class, then the share of decisions within budget after the scheduler's warm-up and the
+   frame counts it used.
+
+Latency is ``Prediction.latency_ms`` everywhere: the inference run of the n sampled frames.
 """
 
 from __future__ import annotations
@@ -23,10 +30,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, run_cli
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "demo_ffn.safetensors"
 CLIP_FRAMES, CLIP_SIZE, FPS = 48, 64, 12.0  # the synthetic set's clips: 4 s at 12 fps
+CALIBRATION_COUNTS = (4, 6, 8, 10, 12, 14, 16)
+CALIBRATION_RUNS = 20  # per count, through the stream path
+BUDGET_PERCENTILE = 95
+BUDGET_FRACTION = 0.6  # of the way from the smallest to the largest count's p95 latency
+DECISIONS_PER_CLIP = 2
 # What produced the shipped checkpoint (``--train`` runs exactly this, into OUT/train).
 TRAIN_ARGS = ["--arch", "tsm_resnet18", "--width-mult", "0.25", "--synth-train-per-class", "40",
               "--synth-val-per-class", "20", "--epochs", "40", "--optimizer", "adamw", "--lr", "3e-3",
@@ -37,14 +50,16 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     print("$ " + shlex.join(cmd), flush=True)
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise ConfigError(f"{Path(cmd[0]).name} failed with exit code {done.returncode} (its error is above)")
+        raise ConfigError(f"{shlex.join(cmd[:3])} failed with exit code {done.returncode} (its error is above)")
     return done
 
 
-def _tool(name: str) -> str:
-    """The console script installed next to this interpreter (works inside a venv without activation)."""
-    path = Path(sys.executable).with_name(name)
-    return str(path) if path.exists() else name
+TOOLS = {"ffn-train": "ffn_edge.train", "ffn-export": "ffn_edge.export.cli", "ffn-run": "ffn_edge.runtime.cli"}
+
+
+def _tool(name: str) -> list[str]:
+    """The command of a console script, run by this interpreter (any venv, activated or not)."""
+    return [sys.executable, "-m", TOOLS[name]]
 
 
 def write_sample_video(path: Path, labels: list[int], seed: int) -> None:
@@ -68,33 +83,56 @@ def write_sample_video(path: Path, labels: list[int], seed: int) -> None:
         writer.release()
 
 
-def auto_budget(bundle: Path) -> float:
-    """Three quarters of the way from the smallest to the largest sub-network's median latency here.
+class _RoundRobin:
+    """A ``stream(scheduler=...)`` that runs every count in turn and keeps the latencies (calibration)."""
 
-    Room for the middle sub-network with its margin, not for the largest: the scheduler must choose.
+    def __init__(self, counts: tuple[int, ...]) -> None:
+        self.counts = counts
+        self.latencies: dict[int, list[float]] = {n: [] for n in counts}
+        self.runs = 0
+
+    def decide(self, now_s: float, signals: object) -> object:
+        from .runtime.scheduler import Decision
+
+        n = self.counts[self.runs % len(self.counts)]
+        return Decision(n, 0, None, None, ["calibration"], True)
+
+    def observe(self, n: int, subnet: int, latency_ms: float, now_s: float, cpu_ms: float | None = None) -> None:
+        self.latencies[n].append(latency_ms)
+        self.runs += 1
+
+
+def auto_budget(bundle: Path, video: Path, clips: int, window_s: float) -> float:
+    """BUDGET_FRACTION of the way from the smallest to the largest count's p95 stream latency here.
+
+    Measured through the stream path ``ffn-run`` takes (same window, same latency definition), so the
+    budget is about the quantity the scheduler will schedule on.
     """
     from .runtime import FFNRuntime
 
+    rr = _RoundRobin(CALIBRATION_COUNTS)
+    runs = CALIBRATION_RUNS * len(CALIBRATION_COUNTS)
     with FFNRuntime.open(bundle) as rt:
-        counts = rt.manifest.subnet_frame_counts
-        clip = np.zeros((CLIP_FRAMES, CLIP_SIZE, CLIP_SIZE, 3), np.uint8)
-        med = {}
-        for n in (counts[0], counts[-1]):
-            med[n] = float(np.median([rt.predict(clip, n=n).latency_ms for _ in range(7)]))
-    budget = (med[counts[0]] + 3 * med[counts[-1]]) / 4
-    print(f"measured latency: {counts[0]} frames {med[counts[0]]:.1f} ms, {counts[-1]} frames "
-          f"{med[counts[-1]]:.1f} ms -> budget {budget:.1f} ms")
+        stride_ms = 1000 * (clips * CLIP_FRAMES / FPS - window_s) / runs  # spread over the video
+        with rt.stream(str(video), scheduler=rr, window_s=window_s, stride_ms=stride_ms, max_decisions=runs) as s:
+            for _ in s:
+                pass
+    p95 = {n: float(np.percentile(v, BUDGET_PERCENTILE)) for n, v in rr.latencies.items() if v}
+    lo, hi = p95[CALIBRATION_COUNTS[0]], p95[CALIBRATION_COUNTS[-1]]
+    budget = lo + BUDGET_FRACTION * (hi - lo)
+    print(f"calibration ({CALIBRATION_RUNS} stream runs per count): p{BUDGET_PERCENTILE} latency "
+          + ", ".join(f"{n}: {v:.2f} ms" for n, v in p95.items()) + f" -> budget {budget:.2f} ms")
     return budget
 
 
 def demo(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ffn_edge.demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="python -m ffn_edge.demo", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/demo", help="working directory (default runs/demo)")
     ap.add_argument("--ckpt", help="use this checkpoint instead of the shipped one")
     ap.add_argument("--train", action="store_true", help="retrain the demo model here (~7 min on 2 idle cores)")
-    ap.add_argument("--budget-ms", type=float, help="latency budget (default: measured, see above)")
-    ap.add_argument("--clips", type=int, default=20, help="clips in the sample video (default 20)")
+    ap.add_argument("--budget-ms", type=float, help="latency budget (default: calibrated, see above)")
+    ap.add_argument("--clips", type=int, default=30, help="clips in the sample video (default 30)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     if args.clips < 1:
@@ -105,7 +143,7 @@ def demo(argv: list[str] | None = None) -> int:
 
     print("== 1. model")
     if args.train or (args.ckpt is None and not SHIPPED.is_file()):
-        _run([_tool("ffn-train"), *TRAIN_ARGS, "--out", str(out / "train"), "--quiet"])
+        _run([*_tool("ffn-train"), *TRAIN_ARGS, "--out", str(out / "train"), "--quiet"])
         ckpt = out / "train" / "best.safetensors"
     else:
         ckpt = Path(args.ckpt) if args.ckpt else SHIPPED
@@ -113,7 +151,8 @@ def demo(argv: list[str] | None = None) -> int:
 
     print("== 2. export")
     bundle = out / "model.ffn"
-    _run([_tool("ffn-export"), "--ckpt", str(ckpt), "--frames", "4", "8", "16", "--out", str(bundle), "--force"])
+    _run([*_tool("ffn-export"), "--ckpt", str(ckpt), "--frames", "4", "8", "16", "--frame-dim", "dynamic",
+          "--out", str(bundle), "--force"])
 
     print("== 3. sample video")
     from .checkpoint import read_meta
@@ -124,22 +163,32 @@ def demo(argv: list[str] | None = None) -> int:
     write_sample_video(video, labels, args.seed)
     print(f"{video}: {args.clips} clips of {CLIP_FRAMES / FPS:.0f} s, classes known")
 
-    print("== 4. ffn-run with a latency budget")
-    budget = args.budget_ms if args.budget_ms is not None else auto_budget(bundle)
     window = CLIP_FRAMES / FPS
-    cmd = [_tool("ffn-run"), "--bundle", str(bundle), "--video", str(video), "--budget-ms", f"{budget:.1f}",
-           "--window-s", f"{window:g}", "--stride-ms", f"{window * 1000:g}", "--json",
+    print("== 4. latency budget")
+    budget = args.budget_ms if args.budget_ms is not None else auto_budget(bundle, video, args.clips, window)
+
+    print("== 5. ffn-run with the latency budget")
+    cmd = [*_tool("ffn-run"), "--bundle", str(bundle), "--video", str(video), "--budget-ms", f"{budget:.3f}",
+           "--window-s", f"{window:g}", "--stride-ms", f"{window * 1000 / DECISIONS_PER_CLIP:g}", "--json",
            "--output", str(out / "annotated.mp4")]
     decisions = [json.loads(line) for line in _run(cmd).stdout.splitlines() if line.strip()]
+    per_clip = decisions[::DECISIONS_PER_CLIP]  # decision 2k's window is exactly clip k
     print(f"\n{'clip':>4}  {'true class':<26}{'predicted':<26}{'score':>6}{'frames':>7}{'ms':>8}  reason")
     hits = 0
-    for i, d in enumerate(decisions[: len(labels)]):
-        truth, p = class_names[labels[i]], d
-        hits += p["label"] == truth
-        print(f"{i:>4}  {truth:<26}{p['label']:<26}{p['score']:>6.2f}{p['frames']:>7}{p['latency_ms']:>8.1f}  "
-              f"{p['reason']}")
-    print(f"\n{hits}/{len(decisions[: len(labels)])} clips right; annotated video: {out / 'annotated.mp4'}; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    for i, d in enumerate(per_clip[: len(labels)]):
+        truth = class_names[labels[i]]
+        hits += d["label"] == truth
+        print(f"{i:>4}  {truth:<26}{d['label']:<26}{d['score']:>6.2f}{d['frames']:>7}{d['latency_ms']:>8.2f}  "
+              f"{d['reason']}")
+    settled = [d for d in decisions if "warmup" not in d["reasons"]]
+    within = sum(bool(d["within_budget"]) for d in settled)
+    used = sorted({d["frames"] for d in settled})
+    print(f"\n{hits}/{len(per_clip[: len(labels)])} clips right; {len(decisions)} decisions, "
+          f"{len(decisions) - len(settled)} of them warm-up")
+    if settled:
+        print(f"after warm-up: {within}/{len(settled)} within the {budget:.2f} ms budget "
+              f"({100.0 * within / len(settled):.1f} %); frame counts used: {used}")
+    print(f"annotated video: {out / 'annotated.mp4'}; total {time.perf_counter() - t0:.0f} s")
     return 0
 
 

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .models import VideoClassifier
+from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, FFNError, run_cli
 from .sampling import nearest_subnet
 
@@ -130,7 +131,7 @@ The dataset defaults to the validation list recorded in the first checkpoint by 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ffn-eval", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+    p = Parser(prog="ffn-eval", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", nargs="+", required=True, help="checkpoint(s) (.safetensors)")
     p.add_argument("--frames", nargs="+", type=int, help="frame counts (default: the checkpoints' sub-networks)")

@@ -58,6 +58,7 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_c
 from .evaluate import evaluate
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
+from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, FFNError, run_cli
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
@@ -582,7 +583,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """One command-line flag per TrainConfig field (booleans that default on get a --no- flag)."""
-    p = argparse.ArgumentParser(prog="ffn-train", description="\n\n".join(__doc__.split("\n\n")[0:3:2]),
+    p = Parser(prog="ffn-train", description="\n\n".join(__doc__.split("\n\n")[0:3:2]),
                                 epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(TrainConfig):

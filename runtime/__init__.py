@@ -1,4 +1,4 @@
-"""Torch-free runtime: FFNRuntime, inference backends, frame sources, budget scheduler, ffn-run.
+"""Torch-free runtime: FFNRuntime (the session), Stream, inference backends, frame sources, budget scheduler, ffn-run.
 
 ``from ffn_edge.runtime import FFNRuntime`` loads numpy, OpenCV and this package's own modules only;
 onnxruntime is imported when a runtime opens a bundle, TensorRT only when its backend is chosen.
@@ -13,8 +13,8 @@ from typing import Any
 
 _EXPORTS = {
     "BundleError": "errors", "ConfigError": "errors", "FFNError": "errors", "SourceError": "errors",
-    "FFNRuntime": "ffn_runtime", "FrameCountPolicy": "ffn_runtime", "Prediction": "ffn_runtime",
-    "StreamResult": "ffn_runtime",
+    "FFNRuntime": "ffn_runtime", "Prediction": "ffn_runtime", "RunResult": "ffn_runtime",
+    "FrameCountPolicy": "policy", "Stream": "stream", "StreamResult": "stream", "Budgets": "budgets",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,14 +12,16 @@ import logging
 import os
 import sys
 import threading
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from .argparsing import Parser
+from .budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from .errors import ConfigError, run_cli
-from .ffn_runtime import FFNRuntime, StreamResult
-from .scheduler import BatteryPolicy, SchedulerError, ThermalPolicy
+from .ffn_runtime import FFNRuntime
+from .stream import StreamResult
+from .summary import RunningSummary
 
 EXAMPLES = """\
 examples:
@@ -38,15 +40,17 @@ examples:
       fit 40 ms; at most 4 frames below 20 % battery (unplugged), frames cut while the board draws
       over 5 W, at most 8 frames while a thermal zone is at 80 C or more; each JSON object lists the
       decision's "reasons" (warmup, budget, budget_infeasible, battery, power, thermal, max,
-      hysteresis), "predicted_ms", "feasible" and "budget" (budgets in force and sensor readings)
+      hysteresis, probe), "predicted_ms", "feasible" and "budget" (budgets in force and sensor readings)
 
 Decisions go to stdout (one line each, or one JSON object each with --json); the summary (decisions,
-share within budget, frame-count histogram, latency) and source events go to stderr.
+share within budget, frame-count histogram, latency; constant memory however long it runs) and
+source events go to stderr. Latency is the inference run of the n sampled frames (capture and
+preprocessing are not in it), the same quantity the budget applies to.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="ffn-run",
         description="Run a Frame Flexible Network bundle on live or recorded video; the number of frames "
         "per decision is fixed (--frames) or chosen to fit a latency budget (--budget-ms).",
@@ -70,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | ort-cpu | ort-cuda | ort-tensorrt | "
                    "tensorrt (default auto: the best available, reported on stderr)")
     p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: the CPUs "
+                   "this process may use, so taskset is honoured)")
     p.add_argument("--private-weights", action="store_true", help="CPU: give each sub-network session its own "
                    "fused weights (about 10 %% faster, about N times the memory; default: one shared copy)")
     p.add_argument("--topk", type=int, default=3, help="classes listed per decision")
@@ -198,39 +203,19 @@ class _TappedCapture:
         self.capture.release()
 
 
-def summary(results: list[StreamResult], budget_ms: float | None, backend: str) -> str:
-    """The end-of-run report: decisions, share within budget, frame-count histogram, latency."""
-    if not results:
-        return f"ffn-run: 0 decisions (backend {backend})"
-    lat = np.array([r.prediction.latency_ms for r in results])
-    hist = Counter(r.prediction.frames for r in results)
-    lines = [
-        f"ffn-run: {len(results)} decisions on {backend}",
-        f"  latency ms: mean {lat.mean():.2f}  p95 {np.percentile(lat, 95):.2f}  max {lat.max():.2f}",
-        "  frames used: " + "  ".join(f"{n}:{hist[n]}" for n in sorted(hist)),
-    ]
-    if budget_ms is not None:
-        within = sum(bool(r.within_budget) for r in results)
-        share = 100.0 * within / len(results)
-        lines.append(f"  within {budget_ms:g} ms budget: {within}/{len(results)} ({share:.1f} %)")
-    reasons = Counter(r.reason for r in results)
-    lines.append("  reasons: " + "  ".join(f"{k}:{v}" for k, v in sorted(reasons.items())))
-    return "\n".join(lines)
-
-
-def _budgets(args: argparse.Namespace) -> dict[str, Any]:
-    """The stream's budget arguments from the flags; a bad value is a one-line ConfigError."""
+def _budgets(args: argparse.Namespace) -> Budgets:
+    """The stream's budgets from the flags; a bad value is a one-line ConfigError naming its flag."""
     for flag, value in (("--budget-ms", args.budget_ms), ("--power-w", args.power_w)):
         if value is not None and not 0 < value < float("inf"):
             raise ConfigError(f"{flag} must be a positive number, got {value:g}")
-    budgets: dict[str, Any] = {"budget_ms": args.budget_ms, "power_w": args.power_w}
+    policies: dict[str, Any] = {}
     for flag, text, parse, key in (("--battery-policy", args.battery_policy, BatteryPolicy.parse, "battery_policy"),
                                    ("--thermal-c", args.thermal_c, ThermalPolicy.parse, "thermal_policy")):
         try:
-            budgets[key] = None if text is None else parse(text)
+            policies[key] = None if text is None else parse(text)
         except SchedulerError as e:
             raise ConfigError(f"{flag}: {e}") from None
-    return budgets
+    return Budgets(budget_ms=args.budget_ms, power_w=args.power_w, **policies)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -251,11 +236,11 @@ def run(argv: list[str] | None = None) -> int:
 
     spec = parse_source(args.video)  # a bad source fails before the (slower) bundle load
     annotator = Annotator(args.video, args.output, args.show, spec.live) if (args.output or args.show) else None
-    results: list[StreamResult] = []
+    summary = RunningSummary()
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          share_weights=not args.private_weights) as rt:
         stream = rt.stream(
-            args.video, frames=args.frames, window_s=args.window_s, **budgets,
+            args.video, frames=args.frames, window_s=args.window_s, budgets=budgets,
             stride_ms=args.stride_ms, topk=args.topk, max_decisions=args.max_decisions,
             duration_s=args.duration, realtime=True if args.realtime else None,
             opener=annotator.opener if annotator and spec.live else None,
@@ -263,10 +248,10 @@ def run(argv: list[str] | None = None) -> int:
         finished = False
         try:
             for r in stream:
-                if not results:  # said once the source works, so a bad source stays a one-line error
+                if not summary.decisions:  # said once the source works, so a bad source stays a one-line error
                     print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
                           f"graphs {list(rt.frame_counts)}", file=sys.stderr)
-                results.append(r)
+                summary.add(r)
                 if annotator:
                     annotator.update(r)
                 if args.json:
@@ -278,14 +263,15 @@ def run(argv: list[str] | None = None) -> int:
                           f"{r.reason:<10s} {top}", flush=True)
                 for e in r.events:
                     print(f"ffn-run: source {e}", file=sys.stderr)
+            for e in stream.drain_events():  # after the last decision (e.g. the end of a file)
+                print(f"ffn-run: source {e}", file=sys.stderr)
             finished = True
         finally:
             stream.close()
             if annotator:
                 annotator.close(finished and args.max_decisions is None and args.duration is None)
-            if finished or results:  # an error before any decision is reported alone, in one line
-                print(summary(results, args.budget_ms if args.frames is None else None, rt.backend_name),
-                      file=sys.stderr)
+            if finished or summary.decisions:  # an error before any decision is reported alone, in one line
+                print(summary.report(args.budget_ms, rt.backend_name), file=sys.stderr)
     return 0
 
 

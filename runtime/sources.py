@@ -9,6 +9,8 @@ API (all torch-free)::
         .start() / .close()                    open (SourceError if impossible) / stop and join
         .wait_for(t, timeout) -> bool          until a frame with timestamp >= t is buffered
         .window(duration_s, end_t=None) -> (frames (T, 3, H, W) float32, timestamps (T,) float64)
+        .select(duration_s, end_t=None) -> (list of T (3, H, W) frames, not copied, timestamps)
+        .paused()                              context: the producer reads nothing while it runs
         .latest_time() -> float | None
         .finished, .error, .events, counters   end of file reached / thread failure / reports
     FrameBuffer(capacity, frame_shape, block_when_full)   the ring itself (used by CaptureThread)
@@ -33,13 +35,14 @@ that cannot be an image is counted in ``frames_rejected``, reported, and skipped
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -293,13 +296,22 @@ class FrameBuffer:
         return bool(self._items) and self._items[-1][0] >= t - STAMP_TOLERANCE_S
 
     def window(self, duration_s: float, end_t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Frames stamped in (end_t - duration_s, end_t] (end_t: newest frame), oldest first.
+        """Frames stamped in (end_t - duration_s, end_t] (end_t: newest frame), oldest first, stacked.
+
+        Returns (frames (T, 3, H, W) float32, timestamps (T,) float64); T may be 0. See ``select``.
+        """
+        frames, stamps = self.select(duration_s, end_t)
+        if not frames:
+            return np.empty((0, *self.frame_shape), dtype=np.float32), stamps
+        return np.stack(frames), stamps
+
+    def select(self, duration_s: float, end_t: float | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """The frames of ``window`` as a list of the ring's own read-only arrays (no copy), and their stamps.
 
         Stamps within STAMP_TOLERANCE_S of a bound count as equal to it, so a window of k / fps
-        seconds holds k frames of a file however the subtraction rounds.
-
-        Returns (frames (T, 3, H, W) float32, timestamps (T,) float64); T may be 0. In blocking mode
-        the frames before the window's start are released to the producer.
+        seconds holds k frames of a file however the subtraction rounds. A consumer that uses only
+        some frames (a decision samples n of them) copies only those. In blocking mode the frames
+        before the window's start are released to the producer.
         """
         with self._cond:
             if end_t is None:
@@ -308,7 +320,7 @@ class FrameBuffer:
             end = end_t + STAMP_TOLERANCE_S
             picked = [(s, f) for s, f in self._items if start < s <= end]
             self.release_before(start)
-        return _stack(picked, self.frame_shape)
+        return [f for _, f in picked], np.array([s for s, _ in picked], dtype=np.float64)
 
     def release_before(self, t: float) -> None:
         """Tell a blocking ring that frames stamped before ``t`` will not be asked for again."""
@@ -316,13 +328,6 @@ class FrameBuffer:
             if t > self._released_before:
                 self._released_before = t
                 self._cond.notify_all()
-
-
-def _stack(items: list[tuple[float, np.ndarray]], frame_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    stamps = np.array([s for s, _ in items], dtype=np.float64)
-    if not items:
-        return np.empty((0, *frame_shape), dtype=np.float32), stamps
-    return np.stack([f for _, f in items]), stamps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,6 +377,9 @@ class CaptureThread:
         self._sleep = sleep or self._stop.wait  # the default sleep wakes up at close()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._gate = threading.Condition()  # paused(): the consumer holds the producer between frames
+        self._paused = False
+        self._busy = False  # the producer is reading or preprocessing a frame
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -392,6 +400,8 @@ class CaptureThread:
         self._closed = True
         self._stop.set()
         self.buffer.end()
+        with self._gate:
+            self._gate.notify_all()
         if self._thread is None:
             self.source.release()
             return
@@ -406,6 +416,38 @@ class CaptureThread:
         self.close()
 
     # -- consumer API ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def paused(self, timeout: float = 1.0) -> Iterator[None]:
+        """Hold the producer while the block runs: it finishes the frame in hand, then reads nothing more.
+
+        A stream wraps the run it times in this, so the measured latency never contains its own
+        capture work (decode + preprocess). Never hangs: after ``timeout`` s waiting for the frame in
+        hand the block runs anyway. Files only: a camera must be drained on time.
+        """
+        with self._gate:
+            self._paused = True
+            self._gate.wait_for(lambda: not self._busy, timeout)
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._paused = False
+                self._gate.notify_all()
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """The producer's side of ``paused``: wait while paused, then mark the frame in hand."""
+        with self._gate:
+            while self._paused and not self._stop.is_set():
+                self._gate.wait(0.1)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._busy = False
+                self._gate.notify_all()
+
     def wait_for(self, t: float, timeout: float) -> bool:
         """True once a frame stamped >= ``t`` is buffered; False on timeout, end of file or error."""
         return self.buffer.wait_for(t, timeout)
@@ -413,6 +455,10 @@ class CaptureThread:
     def window(self, duration_s: float, end_t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The buffered frames of the last ``duration_s`` seconds up to ``end_t`` (see FrameBuffer)."""
         return self.buffer.window(duration_s, end_t)
+
+    def select(self, duration_s: float, end_t: float | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """``window``'s frames uncopied, as a list (see FrameBuffer.select)."""
+        return self.buffer.select(duration_s, end_t)
 
     def latest_time(self) -> float | None:
         """Timestamp of the newest captured frame, None before the first."""
@@ -439,7 +485,14 @@ class CaptureThread:
         started = self.source.clock()
         try:
             while not self._stop.is_set():
-                item = self.source.read()
+                with self._working():
+                    item = self.source.read()
+                    if item is not None:
+                        try:
+                            frame = self.preprocessor(item[0])
+                        except SourceError as e:
+                            self._reject(e)
+                            continue
                 if item is None:
                     if not self.source.live:
                         self.finished = True
@@ -449,12 +502,7 @@ class CaptureThread:
                     if not self._reopen():
                         return
                     continue
-                raw, stamp = item
-                try:
-                    frame = self.preprocessor(raw)
-                except SourceError as e:
-                    self._reject(e)
-                    continue
+                stamp = item[1]
                 if self.realtime and not self.source.live:
                     self._pace(started + stamp)
                 while not self.buffer.put(frame, stamp, timeout=0.5):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime import BundleError, FFNRuntime, FrameCountPolicy
+from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.backends import external_tensors, open_backend, pick_engine_set, tensorrt_engine_sets
 from ffn_edge.runtime.manifest import load_manifest
 from ffn_edge.runtime.sources import FrameSource
@@ -157,7 +157,7 @@ def test_shared_weights_give_the_same_logits_as_private_copies(bundle):
 def test_frame_count_policy_fixed_max_and_scheduler():
     assert FrameCountPolicy((4, 8), frames=6).choose(0.0) == (6, "fixed")
     assert FrameCountPolicy((4, 8, 16)).choose(0.0) == (16, "max")
-    policy = FrameCountPolicy((4, 8, 16), budget_ms=25.0, candidates=(4, 8, 16))
+    policy = FrameCountPolicy((4, 8, 16), budgets=Budgets(budget_ms=25.0), candidates=(4, 8, 16))
     t = 0.0
     while True:  # warm-up, then a latency model of 2.5 ms per frame: 8 fits 25 ms, 16 does not
         n, reason = policy.choose(t)
@@ -221,14 +221,16 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(bundle):
 
 
 def test_stream_over_a_file_ends_with_the_expected_decisions(rt, video):
-    results = list(rt.stream(str(video), frames=8, window_s=1.0, stride_ms=250))
+    stream = rt.stream(str(video), frames=8, window_s=1.0, stride_ms=250)
+    results = list(stream)
     # 90 frames at 30 fps: last stamp 89/30 s; decisions at window ends 1.0, 1.25, ... <= 2.967 s.
     assert len(results) == 8
     assert [r.decision for r in results] == list(range(8))
     for r in results:
         assert r.frames_available == 30 and r.prediction.frames == 8 and r.reason == "fixed"
         assert r.window[0] < r.prediction.timestamps[0] and r.prediction.timestamps[-1] <= r.window[1] + 1e-6
-    assert any(e.startswith("finished") for r in results for e in r.events)
+    events = [e for r in results for e in r.events] + list(stream.drain_events())
+    assert any(e.startswith("finished") for e in events)
 
 
 def test_stream_with_a_budget_is_scheduled(rt, video):
@@ -384,3 +386,103 @@ def test_auto_prefers_a_gpu_backend_when_present(bundle):
         pytest.skip("no ONNX Runtime GPU provider in this environment")
     with FFNRuntime.open(bundle) as runtime:
         assert "CPUExecutionProvider" not in runtime.backend_name
+
+
+# -- session / stream split (issue 11) ------------------------------------------------------------
+
+
+class _CountingCapture:
+    """A file-like capture (cv2.VideoCapture stand-in) that counts every frame the producer reads."""
+
+    def __init__(self, frames: int) -> None:
+        self.left, self.reads = frames, 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return True
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        self.reads += 1
+        return True, np.full((96, 128, 3), self.reads % 255, np.uint8)
+
+    def get(self, prop_id: int) -> float:
+        return FPS if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+class _CaptureWatchingBackend:
+    """Wraps the real backend: during each run, waits for the producer to read a frame (it has every
+    chance to) and records how many it read. The stream must time only its own run: none."""
+
+    def __init__(self, inner, capture: _CountingCapture) -> None:
+        self.inner, self.capture = inner, capture
+        self.name, self.frame_counts = inner.name, inner.frame_counts
+        self.reads_during_runs: list[int] = []
+
+    def run(self, frames: int, clip: np.ndarray) -> np.ndarray:
+        before = self.capture.reads
+        deadline = time.monotonic() + 0.3
+        while self.capture.reads == before and time.monotonic() < deadline:
+            time.sleep(0.002)
+        self.reads_during_runs.append(self.capture.reads - before)
+        return self.inner.run(frames, clip)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_stream_never_times_its_own_capture_work(bundle):
+    from ffn_edge.runtime.sources import SourceSpec
+
+    capture = _CountingCapture(frames=75)  # 2.5 s at 30 fps
+    source = FrameSource(SourceSpec("file", "fake.mp4", "fake.mp4"), opener=lambda spec: capture)
+    with FFNRuntime.open(bundle, threads=1) as session:
+        watcher = _CaptureWatchingBackend(session._backend, capture)
+        session._backend = watcher  # the seam every run goes through
+        results = list(session.stream(source, frames=4, window_s=1.0, stride_ms=250, capacity=40))
+    assert len(results) == 6  # last stamp 74/30 s: window ends 1.0, 1.25, ..., 2.25 s
+    assert capture.reads == 75  # the producer did refill the ring between decisions...
+    assert watcher.reads_during_runs == [0] * 6  # ...but never while a decision's run was timed
+
+
+def test_streams_are_separate_objects_with_their_own_budgets(rt, video):
+    from ffn_edge.runtime import Stream
+
+    a = rt.stream(str(video), budget_ms=500.0, window_s=1.0, stride_ms=250)
+    b = rt.stream(str(video), budget_ms=700.0, window_s=1.0, stride_ms=250)
+    assert isinstance(a, Stream) and not hasattr(rt, "set_budget")  # budgets live on a stream
+    a.set_budget(budget_ms=1e-3)
+    assert a.budgets.budget_ms == 1e-3 and b.budgets.budget_ms == 700.0
+    with a, b:
+        pairs = list(zip(a, b, strict=False))  # two streams on one session, interleaved
+    assert len(pairs) == 8
+    assert all(ra.budget_ms == 1e-3 and rb.budget_ms == 700.0 for ra, rb in pairs)
+    with pytest.raises(Exception, match="iterated once"):
+        iter(a)
+
+
+def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle, monkeypatch):
+    from ffn_edge.runtime import ffn_runtime
+
+    monkeypatch.setattr(ffn_runtime.os, "sched_getaffinity", lambda pid: {0})  # as under `taskset -c 0`
+    seen = {}
+    real_open = ffn_runtime.open_backend
+
+    def spy_open(bundle_, manifest, backend, device, threads, share_weights):
+        seen["threads"] = threads
+        return real_open(bundle_, manifest, backend, device, threads, share_weights)
+
+    monkeypatch.setattr(ffn_runtime, "open_backend", spy_open)
+    with FFNRuntime.open(bundle) as session:
+        assert session.threads == 1 and seen["threads"] == 1
+        calls = []
+        real_pre = session.preprocessor
+        session.preprocessor = lambda frame: (calls.append(1), real_pre(frame))[1]
+        p = session.predict(_frames(20), n=4)
+    assert len(calls) == 4  # only the 4 sampled raw frames are preprocessed (and gathered)
+    assert p.latency_ms > 0 and p.cpu_ms is not None and p.cpu_ms >= 0
+    assert ffn_runtime.default_threads() == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ffn_edge.runtime import signals as signals_mod
-from ffn_edge.runtime.scheduler import BatteryPolicy, Decision, Scheduler, SchedulerError, ThermalPolicy
+from ffn_edge.runtime.scheduler import BatteryPolicy, Budgets, Decision, Scheduler, SchedulerError, ThermalPolicy
 from ffn_edge.runtime.signals import (
     BatterySensor,
     PowerRails,
@@ -38,16 +38,28 @@ def simulate(
     latency: Callable[[int, int], float],
     signals: Callable[[float], Signals] = lambda t: Signals(),
     dt: float = 0.1,
+    cost: Callable[[int, int], float] | None = None,
+    t0: float = 0.0,
 ) -> list[tuple[Decision, float]]:
-    """Run decide -> latency(step, n) -> observe for ``steps`` decisions."""
+    """Run decide -> latency(step, n) -> observe for ``steps`` decisions (a replayable trace).
+
+    ``cost(step, n)``: the run's own CPU ms (default: the plant at load 1, so anything above it in
+    ``latency`` is the machine's slowdown, as a loaded machine shows it).
+    """
+    cost = cost or (lambda step, n: plant(n))
     trace = []
     for step in range(steps):
-        now = step * dt
+        now = t0 + step * dt
         decision = sched.decide(now, signals(now))
         measured = latency(step, decision.n)
-        sched.observe(decision.n, decision.subnet, measured, now)
+        sched.observe(decision.n, decision.subnet, measured, now, cpu_ms=min(measured, cost(step, decision.n)))
         trace.append((decision, measured))
     return trace
+
+
+def held(trace: list[tuple[Decision, float]]) -> list[int]:
+    """The held counts of a trace (probes are one-off runs above it)."""
+    return [d.n for d, _ in trace if d.reasons != ["probe"]]
 
 
 # ------------------------------------------------------------------ nearest rule, warm-up
@@ -77,14 +89,24 @@ def test_warmup_runs_smallest_largest_middle_then_trusts_model() -> None:
 def test_cold_first_run_does_not_poison_the_model() -> None:
     sched = Scheduler(FRAME_COUNTS, BUDGET_MS)
     # The very first inference is 20x slow (lazy initialisation); the warm-up median ignores it.
-    simulate(sched, WARMUP, lambda step, n: plant(n) * (20.0 if step == 0 else 1.0))
+    slow_first = lambda step, n: plant(n) * (20.0 if step == 0 else 1.0)  # noqa: E731
+    simulate(sched, WARMUP, slow_first, cost=slow_first)
     assert sched.predict_ms(4) < plant(4) * 1.3
+
+
+def test_replay_is_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    noise = np.exp(rng.normal(0.0, 0.1, size=300))
+    runs = [[d for d, _ in simulate(Scheduler(FRAME_COUNTS, BUDGET_MS), 300,
+                                    lambda step, n: plant(n, 1.0 + (step > 150)) * float(noise[step]))]
+            for _ in range(2)]
+    assert runs[0] == runs[1]
 
 
 # ------------------------------------------------------------------ latency budget
 
 
-def test_latency_step_up_recovers_within_five_decisions_and_goes_back_up() -> None:
+def test_load_step_is_back_within_budget_in_three_decisions_and_goes_back_up() -> None:
     step_on, step_off, steps = 80, 160, 260
     sched = Scheduler(FRAME_COUNTS, BUDGET_MS)
     trace = simulate(sched, steps, lambda step, n: plant(n, 2.0 if step_on <= step < step_off else 1.0))
@@ -92,62 +114,88 @@ def test_latency_step_up_recovers_within_five_decisions_and_goes_back_up() -> No
     before = trace[step_on - 10 : step_on]
     assert all(d.n == 16 for d, _ in before)  # 37 ms fits 40 ms
     after = trace[step_on:step_off]
-    over = [i for i, (_, measured) in enumerate(after) if measured > BUDGET_MS]
-    # The goal is back within budget in <= 5 decisions; two consecutive slow runs suffice here.
+    over = [i for i, (d, measured) in enumerate(after) if measured > BUDGET_MS and d.reasons != ["probe"]]
     assert over and max(over) < 3, f"over budget at decisions {over} after the load step"
-    assert all(d.n <= 7 and d.feasible for d, _ in after[5:])  # 2 x (5 + 2n) <= 40 -> n <= 7
-    assert after[-1][0].n == 7  # the largest count that fits, not a needlessly small one
+    assert all(n <= 7 for n in held(after[3:])) and all(d.feasible for d, _ in after[3:])  # 2 (5 + 2n) <= 40
+    missed_probes = [d.n for d, measured in after if measured > BUDGET_MS and d.reasons == ["probe"]]
+    assert len(missed_probes) <= 1  # 8 frames, never measured under this load, is tried once
+    assert held(after)[-1] >= 6  # uses the room: 7 fits exactly, 6 with 5 % to spare
     recovered = trace[step_off:]
     assert all(measured <= BUDGET_MS for _, measured in recovered)
     assert recovered[-1][0].n == 16
     first_up = next(i for i, (d, _) in enumerate(recovered) if d.n > 7)
-    assert first_up <= 8
+    assert first_up <= 15  # 3 runs to see the step, then dwell and the 1 s hold
+
+
+def test_contention_learned_at_one_count_applies_to_every_count() -> None:
+    sched = Scheduler(FRAME_COUNTS, Budgets(BUDGET_MS, battery_policy=BatteryPolicy(50, 4)))
+    low = lambda t: Signals(battery_percent=10.0, plugged=False)  # noqa: E731 - holds n at 4
+    simulate(sched, WARMUP + 40, lambda step, n: plant(n, 3.0 if step >= WARMUP + 10 else 1.0), signals=low)
+    # Only 4 frames ran under the 3x load; 16 frames are predicted under it too (and cost only 37 ms).
+    assert 3.0 * plant(16) <= sched.predict_ms(16) <= 3.0 * plant(16) * 1.15
+    assert sched.model.cost.cost(2, 16) == pytest.approx(plant(16), rel=0.01)
 
 
 def test_single_latency_spike_is_ignored() -> None:
-    sched = Scheduler(FRAME_COUNTS, BUDGET_MS)
+    sched = Scheduler(FRAME_COUNTS, 42.0)
     trace = simulate(sched, 100, lambda step, n: plant(n) * (5.0 if step == 60 else 1.0))
-    assert all(d.n == 16 for d, _ in trace[50:])
+    assert all(d.n == 16 for d, _ in trace[WARMUP + 1 :])
 
 
 def test_infeasible_budget_runs_smallest_and_says_so() -> None:
-    sched = Scheduler(FRAME_COUNTS, budget_ms=10.0)  # even 4 frames take 13 ms
+    sched = Scheduler(FRAME_COUNTS, 10.0)  # even 4 frames take 13 ms
     trace = simulate(sched, WARMUP + 20, lambda step, n: plant(n))
     for decision, _ in trace[WARMUP:]:
         assert decision.n == 4 and not decision.feasible
         assert decision.reasons == ["budget_infeasible"]
     sched.set_budget(budget_ms=BUDGET_MS)
-    trace = simulate(sched, 40, lambda step, n: plant(n))
+    trace = simulate(sched, 40, lambda step, n: plant(n), t0=10.0)
     assert trace[-1][0].feasible and trace[-1][0].n >= 14
 
 
 def test_lower_budget_switches_down_at_once_higher_after_dwell() -> None:
-    sched = Scheduler(FRAME_COUNTS, BUDGET_MS, dwell=3)
+    sched = Scheduler(FRAME_COUNTS, BUDGET_MS, dwell=2, up_hold_s=0.0)
     simulate(sched, 60, lambda step, n: plant(n))
     sched.set_budget(budget_ms=25.0)  # 5 + 2n <= 25 -> n <= 10 (less the margin)
     down = sched.decide(10.0, Signals())
     assert down.n <= 10 and down.reasons == ["budget"]
-    sched.observe(down.n, down.subnet, plant(down.n), 10.0)
+    sched.observe(down.n, down.subnet, plant(down.n), 10.0, cpu_ms=plant(down.n))
     sched.set_budget(budget_ms=BUDGET_MS)
-    trace = simulate(sched, 3, lambda step, n: plant(n))
-    assert [d.reasons for d, _ in trace[:2]] == [["hysteresis"], ["hysteresis"]]
-    assert trace[2][0].n > down.n
+    trace = simulate(sched, 2, lambda step, n: plant(n), t0=10.1)
+    assert [d.reasons for d, _ in trace[:1]] == [["hysteresis"]]  # one margin, a short dwell
+    assert trace[1][0].n > down.n
 
 
-def test_noisy_latencies_do_not_flap() -> None:
+def test_steady_noisy_load_holds_a_count_and_uses_the_headroom() -> None:
     rng = np.random.default_rng(0)
-    noise = np.exp(rng.normal(0.0, 0.05, size=500))
+    noise = np.exp(rng.normal(0.0, 0.05, size=1000))
     sched = Scheduler(FRAME_COUNTS, BUDGET_MS)
-    trace = simulate(sched, 500, lambda step, n: plant(n) * float(noise[step]))
+    trace = simulate(sched, 1000, lambda step, n: plant(n, 1.5) * float(noise[step]), dt=0.15)
     steady = trace[WARMUP + 20 :]
-    counts = [d.n for d, _ in steady]
-    changes = [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
-    assert len(changes) <= 0.05 * len(counts)
-    assert min(b - a for a, b in zip(changes, changes[1:], strict=False)) >= 3  # every count held a while
+    counts = held(steady)
+    switches = sum(a != b for a, b in zip(counts, counts[1:], strict=False))
+    assert switches <= 0.05 * len(counts)  # steady load: at most one switch per 20 decisions (3 s)
+    probes = [d for d, _ in steady if d.reasons == ["probe"]]
+    assert len(probes) <= len(steady) / 25
     within = np.mean([measured <= BUDGET_MS for _, measured in steady])
     assert within >= 0.98
-    # ...without starving: the 99th percentile of 5+2n with 5 % noise fits 40 ms up to n = 15.
-    assert np.mean(counts) >= 13
+    # The p99 of 1.5 (5 + 2n) with 5 % noise fits 40 ms up to n = 9 (9.1): it is held there, not lower
+    # (the controller before issue 11 averaged 8.50 on this trace, its doubled margin holding it at 8).
+    assert np.mean(counts) >= 8.75
+
+
+def test_probing_measures_a_count_known_only_from_the_line_and_climbs() -> None:
+    def cost(n: int) -> float:  # sub-network 16 (12..16 frames) is convex: 16 costs 56 ms, 12 only 29
+        return plant(n) + (19 / 16 * (n - 12) ** 2 if n >= 12 else 0.0)
+
+    sched = Scheduler(FRAME_COUNTS, 41.0, probe_every=20)
+    trace = simulate(sched, 200, lambda step, n: cost(n), cost=lambda step, n: cost(n))
+    # The warm-up saw 16 (56 ms): the line scaled through it puts 12 at ~44 ms, over 41 ms, so n = 11.
+    assert held(trace)[WARMUP] == 11
+    probes = [i for i, (d, _) in enumerate(trace) if d.reasons == ["probe"]]
+    assert probes and trace[probes[0]][0].n == 12 and probes[0] <= WARMUP + 25
+    assert held(trace)[-1] >= 13  # measured, 12 and 13 fit (29 and 32 ms): it climbed past 11
+    assert all(cost(n) <= 41.0 for n in held(trace)[WARMUP:])  # what it holds is always within budget
 
 
 def test_counts_never_run_are_predicted_from_the_linear_model() -> None:
@@ -166,11 +214,12 @@ def test_each_subnet_keeps_its_own_latency_line() -> None:
     def latency(subnet: int, n: int) -> float:
         return plant(n) + (25.0 if subnet == 2 else 0.0)
 
-    sched = Scheduler(FRAME_COUNTS, budget_ms=100.0)
-    simulate(sched, WARMUP, lambda step, n: latency(sched.subnet_for(n), n))
+    sched = Scheduler(FRAME_COUNTS, 100.0)
+    simulate(sched, WARMUP, lambda step, n: latency(sched.subnet_for(n), n),
+             cost=lambda step, n: latency(sched.subnet_for(n), n))
     for step in range(60):
         n = 12 + 4 * (step % 2)  # sub-network 16 runs 12 and 16 frames
-        sched.observe(n, 2, latency(2, n), float(step))
+        sched.observe(n, 2, latency(2, n), float(step), cpu_ms=latency(2, n))
     for n in (9, 11, 12, 14):
         true = latency(sched.subnet_for(n), n)
         assert true <= sched.predict_ms(n) <= true * 1.2, n
@@ -207,7 +256,7 @@ def test_battery_cap_appears_below_threshold_and_lifts_when_plugged() -> None:
             (12.0, Signals(battery_percent=18, plugged=True)),  # charger in
         ]
     )
-    sched = Scheduler(FRAME_COUNTS, budget_ms=100.0, battery_policy=policy)
+    sched = Scheduler(FRAME_COUNTS, Budgets(100.0, battery_policy=policy))
     decisions = [d for d, _ in simulate(sched, 180, lambda step, n: plant(n), signals=trace)]
     high, low, plugged = decisions[WARMUP:60], decisions[60:120], decisions[120:]
     assert all(d.n == 16 and d.reasons == ["max"] for d in high)
@@ -219,7 +268,7 @@ def test_battery_cap_appears_below_threshold_and_lifts_when_plugged() -> None:
 def test_no_battery_means_no_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signals_mod.psutil, "sensors_battery", lambda: None)
     assert BatterySensor()(0.0) == Signals()
-    sched = Scheduler(FRAME_COUNTS, budget_ms=100.0, battery_policy=BatteryPolicy(90, 4))
+    sched = Scheduler(FRAME_COUNTS, Budgets(100.0, battery_policy=BatteryPolicy(90, 4)))
     trace = simulate(sched, 30, lambda step, n: plant(n), signals=lambda t: read_signals(t, [BatterySensor()]))
     assert trace[-1][0].n == 16 and trace[-1][0].reasons == ["max"]
 
@@ -232,7 +281,7 @@ def test_battery_sensor_reads_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_power_budget_caps_frames_and_lifts_when_removed() -> None:
-    sched = Scheduler(FRAME_COUNTS, budget_ms=100.0, power_w=8.0, power_interval_s=0.0)
+    sched = Scheduler(FRAME_COUNTS, Budgets(100.0, power_w=8.0), power_interval_s=0.0)
     last_n = [16]
 
     def board_power(now_s: float) -> Signals:  # 2 W idle + 0.5 W per frame of the last run
@@ -262,7 +311,7 @@ def test_thermal_cap_with_release_hysteresis() -> None:
         ]
     )
     policy = ThermalPolicy(threshold_c=80.0, cap_frames=8, release_c=5.0)
-    sched = Scheduler(FRAME_COUNTS, budget_ms=100.0, thermal_policy=policy)
+    sched = Scheduler(FRAME_COUNTS, Budgets(100.0, thermal_policy=policy))
     decisions = [d for d, _ in simulate(sched, 100, lambda step, n: plant(n), signals=trace)]
     assert decisions[25].n == 16
     assert all(d.n == 8 and d.reasons == ["thermal"] for d in decisions[30:70])  # 85 C, then 78 C

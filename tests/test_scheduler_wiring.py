@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime import FFNRuntime, FrameCountPolicy
+from ffn_edge.runtime import Budgets, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.cli import run
 from ffn_edge.runtime.errors import run_cli
 from ffn_edge.runtime.scheduler import REASONS, BatteryPolicy, Scheduler
@@ -94,14 +94,15 @@ def test_file_played_in_real_time_is_scheduled_on_media_time(rt, video):
 
 def test_set_budget_mid_stream_changes_the_decisions(rt, video):
     results = []
-    for r in _stream(rt, video, budget_ms=LARGE_BUDGET_MS):
+    stream = _stream(rt, video, budget_ms=LARGE_BUDGET_MS)
+    for r in stream:
         results.append(r)
         if r.decision == 9:  # after the warm-up (6 runs); from another thread, as an app would
-            setter = threading.Thread(target=rt.set_budget, args=(1e-3,))
+            setter = threading.Thread(target=stream.set_budget, args=(1e-3,))
             setter.start()
             setter.join(timeout=10)
         elif r.decision == 19:
-            rt.set_budget(budget_ms=None)  # budget off: the largest count
+            stream.set_budget(budget_ms=None)  # budget off: the largest count
     assert all("warmup" not in r.reasons for r in results[6:10])
     tiny = results[10:20]
     assert all(r.prediction.frames == 4 and r.reasons == ("budget_infeasible",) for r in tiny)
@@ -119,7 +120,7 @@ def test_scripted_battery_signal_caps_the_frame_count(rt, video):
         return Signals(battery_percent=level["percent"], plugged=False)
 
     results = []
-    for r in _stream(rt, video, battery_policy="50:4", signals=battery):  # no latency budget needed
+    for r in _stream(rt, video, budgets=Budgets(battery_policy="50:4"), signals=battery):  # no latency budget needed
         results.append(r)
         if r.decision == 14:
             level["percent"] = 10.0  # discharged below the threshold
@@ -131,11 +132,11 @@ def test_scripted_battery_signal_caps_the_frame_count(rt, video):
 
 
 def test_a_scheduler_passed_in_keeps_its_own_budgets_until_set_budget_changes_them():
-    sched = Scheduler((4, 8), 20.0, battery_policy=BatteryPolicy(50, 4))
+    sched = Scheduler((4, 8), Budgets(20.0, battery_policy=BatteryPolicy(50, 4)))
     policy = FrameCountPolicy((4, 8), scheduler=sched, signals=lambda t: Signals(battery_percent=10.0, plugged=False))
-    assert policy.budget_ms == 20.0 and policy.battery_policy == BatteryPolicy(50, 4)
+    assert policy.budget_ms == 20.0 and policy.budgets.battery_policy == BatteryPolicy(50, 4)
     policy.set_budget(power_w=5.0)  # only what is given changes
-    assert (sched.budget_ms, sched.power_w, sched.battery_policy) == (20.0, 5.0, BatteryPolicy(50, 4))
+    assert sched.budgets == Budgets(20.0, 5.0, BatteryPolicy(50, 4)) and policy.budgets is sched.budgets
     assert policy.decide(0.0).budget == {"latency_ms": 20.0, "power_w": 5.0, "battery_policy": "50:4",
                                          "thermal_policy": None, "signals": {"battery_percent": 10.0,
                                                                              "plugged": False, "power_w": None,

@@ -353,3 +353,16 @@ def test_close_never_hangs(video):
         cap.close()
         assert time.monotonic() - started < 1.0
         assert not cap.running and not any(e.kind == "stuck" for e in cap.events)
+
+
+def test_select_hands_out_the_rings_own_frames_without_stacking_the_window():
+    ring = FrameBuffer(capacity=8, frame_shape=(3, 2, 2))
+    frames = [np.full((3, 2, 2), t, np.float32) for t in range(6)]
+    for t, f in enumerate(frames):
+        ring.put(f, float(t), timeout=1.0)
+    picked, stamps = ring.select(3, end_t=4)
+    assert stamps.tolist() == [2.0, 3.0, 4.0]
+    assert all(p is frames[t] for p, t in zip(picked, (2, 3, 4), strict=True))  # no copy: a decision gathers n
+    assert not picked[0].flags.writeable  # shared with every other window that holds it
+    stacked, same = ring.window(3, end_t=4)
+    assert same.tolist() == stamps.tolist() and stacked.shape == (3, 3, 2, 2)
