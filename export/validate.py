@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..runtime.files import check_regular
 from ..sampling import frame_count_set
 from .errors import ExportError
 
@@ -33,9 +34,10 @@ def check_out(out: Path, force: bool) -> None:
 
 
 def check_checkpoint_path(path: Path) -> None:
-    """The checkpoint must be a file (its contents are checked by ``load_checkpoint``)."""
-    if not path.is_file():
+    """The checkpoint must be a regular file, not a FIFO or device (its contents: ``load_checkpoint``)."""
+    if not path.exists() and not path.is_symlink():
         raise ExportError(f"{path}: checkpoint file not found")
+    check_regular(path, ExportError, follow_symlinks=True)
 
 
 def check_fold_budget(budget: float) -> None:

@@ -131,8 +131,9 @@ class TrainConfig:
     quiet: bool = opt(False, "no progress bar")
 
 
-# Options that may differ between a run and its --resume without changing the result.
-RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device"}
+# Options that may differ between a run and its --resume without changing the result ("out": a run
+# directory that was moved or copied resumes from where it is now).
+RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device", "out"}
 
 
 class MultiClip(nn.Module):
@@ -504,10 +505,16 @@ def _save(out: Path, stem: str, configs: Sequence[ModelConfig], members: Sequenc
 
 def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suffixes: Sequence[str],
             optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
-    """Load OUT/last*.safetensors into the models and optimiser; returns (next epoch, best metric)."""
+    """Load OUT/last*.safetensors into the models and optimiser; returns (next epoch, best metric).
+
+    With nothing to resume yet (no ``last`` checkpoint) the run starts from epoch 0, so a wrapper
+    may always pass ``--resume``.
+    """
     first = out / f"last{suffixes[0]}.safetensors"
-    if not first.is_file():
-        raise ConfigError(f"--resume: {first} not found (nothing to resume)")
+    if not os.path.lexists(first):
+        print(f"ffn-train: --resume: nothing to resume in {out} yet ({first.name} not found); starting a new run",
+              file=sys.stderr)
+        return 0, -1.0
     _, meta, tensors = load_checkpoint(first, with_extra=True)
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
