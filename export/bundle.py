@@ -36,7 +36,15 @@ from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_shared, share_weights
-from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
+from .validate import (
+    DEFAULT_FOLD_BUDGET,
+    check_checkpoint_path,
+    check_fold_budget,
+    check_opset,
+    check_out,
+    check_verify_clips,
+    parse_frames,
+)
 from .verify import TOLERANCE, check_graph, dataset_clips, parity, resample, synthetic_clips
 
 WEIGHTS_FILE = "weights.bin"
@@ -197,6 +205,8 @@ def export_bundle(
     """
     counts = parse_frames(frames)
     check_fold_budget(fold_budget)
+    check_opset(opset)
+    check_verify_clips(n_verify)
     out = Path(out_dir)
     check_out(out, force)
     check_checkpoint_path(Path(ckpt_path))
