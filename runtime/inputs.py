@@ -20,7 +20,7 @@
 Every violation raises ``InputError`` (an FFNError and a ValueError) with one line. Stream and
 CLI options are checked by ``check_stream_options`` (ConfigError); ``check_output_file`` and
 ``check_video_file`` check paths before a model is loaded; ``require_decisions`` turns a source
-that gave no decision into a SourceError.
+that gave no decision into a SourceError (``runtime.quiet`` silences FFmpeg's own lines).
 """
 
 from __future__ import annotations
@@ -129,7 +129,11 @@ def check_stream_options(window_s: Any = 1.0, stride_ms: Any = 500.0, duration_s
                          *, frames: Any = None, budget_ms: Any = None, power_w: Any = None,
                          max_decisions: Any = None, topk: Any = 5, wait_timeout_s: Any = 10.0,
                          backoff_s: Any = 0.5, capacity: Any = None) -> None:
-    """Stream / ``ffn-run`` options: finite, positive and bounded (``None`` means not given)."""
+    """Stream / ``ffn-run`` options: finite, positive and bounded (``None`` means not given).
+
+    ``threads`` is the session's (``FFNRuntime.open(threads=...)``, ``--threads``): the session may call
+    ``check_stream_options(threads=threads)`` alone (the other defaults are valid).
+    """
     checks: Sequence[tuple[Any, Callable[[Any], Any]]] = (
         (window_s, lambda v: V.check_float("window (s)", v, 0.0, V.MAX_WINDOW_S, lo_open=True)),
         (stride_ms, lambda v: V.check_float("stride (ms)", v, 0.0, V.MAX_STRIDE_MS, lo_open=True)),

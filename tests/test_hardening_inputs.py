@@ -201,3 +201,29 @@ def test_no_decision_is_an_error():
     require_decisions(1, "clip.mp4")
     with pytest.raises(SourceError, match="clip.mp4: no decodable frame"):
         require_decisions(0, "clip.mp4")
+
+
+def test_third_party_log_lines_are_silenced_unless_verbose(tmp_path):
+    """A damaged mp4 makes FFmpeg print its own lines; quiet_third_party_logs() removes them (not with -v)."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(30):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray((tmp_path / "v.mp4").read_bytes())
+    for i in range(len(data) // 3, 2 * len(data) // 3, 7):
+        data[i] ^= 0x55
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    code = ("import sys, cv2\nfrom ffn_edge.runtime.quiet import quiet_third_party_logs\n"
+            "quiet_third_party_logs(verbose=sys.argv[2] == 'v')\n"
+            "c = cv2.VideoCapture(sys.argv[1])\nwhile c.read()[0]:\n    pass\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OPENCV_")}
+    lines = {mode: subprocess.run([sys.executable, "-c", code, str(tmp_path / "bad.mp4"), mode], env=env,
+                                  capture_output=True, text=True, timeout=60).stderr.count("\n")
+             for mode in ("q", "v")}
+    assert lines["v"] >= 1 and lines["q"] == 0, lines
