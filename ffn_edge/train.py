@@ -59,6 +59,7 @@ from .evaluate import evaluate
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
 from .runtime.errors import ConfigError, FFNError, run_cli
+from .runtime.files import check_regular
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -237,8 +238,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.dataset != "synthetic" and not (cfg.train_list and cfg.val_list and cfg.root):
         raise ConfigError(f"--dataset {cfg.dataset} needs --train-list, --val-list and --root")
     for path in (cfg.pretrained, cfg.init):
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{path}: file not found")
+        if path is not None:
+            check_regular(Path(path), ConfigError, follow_symlinks=True)  # not found / FIFO / directory: one line
     synthetic = cfg.dataset == "synthetic"
     return dataclasses.replace(
         cfg,

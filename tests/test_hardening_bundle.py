@@ -15,7 +15,6 @@ import pytest
 import torch
 from ffn_edge.export.bundle import export_bundle
 from ffn_edge.runtime import FFNRuntime
-from ffn_edge.runtime import validate as V
 from ffn_edge.runtime.errors import BundleError
 from ffn_edge.runtime.manifest import file_entry, load_manifest
 
@@ -185,6 +184,8 @@ def test_bad_bundle_file_is_one_bundle_error(copy, case, make, text):
 
 
 def test_oversized_manifest_is_refused_before_parsing(copy, monkeypatch):
+    from ffn_edge.runtime import validate as V
+
     monkeypatch.setattr(V, "MAX_JSON_BYTES", 1000)
     refused(copy, "larger than the 1000-byte limit")
 
