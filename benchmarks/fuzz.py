@@ -379,9 +379,10 @@ def make_options(i: int) -> tuple[dict[str, Any], bool]:
         "threads": [None, 1, 2, 0, -1, 2000, 100_000],
     }
     opts = {k: v[int(rng.integers(len(v)))] if rng.random() < 0.5 else v[0] for k, v in pools.items()}
-    limits = {"window_s": 60.0, "stride_ms": 3.6e6, "duration_s": 3.2e8, "frames": 256, "budget_ms": 3.6e6,
-              "threads": 256}
-    invalid = any(v is not None and (not math.isfinite(v) or v <= 0 or v > limits[k]) for k, v in opts.items())
+    limits = {"window_s": (0.1, 60.0), "stride_ms": (10.0, 3.6e6), "duration_s": (0, 3.2e8), "frames": (1, 256),
+              "budget_ms": (0, 3.6e6), "threads": (1, 256)}  # runtime.validate's, written out for the old code
+    invalid = any(v is not None and (not math.isfinite(v) or v <= 0 or not limits[k][0] <= v <= limits[k][1])
+                  for k, v in opts.items())
     return opts, invalid
 
 
@@ -397,6 +398,10 @@ def run_options(i: int, work: Path, case: Path) -> tuple[str, str]:
     rt = _runtime(work)
     kw = {k: v for k, v in opts.items() if k != "threads"}
     results = list(rt.stream(str(work / "clip.avi"), max_decisions=2, **kw))
+    if check_stream_options is not None:  # what ffn-run does after its loop once wired (new code only)
+        from ffn_edge.runtime.inputs import require_decisions
+
+        require_decisions(len(results), "clip.avi")
     if invalid or not results:
         return "silent", f"{opts} -> {len(results)} decisions"
     return "ok", ""
@@ -532,22 +537,22 @@ def main() -> None:
         for surface in a.surfaces:
             r = run_surface(surface, a.soak if surface == "soak" else a.n, work)
             if r.get("na"):
-                print(f"{surface:<11} n/a (no runtime.inputs in this code)")
+                print(f"{surface:<11} n/a (no runtime.inputs in this code)", flush=True)
                 continue
             c = r["counts"]
             if surface == "soak":
                 s = r["soak"]
                 growth = f"RSS {s[2]} -> {s[3]} MB ({(float(s[3]) / float(s[2]) - 1) * 100:+.1f} %), {s[4]} s" if s \
                     else "did not finish"
-                print(f"{'soak':<11} {a.soak:>6} calls; crash {c['crash']}; {growth}")
+                print(f"{'soak':<11} {a.soak:>6} calls; crash {c['crash']}; {growth}", flush=True)
                 continue
             total = sum(c.values())
             print(f"{surface:<11} {total:>6} {c['ok']:>5} {c['documented']:>10} {c['undocumented']:>12} {c['hang']:>4} "
                   f"{c['crash']:>5} {c['silent']:>6} {r['wall_s']:>6.0f}")
             for outcome, ex in r["examples"].items():
                 notes += [f"  {surface} {outcome}: {e}" for e in ex]
-        print("examples (up to 4 per surface and outcome):")
-        print("\n".join(notes) or "  none")
+        print("examples (up to 4 per surface and outcome):", flush=True)
+        print("\n".join(notes) or "  none", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -135,8 +135,8 @@ def check_stream_options(window_s: Any = 1.0, stride_ms: Any = 500.0, duration_s
     ``check_stream_options(threads=threads)`` alone (the other defaults are valid).
     """
     checks: Sequence[tuple[Any, Callable[[Any], Any]]] = (
-        (window_s, lambda v: V.check_float("window (s)", v, 0.0, V.MAX_WINDOW_S, lo_open=True)),
-        (stride_ms, lambda v: V.check_float("stride (ms)", v, 0.0, V.MAX_STRIDE_MS, lo_open=True)),
+        (window_s, lambda v: V.check_float("window (s)", v, V.MIN_WINDOW_S, V.MAX_WINDOW_S)),
+        (stride_ms, lambda v: V.check_float("stride (ms)", v, V.MIN_STRIDE_MS, V.MAX_STRIDE_MS)),
         (duration_s, lambda v: V.check_float("duration (s)", v, 0.0, V.MAX_DURATION_S, lo_open=True)),
         (threads, V.check_threads),
         (frames, lambda v: V.check_int("frames", v, 1, V.MAX_FRAME_COUNT)),

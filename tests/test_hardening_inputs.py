@@ -116,7 +116,9 @@ def test_bad_predict_args_are_one_input_error(case, kw, text):
 BAD_OPTIONS = [
     ("window nan", dict(window_s=math.nan), "window (s) must be finite"),
     ("window inf", dict(window_s=math.inf), "window (s) must be finite"),
-    ("window 0", dict(window_s=0), "window (s) must be in (0"),
+    ("window 0", dict(window_s=0), "window (s) must be in [0.1"),
+    ("window 1e-9", dict(window_s=1e-9), "window (s) must be in [0.1"),
+    ("stride 1e-9", dict(stride_ms=1e-9), "stride (ms) must be in [10"),
     ("window 1e9", dict(window_s=1e9), "window (s) must be in"),
     ("stride nan", dict(stride_ms=math.nan), "stride (ms) must be finite"),
     ("stride inf", dict(stride_ms=math.inf), "stride (ms) must be finite"),
