@@ -50,8 +50,8 @@ def check_checkpoint_path(path: Path) -> None:
 def check_fold_budget(budget: float) -> None:
     """The conv-copy budget is a non-negative fraction of the shared weight bytes (0: no copies)."""
     if not 0 <= budget <= MAX_FOLD_BUDGET:  # also catches NaN
-        raise ExportError(f"--fold-budget must be in [0, {MAX_FOLD_BUDGET:g}] (a fraction of the shared weight bytes), "
-                          f"got {budget}")
+        raise ExportError(f"--fold-budget must be >= 0 and <= {MAX_FOLD_BUDGET:g} (a fraction of the shared weight "
+                          f"bytes), got {budget}")
 
 
 def check_opset(opset: int) -> None:
