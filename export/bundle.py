@@ -5,7 +5,9 @@ graph per frame count (or per sub-network with a dynamic frame dimension), move 
 into one weight file, run the ONNX checker on every graph, prove every shared tensor is stored
 once, check parity against PyTorch, write the manifest and re-read it with hash verification,
 optionally build TensorRT engines. All of it happens in a temporary directory next to ``out`` that
-is renamed into place only at the end, so ``out`` is either the complete bundle or absent.
+is swapped into place only at the end (``runtime.atomic.replace_dir``: one atomic exchange with an
+old ``--force``d bundle), so a crash at any point leaves at ``out`` the old bundle, the new one, or
+(for a first export) nothing. Stale temporaries of an earlier crashed export are removed first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from onnx import numpy_helper
 from .. import __version__
 from ..checkpoint import CheckpointMeta, load_checkpoint
 from ..models import VideoClassifier
+from ..runtime.atomic import cleanup_stale, replace_dir, temp_dir_for
 from ..runtime.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
 from ..sampling import nearest_subnet
 from . import frame_dim as fd
@@ -34,7 +36,15 @@ from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_shared, share_weights
-from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
+from .validate import (
+    DEFAULT_FOLD_BUDGET,
+    check_checkpoint_path,
+    check_fold_budget,
+    check_opset,
+    check_out,
+    check_verify_clips,
+    parse_frames,
+)
 from .verify import TOLERANCE, check_graph, dataset_clips, parity, resample, synthetic_clips
 
 WEIGHTS_FILE = "weights.bin"
@@ -168,17 +178,6 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
     )
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` to ``out``; an old ``out`` (``--force``) is moved aside first."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_bundle(
     ckpt_path: str | os.PathLike[str],
     frames: Sequence[int],
@@ -206,6 +205,8 @@ def export_bundle(
     """
     counts = parse_frames(frames)
     check_fold_budget(fold_budget)
+    check_opset(opset)
+    check_verify_clips(n_verify)
     out = Path(out_dir)
     check_out(out, force)
     check_checkpoint_path(Path(ckpt_path))
@@ -215,7 +216,8 @@ def export_bundle(
         trt_build.require()  # before minutes of export work, not after
     model, meta = load_checkpoint(ckpt_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    cleanup_stale(out.parent, out.name)
+    tmp = temp_dir_for(out)
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the bundle private to its writer
@@ -229,7 +231,7 @@ def export_bundle(
         if trt:
             trt_build.build_engines(tmp, fp16=fp16)
         check_out(out, force)  # someone may have created it meanwhile
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,7 +13,15 @@ from pathlib import Path
 from ..runtime.argparsing import Parser
 from ..runtime.errors import ConfigError, run_cli
 from .tensorrt import require as require_tensorrt
-from .validate import DEFAULT_FOLD_BUDGET, check_checkpoint_path, check_fold_budget, check_out, parse_frames
+from .validate import (
+    DEFAULT_FOLD_BUDGET,
+    check_checkpoint_path,
+    check_fold_budget,
+    check_opset,
+    check_out,
+    check_verify_clips,
+    parse_frames,
+)
 
 PROG = "ffn-export"
 
@@ -70,8 +78,9 @@ def _export(argv: list[str]) -> int:
     a = _export_parser().parse_args(argv)
     if (a.verify_list is None) != (a.verify_root is None):
         raise ConfigError("--verify-list and --verify-root go together")
-    if a.verify_clips < 1:
-        raise ConfigError(f"--verify-clips must be >= 1, got {a.verify_clips}")
+    check_verify_clips(a.verify_clips)
+    if a.opset is not None:
+        check_opset(a.opset)
     if a.fp16 and not a.trt:
         raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
     frames = parse_frames(a.frames)  # fail fast, before torch is imported

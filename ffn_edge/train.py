@@ -60,6 +60,7 @@ from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
 from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, FFNError, run_cli
+from .runtime.files import check_regular
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -133,8 +134,9 @@ class TrainConfig:
     quiet: bool = opt(False, "no progress bar")
 
 
-# Options that may differ between a run and its --resume without changing the result.
-RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device"}
+# Options that may differ between a run and its --resume without changing the result ("out": a run
+# directory that was moved or copied resumes from where it is now).
+RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device", "out"}
 
 
 class MultiClip(nn.Module):
@@ -238,8 +240,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.dataset != "synthetic" and not (cfg.train_list and cfg.val_list and cfg.root):
         raise ConfigError(f"--dataset {cfg.dataset} needs --train-list, --val-list and --root")
     for path in (cfg.pretrained, cfg.init):
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{path}: file not found")
+        if path is not None:
+            check_regular(Path(path), ConfigError, follow_symlinks=True)  # not found / FIFO / directory: one line
     synthetic = cfg.dataset == "synthetic"
     return dataclasses.replace(
         cfg,
@@ -524,10 +526,16 @@ def _save(out: Path, stem: str, configs: Sequence[ModelConfig], members: Sequenc
 
 def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suffixes: Sequence[str],
             optim: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
-    """Load OUT/last*.safetensors into the models and optimiser; returns (next epoch, best metric)."""
+    """Load OUT/last*.safetensors into the models and optimiser; returns (next epoch, best metric).
+
+    With nothing to resume yet (no ``last`` checkpoint) the run starts from epoch 0, so a wrapper
+    may always pass ``--resume``.
+    """
     first = out / f"last{suffixes[0]}.safetensors"
-    if not first.is_file():
-        raise ConfigError(f"--resume: {first} not found (nothing to resume)")
+    if not os.path.lexists(first):
+        print(f"ffn-train: --resume: nothing to resume in {out} yet ({first.name} not found); starting a new run",
+              file=sys.stderr)
+        return 0, -1.0
     _, meta, tensors = load_checkpoint(first, with_extra=True)
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}

@@ -21,6 +21,10 @@ class ConfigError(FFNError):
     """A command-line argument or option value is invalid."""
 
 
+class InputError(FFNError, ValueError):
+    """A ``predict`` input breaks the documented contract (``runtime.inputs``); also a ValueError."""
+
+
 def run_cli(prog: str, main: Callable[[], int | None]) -> NoReturn:
     """Run a CLI ``main``: an FFNError becomes one line on stderr and exit code 2, never a traceback."""
     try:

@@ -18,11 +18,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
+from . import validate as V
 from .atomic import atomic_write_bytes
 from .errors import BundleError
+from .files import open_regular, parse_json, read_regular
+from .onnx_refs import read_graph_info
 
 FORMAT = "ffn-bundle"
 FORMAT_VERSION = 1
@@ -70,7 +74,10 @@ class Manifest:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **d}
 
     @staticmethod
-    def from_json(d: dict[str, Any]) -> Manifest:
+    def from_json(d: Any) -> Manifest:
+        """The manifest a JSON object describes, every field checked (types, ranges, consistency)."""
+        if not isinstance(d, dict):
+            raise BundleError("manifest is not a JSON object")
         if d.get("format") != FORMAT:
             raise BundleError(f"not an ffn-edge bundle manifest (format={d.get('format')!r})")
         if d.get("format_version") != FORMAT_VERSION:
@@ -79,29 +86,11 @@ class Manifest:
                 f"(this ffn-edge reads version {FORMAT_VERSION}); re-export the bundle"
             )
         try:
-            inp = d["input"]
-            return Manifest(
-                arch=str(d["arch"]),
-                model_config=dict(d["model_config"]),
-                subnet_frame_counts=tuple(int(n) for n in d["subnet_frame_counts"]),
-                graphs=tuple(GraphEntry(**g) for g in d["graphs"]),
-                weights_file=str(d["weights_file"]),
-                input=InputSpec(
-                    name=str(inp["name"]),
-                    layout=str(inp["layout"]),
-                    size=(int(inp["size"][0]), int(inp["size"][1])),
-                    resize_shorter=int(inp["resize_shorter"]),
-                    mean=tuple(float(v) for v in inp["mean"]),
-                    std=tuple(float(v) for v in inp["std"]),
-                ),
-                output_name=str(d["output_name"]),
-                class_names=tuple(str(c) for c in d["class_names"]),
-                opset=int(d["opset"]),
-                files={str(k): dict(v) for k, v in d["files"].items()},
-                extra=dict(d.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise BundleError(f"manifest is malformed: {type(e).__name__}: {e}") from None
+            return _parse(d)
+        except KeyError as e:
+            raise BundleError(f"manifest is malformed: missing key {e}") from None
+        except ValueError as e:
+            raise BundleError(f"manifest is malformed: {e}") from None
 
     def graph_for(self, frames: int) -> GraphEntry:
         for g in self.graphs:
@@ -110,42 +99,132 @@ class Manifest:
         raise KeyError(frames)
 
 
+def _obj(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _parse(d: dict[str, Any]) -> Manifest:
+    """Build a Manifest from checked values; ValueError/KeyError name the first bad field."""
+    config = V.check_model_config(d["model_config"])
+    arch = V.check_str("arch", d["arch"], 64)
+    if config["arch"] != arch:
+        raise ValueError(f"arch {arch!r} differs from model_config.arch {config['arch']!r}")
+    counts = V.check_frame_counts("subnet_frame_counts", d["subnet_frame_counts"])
+    if "frame_counts" in config and tuple(config["frame_counts"]) != counts:
+        raise ValueError(f"subnet_frame_counts {list(counts)} differ from model_config.frame_counts")
+    graphs = []
+    for i, g in enumerate(V.check_list("graphs", d["graphs"], 1, V.MAX_FRAME_COUNT)):
+        g = _obj(f"graphs[{i}]", g)
+        unknown = sorted(set(g) - {"frames", "subnet", "file", "dynamic_frames"})
+        if unknown:
+            raise ValueError(f"graphs[{i}] has unknown keys {unknown}")
+        graphs.append(GraphEntry(
+            frames=V.check_int(f"graphs[{i}].frames", g["frames"], 1, V.MAX_FRAME_COUNT),
+            subnet=V.check_int(f"graphs[{i}].subnet", g["subnet"], 0, len(counts) - 1),
+            file=V.check_str(f"graphs[{i}].file", g["file"], 255),
+            dynamic_frames=V.check_bool(f"graphs[{i}].dynamic_frames", g.get("dynamic_frames", False)),
+        ))
+    frames = [g.frames for g in graphs]
+    if len(set(frames)) != len(frames):
+        raise ValueError(f"two graphs serve the same frame count ({sorted(frames)})")
+    inp = _obj("input", d["input"])
+    size = V.check_list("input.size", inp["size"], 2, 2)
+    height = V.check_int("input.size[0]", size[0], V.MIN_INPUT_SIZE, V.MAX_INPUT_SIZE)
+    width = V.check_int("input.size[1]", size[1], V.MIN_INPUT_SIZE, V.MAX_INPUT_SIZE)
+    V.check_preprocessing(max(height, width), inp["resize_shorter"], inp["mean"], inp["std"])
+    if inp["layout"] != "NTCHW":
+        raise ValueError(f"input.layout must be 'NTCHW', got {inp['layout']!r}")
+    files = {}
+    for rel, entry in _obj("files", d["files"]).items():
+        entry = _obj(f"files[{rel!r}]", entry)
+        sha = entry.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ValueError(f"files[{rel!r}].sha256 must be 64 lowercase hex digits")
+        files[rel] = {**entry, "size": V.check_int(f"files[{rel!r}].size", entry.get("size"), 0, 1 << 50)}
+    if not 1 <= len(files) <= V.MAX_FILES:
+        raise ValueError(f"files must list 1..{V.MAX_FILES} files, got {len(files)}")
+    return Manifest(
+        arch=arch,
+        model_config=config,
+        subnet_frame_counts=counts,
+        graphs=tuple(graphs),
+        weights_file=V.check_str("weights_file", d["weights_file"], 255),
+        input=InputSpec(
+            name=V.check_str("input.name", inp["name"], 255),
+            layout="NTCHW",
+            size=(height, width),
+            resize_shorter=inp["resize_shorter"],
+            mean=tuple(float(v) for v in inp["mean"]),
+            std=tuple(float(v) for v in inp["std"]),
+        ),
+        output_name=V.check_str("output_name", d["output_name"], 255),
+        class_names=tuple(V.check_class_names(d["class_names"], config["num_classes"])),
+        opset=V.check_int("opset", d["opset"], 1, V.MAX_OPSET),
+        files=files,
+        extra=dict(_obj("extra", d.get("extra", {}))),
+    )
+
+
 def file_entry(path: Path) -> dict[str, Any]:
-    """Size and sha256 of one file, streamed (weight files can be hundreds of MB)."""
+    """Size and sha256 of one regular file, streamed (weight files can be hundreds of MB)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = open_regular(Path(path), BundleError)
+    with os.fdopen(fd, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+        size = os.fstat(f.fileno()).st_size
+    return {"size": size, "sha256": h.hexdigest()}
 
 
 def _inside(root: Path, rel: str) -> Path:
-    """Resolve ``rel`` under ``root``; refuse absolute paths and anything that leaves the bundle."""
-    if os.path.isabs(rel) or not rel:
+    """``rel`` under ``root``: a plain relative path that stays inside and crosses no symlink.
+
+    Existing components must be directories (the last one a regular file); a path that does not
+    exist yet (an engine about to be built) is returned as is. The bundle directory itself may be
+    a symlink (only what is inside it is checked).
+    """
+    if not isinstance(rel, str) or not rel or "\0" in rel or os.path.isabs(rel) or "\\" in rel:
         raise BundleError(f"manifest path {rel!r} is not a relative path inside the bundle")
-    p = (root / rel).resolve()
-    if root.resolve() not in p.parents:
-        raise BundleError(f"manifest path {rel!r} leaves the bundle directory")
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"manifest path {rel!r} leaves the bundle directory or is not normalised")
+    base = root.resolve()
+    p = base
+    for i, part in enumerate(parts):
+        p = p / part
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return p
+        except OSError as e:
+            raise BundleError(f"{root}: {rel} cannot be read ({e.strerror})") from None
+        last = i == len(parts) - 1
+        if stat.S_ISLNK(st.st_mode):
+            raise BundleError(f"{root}: {rel} is or crosses a symlink (bundles hold regular files only)")
+        if not last and not stat.S_ISDIR(st.st_mode):
+            raise BundleError(f"{root}: {rel}: {part} is not a directory")
+        if last and not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{root}: {rel} is not a regular file")
     return p
 
 
 def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manifest:
-    """Read ``manifest.json``; with ``verify`` check every listed file's size and sha256.
+    """Read and check ``manifest.json``; with ``verify`` check every listed file's size and sha256.
 
-    Every graph and the weight file must be listed, and every path must stay inside the bundle.
+    Every graph, the weight file and every external data file a graph refers to must be listed;
+    graphs must declare the manifest's input and output names and class count; every path must be
+    a regular file inside the bundle. The manifest must be a regular file (not a symlink, FIFO, ...)
+    of at most MAX_JSON_BYTES, nested at most MAX_JSON_DEPTH deep.
     """
     root = Path(bundle)
     if not root.is_dir():
         raise BundleError(f"{root}: bundle directory not found")
     mpath = root / MANIFEST_NAME
-    try:
-        raw = json.loads(mpath.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{root}: no {MANIFEST_NAME} (not an ffn-edge bundle)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise BundleError(f"{mpath}: expected a JSON object")
+    if not os.path.lexists(mpath):
+        raise BundleError(f"{root}: no {MANIFEST_NAME} (not an ffn-edge bundle)")
+    raw = parse_json(read_regular(mpath, V.MAX_JSON_BYTES, BundleError), str(mpath), BundleError)
     try:
         m = Manifest.from_json(raw)
     except BundleError as e:
@@ -158,19 +237,43 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
     if verify:
         for rel, want in sorted(m.files.items()):
             p = _inside(root, rel)
-            if not p.is_file():
+            if not p.exists():
                 raise BundleError(f"{root}: {rel} is listed in the manifest but missing")
             got = file_entry(p)
-            if got["size"] != want.get("size") or got["sha256"] != want.get("sha256"):
+            if got["size"] != want["size"] or got["sha256"] != want["sha256"]:
                 raise BundleError(
                     f"{root}: {rel} does not match the manifest (size {got['size']} vs "
-                    f"{want.get('size')}, sha256 mismatch): the file was modified or truncated"
+                    f"{want['size']}, sha256 mismatch): the file was modified or truncated"
                 )
+    for file in sorted({g.file for g in m.graphs}):
+        _check_graph(root, file, m)
     return m
 
 
+def _check_graph(root: Path, rel: str, m: Manifest) -> None:
+    """The graph's input/output names and class count match the manifest; its external files are listed."""
+    path = _inside(root, rel)
+    if not path.exists():
+        raise BundleError(f"{root}: {rel} is listed in the manifest but missing")
+    try:
+        info = read_graph_info(read_regular(path, m.files[rel]["size"], BundleError))
+    except ValueError as e:
+        raise BundleError(f"{root}: {rel} is not a readable ONNX graph ({e})") from None
+    if m.input.name not in info.inputs:
+        raise BundleError(f"{root}: {rel} has no input {m.input.name!r} (inputs: {', '.join(info.inputs)})")
+    if m.output_name not in info.outputs:
+        raise BundleError(f"{root}: {rel} has no output {m.output_name!r} (outputs: {', '.join(info.outputs)})")
+    dims = info.outputs[m.output_name]
+    if dims and isinstance(dims[-1], int) and dims[-1] != len(m.class_names):
+        raise BundleError(f"{root}: {rel} outputs {dims[-1]} classes but the manifest names {len(m.class_names)}")
+    for location in sorted(info.external_files):
+        if location not in m.files:
+            raise BundleError(f"{root}: {rel} reads external data {location!r}, which the manifest does not list")
+        _inside(root, location)
+
+
 def resolve(bundle: str | os.PathLike[str], rel: str) -> Path:
-    """Absolute path of a manifest-relative file, checked to stay inside the bundle."""
+    """Absolute path of a manifest-relative file, checked to stay inside the bundle (no symlinks)."""
     return _inside(Path(bundle), rel)
 
 

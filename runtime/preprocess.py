@@ -7,7 +7,9 @@ there rather than re-implementing it). Given ``InputSpec(size=(H, W), resize_sho
 and a uint8 frame of height h and width w, ``Preprocessor(spec)(frame)`` does, in this order:
 
 1. **Channels** - BGR (h, w, 3) is used as is; grayscale (h, w) or (h, w, 1) is replicated to BGR;
-   BGRA (h, w, 4) drops alpha. Any other shape or dtype, an empty frame or a non-array raises
+   BGRA (h, w, 4) drops alpha. Any other shape or dtype, an empty frame, a non-array, or a frame
+   over the size / aspect limits of ``runtime.validate.check_frame_shape`` (checked before any
+   pixel is touched, so a 1 x 500000 frame cannot make the resize allocate gigabytes) raises
    ``SourceError``.
 2. **Resize** the shorter side to S with ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on the
    uint8 frame: the longer side becomes ``int(S * long / short)`` (truncated, as torchvision's
@@ -29,6 +31,7 @@ import numpy as np
 
 from .errors import SourceError
 from .manifest import InputSpec
+from .validate import check_frame_shape
 
 
 class Preprocessor:
@@ -96,8 +99,10 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
             f"frame of shape {frame.shape} is not an image (expected (h, w), (h, w, 1), "
             "(h, w, 3) BGR or (h, w, 4) BGRA)"
         )
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise SourceError(f"frame is empty (shape {frame.shape})")
+    try:
+        check_frame_shape(frame.shape[0], frame.shape[1])
+    except ValueError as e:
+        raise SourceError(str(e)) from None
     if channels is None:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if channels == 4:

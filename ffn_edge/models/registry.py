@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ..runtime import validate as V
+from ..runtime.errors import ConfigError
 from ..sampling import frame_count_set
 from .base import VideoClassifier
 from .convert import make_frame_flexible
@@ -36,11 +38,9 @@ class ModelConfig:
     width_mult: float = 1.0  # channel multiplier (small models for CPU experiments)
 
     def __post_init__(self) -> None:
+        """Every field's type and range (``runtime.validate``), before anything is built from it."""
         object.__setattr__(self, "frame_counts", frame_count_set(self.frame_counts))
-        if self.arch not in MODELS:
-            raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(MODELS))}")
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        V.check_model_config(dataclasses.asdict(self), tuple(MODELS))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -48,9 +48,12 @@ class ModelConfig:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(ModelConfig)}
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be an object, got {type(d).__name__}")
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        V.check_model_config(d, tuple(MODELS))  # strict types first: no 10.5 classes, no "4" frames
         return ModelConfig(**{**d, "frame_counts": tuple(d.get("frame_counts", (4, 8, 16)))})
 
 
@@ -98,17 +101,12 @@ class LoadReport:
 def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
     """Load an ImageNet state dict (torchvision names) from a local .pth/.safetensors file.
 
-    ``.pth`` files are read with ``weights_only=True``: no code from the file is executed.
+    ``.pth`` files are read with ``weights_only=True``: no code from the file is executed. Any file
+    that is not a readable state dict of tensors (a missing file, a FIFO, a pickle with code, a
+    malformed safetensors file, a tensor instead of a dict) raises ConfigError with one line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretrained weights file not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = _read_state_dict(path)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     report = LoadReport(
@@ -119,6 +117,28 @@ def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
     model.load_state_dict(usable, strict=False)
     log.info("pretrained %s: %s", path, report.summary())
     return report
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """{name: tensor} from a regular .pth (weights only) or .safetensors file, or one-line ConfigError."""
+    from ..runtime.files import check_regular
+
+    check_regular(path, ConfigError, follow_symlinks=True)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a foreign file may fail inside pickle, zipfile, safetensors or torch
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"{path}: not a readable weights file ({type(e).__name__}: {reason})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ConfigError(f"{path}: not a state dict of named tensors (got {type(state).__name__})")
+    return state
 
 
 def create_model(config: ModelConfig, pretrained: str | Path | None = None) -> VideoClassifier:

@@ -1,0 +1,134 @@
+"""What an ONNX graph refers to, read from its protobuf wire format (no onnx package, no torch).
+
+The runtime must know, before ONNX Runtime opens a graph, which external data files the graph
+will read (each must be listed and hashed in the manifest) and the names and output shape it
+declares (they must match the manifest). This walks ``ModelProto`` -> graphs, nodes, attributes,
+sub-graphs, functions and tensors iteratively with a depth limit, skipping tensor payloads, and
+collects ``TensorProto.external_data["location"]``, the main graph's inputs and outputs.
+Field numbers are those of ``onnx/onnx.proto`` (IR version 10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MAX_DEPTH = 64
+
+# message kind -> {field number: message kind of that (length-delimited) field}
+_CHILDREN: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "subgraph", 2: "subgraph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "subgraph": {1: "node", 5: "tensor", 15: "sparse"},
+    "function": {7: "node"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "subgraph", 10: "tensor", 11: "subgraph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphInfo:
+    inputs: tuple[str, ...]
+    outputs: dict[str, tuple[int | str | None, ...]]  # name -> dims (int, symbolic name, or None: unknown)
+    external_files: frozenset[str]  # every external data "location"
+
+
+def _varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if i >= end or shift > 63:
+            raise ValueError("truncated or malformed varint")
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(buf: memoryview, start: int, end: int):
+    """(field number, wire type, value) of one message; value is (start, end) for length-delimited."""
+    i = start
+    while i < end:
+        key, i = _varint(buf, i, end)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i, end)
+            yield field, wire, value
+        elif wire == 2:
+            n, i = _varint(buf, i, end)
+            if i + n > end:
+                raise ValueError("length-delimited field runs past its message")
+            yield field, wire, (i, i + n)
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+            if i > end:
+                raise ValueError("fixed-width field runs past its message")
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def _text(buf: memoryview, span: tuple[int, int]) -> str:
+    return bytes(buf[span[0]:span[1]]).decode("utf-8", errors="strict")
+
+
+def _value_info(buf: memoryview, span: tuple[int, int]) -> tuple[str, tuple[int | str | None, ...]]:
+    """ValueInfoProto -> (name, dims) of a tensor type."""
+    name, dims = "", []
+    for f, w, v in _fields(buf, *span):
+        if f == 1 and w == 2:
+            name = _text(buf, v)
+        elif f == 2 and w == 2:  # TypeProto
+            for f2, w2, v2 in _fields(buf, *v):
+                if f2 == 1 and w2 == 2:  # TypeProto.Tensor
+                    for f3, w3, v3 in _fields(buf, *v2):
+                        if f3 == 2 and w3 == 2:  # TensorShapeProto
+                            for f4, w4, v4 in _fields(buf, *v3):
+                                if f4 == 1 and w4 == 2:  # Dimension
+                                    dim: int | str | None = None
+                                    for f5, w5, v5 in _fields(buf, *v4):
+                                        if f5 == 1 and w5 == 0:
+                                            dim = v5
+                                        elif f5 == 2 and w5 == 2:
+                                            dim = _text(buf, v5)
+                                    dims.append(dim)
+    return name, tuple(dims)
+
+
+def read_graph_info(data: bytes) -> GraphInfo:
+    """Inputs, outputs and external data files of a serialized ONNX ModelProto (ValueError if malformed)."""
+    buf = memoryview(data)
+    inputs: list[str] = []
+    outputs: dict[str, tuple[int | str | None, ...]] = {}
+    files: set[str] = set()
+    stack = [("model", 0, len(buf), 0)]
+    try:
+        while stack:
+            kind, start, end, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            if kind == "entry":
+                key = value = None
+                for f, w, v in _fields(buf, start, end):
+                    if w == 2 and f in (1, 2):
+                        key, value = (_text(buf, v), value) if f == 1 else (key, _text(buf, v))
+                if key == "location":
+                    files.add(value or "")
+                continue
+            children = _CHILDREN[kind]
+            for f, w, v in _fields(buf, start, end):
+                if w != 2:
+                    continue
+                if kind == "graph" and f == 11:
+                    inputs.append(_value_info(buf, v)[0])
+                elif kind == "graph" and f == 12:
+                    name, dims = _value_info(buf, v)
+                    outputs[name] = dims
+                elif f in children:
+                    stack.append((children[f], v[0], v[1], depth + 1))
+    except UnicodeDecodeError:
+        raise ValueError("a name is not valid UTF-8") from None
+    return GraphInfo(tuple(inputs), outputs, frozenset(files))
