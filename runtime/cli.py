@@ -20,6 +20,8 @@ from .argparsing import Parser
 from .budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from .errors import ConfigError, run_cli
 from .ffn_runtime import FFNRuntime
+from .inputs import check_output_file, check_stream_options, check_video_file, require_decisions
+from .quiet import quiet_third_party_logs
 from .stream import StreamResult
 from .summary import RunningSummary
 
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at")
     p.add_argument("--stride-ms", type=float, default=500.0, help="time between decisions (ms)")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | ort-cpu | ort-cuda | ort-tensorrt | "
-                   "tensorrt (default auto: the best available, reported on stderr)")
+                   "ort-tensorrt-fp16 | tensorrt (default auto: the best available, reported on stderr)")
     p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: the CPUs "
                    "this process may use, so taskset is honoured)")
@@ -223,18 +225,18 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="ffn-run: %(message)s")
-    if not args.verbose:  # OpenCV's own multi-line open-failure logs; our errors say it in one line
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    for name in ("frames", "max_decisions", "threads", "topk"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    budgets = _budgets(args)  # bad budgets fail before the (slower) bundle load
+    quiet_third_party_logs(args.verbose)  # FFmpeg / OpenCV / ORT lines drown our one-line errors
+    # Every option, the output path and the source are checked before the (slower) bundle load.
+    check_stream_options(args.window_s, args.stride_ms, args.duration, args.threads, frames=args.frames,
+                         max_decisions=args.max_decisions, topk=args.topk)
+    budgets = _budgets(args)
+    if args.output:
+        check_output_file(args.output)
     from .sources import parse_source
 
-    spec = parse_source(args.video)  # a bad source fails before the (slower) bundle load
+    spec = parse_source(args.video)
+    if spec.kind == "file":
+        check_video_file(spec.target)
     annotator = Annotator(args.video, args.output, args.show, spec.live) if (args.output or args.show) else None
     summary = RunningSummary()
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
@@ -266,6 +268,7 @@ def run(argv: list[str] | None = None) -> int:
             for e in stream.drain_events():  # after the last decision (e.g. the end of a file)
                 print(f"ffn-run: source {e}", file=sys.stderr)
             finished = True
+            require_decisions(summary.decisions, args.video)  # a source that gave nothing is not a success
         finally:
             stream.close()
             if annotator:

@@ -36,6 +36,7 @@ import numpy as np
 from ..sampling import nearest_subnet, segment_indices
 from .backends import Backend, open_backend
 from .budgets import Budgets
+from .inputs import check_clip, check_finite, check_predict_args, check_stream_options
 from .manifest import GraphEntry, Manifest, load_manifest
 from .policy import FrameCountPolicy, SchedulerLike
 from .preprocess import Preprocessor
@@ -110,6 +111,7 @@ class FFNRuntime:
     def __init__(self, bundle: str | os.PathLike[str], backend: str = "auto", device: int = 0,
                  threads: int | None = None, share_weights: bool = True, verify: bool = True,
                  warmup: bool = True) -> None:
+        check_stream_options(threads=threads)  # bounded before any thread pool is made
         self.bundle = Path(bundle)
         self.manifest: Manifest = load_manifest(self.bundle, verify=verify)
         self.preprocessor = Preprocessor(self.manifest.input)
@@ -168,7 +170,10 @@ class FFNRuntime:
         subnet = nearest_subnet(n, self.manifest.subnet_frame_counts)
         dynamic = [g for g in self._graphs.values() if g.subnet == subnet and g.dynamic_frames]
         if dynamic:
-            return dynamic[0], n
+            g = dynamic[0]
+            # A backend may accept only part of a dynamic graph's frame axis (TensorRT: its profile's range).
+            lo, hi = getattr(self._backend, "frame_ranges", {}).get(g.frames, (1, n))
+            return g, min(max(n, lo), hi)
         counts = self.frame_counts
         g = self._graphs[counts[nearest_subnet(n, counts)]]
         return g, g.frames
@@ -199,24 +204,24 @@ class FFNRuntime:
         ``timestamps`` (per input frame; default the frame indices) are reported for the sampled
         frames. ``Prediction.latency_ms`` is the run alone (see ``Prediction``).
         """
+        kind = check_clip(frames, self.manifest.input.size)
         total = len(frames)
-        if total == 0:
-            raise ValueError("predict() needs at least one frame")
+        check_predict_args(total, n, topk, timestamps)
         if n is None:
             n = self.frame_counts[nearest_subnet(total, self.frame_counts)]
         _, fed = self.route(n)
         idx = segment_indices(total, fed, train=False)
-        result = self.run(n, self._sampled_clip(frames, idx))
+        clip = self._sampled_clip(frames, idx)
+        if kind == "preprocessed":  # raw uint8 frames cannot hold NaN; only the n sampled frames are scanned
+            check_finite(clip)
+        result = self.run(n, clip)
         stamps = np.asarray(timestamps if timestamps is not None else np.arange(total), dtype=np.float64)
         return self._prediction(result, tuple(float(s) for s in stamps[idx]), topk)
 
     def _sampled_clip(self, frames: Sequence[np.ndarray] | np.ndarray, idx: np.ndarray) -> np.ndarray:
         """``predict``'s input handling, all of it: (1, n, 3, H, W) float32 from the sampled frames only."""
-        h, w = self.manifest.input.size
         first = frames[0]
-        if isinstance(first, np.ndarray) and first.dtype == np.float32:
-            if first.shape != (3, h, w):
-                raise ValueError(f"preprocessed frames must be (3, {h}, {w}) float32, got {first.shape}")
+        if isinstance(first, np.ndarray) and first.dtype == np.float32:  # shapes checked by check_clip
             picked = frames[idx] if isinstance(frames, np.ndarray) else np.stack([frames[i] for i in idx])
             return np.ascontiguousarray(picked[None], dtype=np.float32)
         return np.stack([self.preprocessor(frames[i]) for i in idx])[None]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
 from .errors import ConfigError, SourceError
+from .inputs import check_stream_options
 from .policy import FrameCountPolicy
 from .sources import CaptureThread, FrameSource, Opener, SourceEvent
 
@@ -110,9 +111,9 @@ class Stream:
 
     @staticmethod
     def _check_options(o: StreamOptions) -> None:
-        """Every stream option check, in one place (ConfigError naming the option)."""
-        if not o.window_s > 0 or not o.stride_ms > 0:
-            raise ConfigError(f"window and stride must be > 0 (got {o.window_s} s, {o.stride_ms} ms)")
+        """Every stream option check, in one place (ConfigError naming the option; limits in runtime.validate)."""
+        check_stream_options(o.window_s, o.stride_ms, o.duration_s, max_decisions=o.max_decisions, topk=o.topk,
+                             wait_timeout_s=o.wait_timeout_s, backoff_s=o.backoff_s, capacity=o.capacity)
 
     # -- budgets -----------------------------------------------------------------------------------
     @property

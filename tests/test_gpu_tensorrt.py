@@ -20,6 +20,7 @@ import torch
 import trt_fakes
 from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
+from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime import tensorrt as trt_mod
 from ffn_edge.runtime.backends import TensorRTBackend, open_backend
 from ffn_edge.runtime.errors import ConfigError
@@ -256,3 +257,17 @@ def test_fixture_names_match_an_installed_tensorrt_and_cuda_python():
         checked += 1
     if not checked:
         pytest.skip("neither tensorrt nor cuda-python is installed here")
+
+
+def test_session_routes_dynamic_counts_within_the_engine_range(bundle, monkeypatch):
+    """A dynamic graph serves any T on ORT, but a TensorRT engine only its profile's range: route clamps."""
+    m = load_manifest(bundle)
+    write_manifest(bundle, dataclasses.replace(m, graphs=tuple(dataclasses.replace(g, dynamic_frames=True)
+                                                              for g in m.graphs)))
+    _fake(monkeypatch, trt_fakes.MAJORS[-1])
+    export_trt.build_engines(bundle)
+    with FFNRuntime.open(bundle, backend="tensorrt") as rt:
+        assert rt.route(7)[1] == 7  # inside the 8-frame engine's range (6..8)
+        assert rt.route(20)[1] == 8  # past the largest sub-network: its engine's maximum, not a failure
+        p = rt.predict(np.zeros((30, 64, 64, 3), np.uint8), n=20)
+        assert p.frames == 8

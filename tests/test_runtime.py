@@ -486,3 +486,59 @@ def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle
     assert len(calls) == 4  # only the 4 sampled raw frames are preprocessed (and gathered)
     assert p.latency_ms > 0 and p.cpu_ms is not None and p.cpu_ms >= 0
     assert ffn_runtime.default_threads() == 1
+
+
+# -- issue 14 wiring: the input contract and option checks reach the public API ---------------------
+
+
+@pytest.mark.parametrize("case, frames", [
+    ("mixed uint8/float32", lambda: [np.zeros((64, 64, 3), np.uint8), np.zeros((3, 64, 64), np.float32)]),
+    ("thin frame", lambda: [np.zeros((1, 50000, 3), np.uint8)]),
+    ("not arrays", lambda: ["a", "b"]),
+    ("NaN preprocessed", lambda: np.full((4, 3, 64, 64), np.nan, np.float32)),
+    ("empty", lambda: []),
+])
+def test_predict_refuses_bad_clips_with_one_input_error(rt, case, frames):
+    from ffn_edge.runtime.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        rt.predict(frames())
+    assert "\n" not in str(info.value)
+
+
+def test_predict_refuses_bad_arguments_with_one_input_error(rt):
+    from ffn_edge.runtime.errors import InputError
+
+    clip = np.zeros((8, 64, 64, 3), np.uint8)
+    for kw in ({"n": 0}, {"n": 10**9}, {"topk": 0}, {"timestamps": [0.0]}):
+        with pytest.raises(InputError):
+            rt.predict(clip, **kw)
+
+
+def test_open_refuses_an_unbounded_thread_count(bundle):
+    from ffn_edge.runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="threads"):
+        FFNRuntime.open(bundle, threads=100000)
+
+
+@pytest.mark.parametrize("flags, text", [
+    (["--window-s", "nan"], "window"),
+    (["--stride-ms", "inf"], "stride"),
+    (["--duration", "-1"], "duration"),
+    (["--threads", "100000"], "threads"),
+])
+def test_ffn_run_rejects_nonsense_options_in_one_line(bundle, video, flags, text):
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(video), *flags])
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and text in out.stderr, out.stderr
+
+
+def test_ffn_run_refuses_a_text_file_and_an_undecodable_video(bundle, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\0" * 4096 + bytes(range(256)) * 64)
+    for path in (text, broken):
+        out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(path)])
+        assert out.returncode == 2, (path.name, out.stdout, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
