@@ -15,14 +15,18 @@ ORT_ERROR = 3  # onnxruntime severities: 0 verbose, 1 info, 2 warning, 3 error, 
 
 
 def quiet_third_party_logs(verbose: bool = False) -> None:
-    """Unless ``verbose``: FFmpeg quiet, OpenCV errors only, ONNX Runtime errors only (process-wide)."""
+    """Unless ``verbose``: FFmpeg and OpenCV silent, ONNX Runtime errors only (process-wide).
+
+    OpenCV is silenced, not just kept to errors: its "errors" (e.g. a camera index out of range) are
+    what our own one-line SourceError already says.
+    """
     if verbose:
         return
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = str(AV_LOG_QUIET)
-    os.environ["OPENCV_LOG_LEVEL"] = "ERROR"
+    os.environ["OPENCV_LOG_LEVEL"] = "SILENT"
     import cv2
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     import onnxruntime
 
     onnxruntime.set_default_logger_severity(ORT_ERROR)
