@@ -51,6 +51,7 @@ from . import deps
 from . import tensorrt as trt_mod
 from .errors import BundleError, ConfigError, FFNError
 from .manifest import GraphEntry, Manifest, resolve
+from .onnx_refs import ExternalTensor, read_external_tensors
 
 log = logging.getLogger("ffn_edge.runtime")
 
@@ -83,99 +84,12 @@ class Backend(Protocol):
         ...
 
 
-# ------------------------------------------------------------------------------------------------
-# Reading the external-tensor table of an ONNX graph without the ``onnx`` package (not a runtime
-# dependency): a few protobuf wire-format fields of ModelProto.graph.initializer.
-
-# ONNX TensorProto.DataType -> numpy dtype (the types an exporter writes for weights).
-_ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
-                9: np.bool_, 10: np.float16, 11: np.float64}
-
-
-@dataclasses.dataclass(frozen=True)
-class ExternalTensor:
-    """An initializer stored in an external file: where its bytes are and what they are."""
-
-    name: str
-    dtype: Any
-    shape: tuple[int, ...]
-    location: str
-    offset: int
-    length: int
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
-    """(field number, wire type, value) of one protobuf message: ints for varints, bytes otherwise."""
-    out: list[tuple[int, int, Any]] = []
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        out.append((number, wire, value))
-    if pos != end:
-        raise ValueError("truncated protobuf message")
-    return out
-
-
-def _tensor_entry(buf: bytes) -> ExternalTensor | None:
-    dims: list[int] = []
-    name, dtype, external, location_kind = "", 0, {}, 0
-    for number, wire, value in _fields(buf):
-        if number == 1 and wire == 0:
-            dims.append(value)
-        elif number == 1 and wire == 2:  # packed dims
-            pos = 0
-            while pos < len(value):
-                d, pos = _varint(value, pos)
-                dims.append(d)
-        elif number == 2:
-            dtype = value
-        elif number == 8:
-            name = value.decode("utf-8")
-        elif number == 13:
-            kv = {n: v.decode("utf-8") for n, _, v in _fields(value)}
-            external[kv.get(1, "")] = kv.get(2, "")
-        elif number == 14:
-            location_kind = value
-    if location_kind != 1 or dtype not in _ONNX_DTYPES:  # 1 = TensorProto.EXTERNAL
-        return None
-    np_dtype = np.dtype(_ONNX_DTYPES[dtype])
-    shape = tuple(dims)
-    length = int(external.get("length", int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize))
-    return ExternalTensor(name, np_dtype, shape, external.get("location", ""), int(external.get("offset", 0)), length)
-
-
 def external_tensors(graph_path: Path) -> list[ExternalTensor]:
     """The external initializers of an ONNX graph file (name, dtype, shape, file, offset, length)."""
     try:
-        model = _fields(graph_path.read_bytes())
-        graphs = [v for n, w, v in model if n == 7 and w == 2]
-        found = [_tensor_entry(v) for g in graphs for n, w, v in _fields(g) if n == 5 and w == 2]
-    except (ValueError, IndexError, UnicodeDecodeError) as e:
+        return read_external_tensors(graph_path.read_bytes())
+    except ValueError as e:
         raise BundleError(f"{graph_path}: not a readable ONNX graph ({e})") from None
-    return [t for t in found if t is not None]
 
 
 class TensorPool:

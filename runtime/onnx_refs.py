@@ -11,6 +11,9 @@ Field numbers are those of ``onnx/onnx.proto`` (IR version 10).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+
+import numpy as np
 
 MAX_DEPTH = 64
 
@@ -33,6 +36,23 @@ class GraphInfo:
     inputs: tuple[str, ...]
     outputs: dict[str, tuple[int | str | None, ...]]  # name -> dims (int, symbolic name, or None: unknown)
     external_files: frozenset[str]  # every external data "location"
+
+
+# ONNX TensorProto.DataType -> numpy dtype (the types an exporter writes for weights).
+_ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
+                9: np.bool_, 10: np.float16, 11: np.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalTensor:
+    """An initializer stored in an external file: where its bytes are and what they are."""
+
+    name: str
+    dtype: Any
+    shape: tuple[int, ...]
+    location: str
+    offset: int
+    length: int
 
 
 def _varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
@@ -132,3 +152,58 @@ def read_graph_info(data: bytes) -> GraphInfo:
     except UnicodeDecodeError:
         raise ValueError("a name is not valid UTF-8") from None
     return GraphInfo(tuple(inputs), outputs, frozenset(files))
+
+
+def _entry(buf: memoryview, span: tuple[int, int]) -> tuple[str, str]:
+    """StringStringEntryProto -> (key, value)."""
+    key = value = ""
+    for f, w, v in _fields(buf, *span):
+        if w == 2 and f == 1:
+            key = _text(buf, v)
+        elif w == 2 and f == 2:
+            value = _text(buf, v)
+    return key, value
+
+
+def _external_tensor(buf: memoryview, span: tuple[int, int]) -> ExternalTensor | None:
+    """TensorProto -> ExternalTensor, or None when its data is inline (or of a type weights never have)."""
+    dims: list[int] = []
+    name, dtype, external, location_kind = "", 0, {}, 0
+    for f, w, v in _fields(buf, *span):
+        if f == 1 and w == 0:
+            dims.append(v)
+        elif f == 1 and w == 2:  # packed dims
+            i, end = v
+            while i < end:
+                d, i = _varint(buf, i, end)
+                dims.append(d)
+        elif f == 2 and w == 0:
+            dtype = v
+        elif f == 8 and w == 2:
+            name = _text(buf, v)
+        elif f == 13 and w == 2:
+            key, value = _entry(buf, v)
+            external[key] = value
+        elif f == 14 and w == 0:
+            location_kind = v
+    if location_kind != 1 or dtype not in _ONNX_DTYPES:  # 1 = TensorProto.EXTERNAL
+        return None
+    np_dtype = np.dtype(_ONNX_DTYPES[dtype])
+    shape = tuple(dims)
+    length = int(external.get("length", int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize))
+    return ExternalTensor(name, np_dtype, shape, external.get("location", ""), int(external.get("offset", 0)), length)
+
+
+def read_external_tensors(data: bytes) -> list[ExternalTensor]:
+    """The main graph's initializers stored in external files (ValueError if malformed)."""
+    buf = memoryview(data)
+    found: list[ExternalTensor] = []
+    try:
+        for f, w, v in _fields(buf, 0, len(buf)):
+            if f == 7 and w == 2:  # ModelProto.graph
+                for f2, w2, v2 in _fields(buf, *v):
+                    if f2 == 5 and w2 == 2 and (t := _external_tensor(buf, v2)) is not None:  # initializer
+                        found.append(t)
+    except UnicodeDecodeError:
+        raise ValueError("a name is not valid UTF-8") from None
+    return found

@@ -542,3 +542,19 @@ def test_ffn_run_refuses_a_text_file_and_an_undecodable_video(bundle, tmp_path):
         out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(path)])
         assert out.returncode == 2, (path.name, out.stdout, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_external_tensor_table_matches_the_onnx_package(bundle):
+    """The runtime's own protobuf reader (no onnx dependency) finds what onnx finds, byte for byte."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    path = bundle / load_manifest(bundle).graph_for(4).file
+    model = onnx.load(str(path), load_external_data=False)
+    want = {}
+    for t in model.graph.initializer:
+        if uses_external_data(t):
+            info = ExternalDataInfo(t)
+            want[t.name] = (info.location, info.offset or 0, info.length, tuple(t.dims))
+    got = {t.name: (t.location, t.offset, t.length, t.shape) for t in external_tensors(path)}
+    assert got == want and want
