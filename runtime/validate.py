@@ -41,6 +41,8 @@ MIN_STRIDE_MS, MAX_STRIDE_MS = 10.0, 3_600_000.0  # a shorter stride would decid
 MAX_DURATION_S = 10 * 365 * 86400.0
 MAX_OPSET = 100
 MAX_FILES = 10_000  # files one bundle may list
+MAX_STEP_BUFFERS = 1024  # temporal-shift buffers of one step graph (TSM-ResNet-50: 16)
+MAX_BUFFER_CHANNELS = 1 << 16
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
