@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.export.fold import is_per_subnet
+from ffn_edge.export.fold import is_conv_copy, is_per_subnet
 from ffn_edge.export.step import StepGraph, run_frames
 from ffn_edge.export.verify import synthetic_clips
 from ffn_edge.runtime.errors import BundleError
 from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, step_spec
-from onnx.external_data_helper import uses_external_data
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
@@ -92,7 +92,7 @@ def test_step_graph_is_causal_and_batches(causal) -> None:
 
 
 def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
-    """Step graphs hold no shared weight of their own; the weight file is that of a bidirectional export."""
+    """Step graphs hold no tensor of their own: weights and per-sub-network constants are stored once."""
     model, bundle = causal
     m = load_manifest(bundle, verify=True)
     step = step_spec(m)
@@ -112,9 +112,19 @@ def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
     plain = export_bundle(tmp_path / "b.safetensors", [4, 8, 16], tmp_path / "b.ffn", verify=False)
     assert step_spec(load_manifest(plain)) is None  # bidirectional: no step graphs
     assert not list(plain.glob("step_*"))
-    assert (plain / m.weights_file).stat().st_size == (bundle / m.weights_file).stat().st_size
+    size = {b: sum(p.stat().st_size for p in b.iterdir()) for b in (bundle, plain)}
     steps = sum((bundle / g.file).stat().st_size for g in step.graphs)
-    print(f"{m.arch}: step graphs {steps} bytes, weights {(bundle / m.weights_file).stat().st_size} bytes")
+    inline = sum(len(t.raw_data) for g in step.graphs
+                 for t in onnx.load(str(bundle / g.file), load_external_data=False).graph.initializer
+                 if not uses_external_data(t))
+    print(f"{m.arch}: causal bundle {size[bundle]} bytes, bidirectional {size[plain]} "
+          f"(x{size[bundle] / size[plain]:.3f}); step graphs {steps} bytes, {inline} of them tensors")
+    assert inline < 4096  # the norm and WA constants are the clip graphs', stored once in the weight file
+    moved = {(ExternalDataInfo(t).offset, ExternalDataInfo(t).length) for g in step.graphs
+             for t in onnx.load(str(bundle / g.file), load_external_data=False).graph.initializer
+             if uses_external_data(t) and is_per_subnet(t.name) and not is_conv_copy(t.name)}
+    grown = (bundle / m.weights_file).stat().st_size - (plain / m.weights_file).stat().st_size
+    assert moved and grown <= sum(n for _, n in moved) + 4096 * len(moved)  # once each, plus alignment
 
 
 def test_manifest_step_entries_are_checked(causal, tmp_path) -> None:
