@@ -3,7 +3,8 @@
 Claim (issue 4): an FFN bundle for frame counts 4/8/16 costs at most 1.05x one single-frame-count
 export, where ST needs three separate models (3x). Rows:
 
-* FFN bundle: one checkpoint with 3 sub-networks -> ``ffn-export --frames 4 8 16``;
+* FFN bundle: one checkpoint with 3 sub-networks -> ``ffn-export --frames 4 8 16`` (``--shift causal``:
+  a causal checkpoint, whose bundle also holds one step graph per sub-network);
 * ST, 3 exports: three plain TSM checkpoints (one per frame count) -> one bundle each, summed;
 * one single export: one plain TSM checkpoint, one frame count (the denominator);
 * plain torch.onnx: the last ST model as one self-contained ONNX file, traced at batch 1 (BN folded
@@ -13,7 +14,8 @@ export, where ST needs three separate models (3x). Rows:
 Untrained weights: sizes do not depend on the values (nothing is compressed). Parity checks are
 off by default (``--verify`` turns them on; slow at 224 on a CPU).
 
-    python benchmarks/export_size.py [--arch tsm_resnet50] [--size 224] [--classes 174] [--json out.json]
+    python benchmarks/export_size.py [--arch tsm_resnet50] [--size 224] [--classes 174] [--shift causal]
+                                     [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import torch
 from ffn_edge.export import export_bundle
+from ffn_edge.runtime.validate import DEFAULT_SHIFT, SHIFT_MODES
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.models import ModelConfig, create_model
@@ -59,13 +62,15 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=174)
     ap.add_argument("--width-mult", type=float, default=1.0)
     ap.add_argument("--frames", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--shift", choices=SHIFT_MODES, default=DEFAULT_SHIFT,
+                    help="temporal shift of the FFN checkpoint (causal bundles add one step graph per sub-network)")
     ap.add_argument("--verify", action="store_true", help="run the exporter's parity check too (slow)")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     a = ap.parse_args()
     frames = sorted(a.frames)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ffn_cfg = ModelConfig(a.arch, a.classes, frame_counts=tuple(frames), width_mult=a.width_mult)
+        ffn_cfg = ModelConfig(a.arch, a.classes, frame_counts=tuple(frames), width_mult=a.width_mult, shift=a.shift)
         _checkpoint(root / "ffn.safetensors", ffn_cfg, a.size)
         bundle = export_bundle(root / "ffn.safetensors", frames, root / "ffn.ffn", verify=a.verify)
         ffn = _bytes(bundle)
@@ -79,7 +84,7 @@ def main() -> None:
         single = st[single_n]
         plain = _plain_onnx(model, frames[-1], a.size, root / "plain.onnx")
     rows = [
-        (f"FFN bundle, frames {'/'.join(map(str, frames))}", ffn),
+        (f"FFN bundle, frames {'/'.join(map(str, frames))}, {a.shift}", ffn),
         (f"ST: {len(frames)} single-frame-count exports", sum(st.values())),
         (f"one single export ({single_n} frames)", single),
         (f"plain torch.onnx file ({frames[-1]} frames, batch 1)", plain),

@@ -1,7 +1,9 @@
 """``export_bundle``: checkpoint -> bundle directory (see ``ffn_edge.runtime.manifest``), atomically.
 
 Order of work: validate arguments and the output path (fail fast), load the checkpoint, export one
-graph per frame count (or per sub-network with a dynamic frame dimension), move shared tensors
+graph per frame count (or per sub-network with a dynamic frame dimension) and, for a causal
+checkpoint, one step graph per sub-network used (``step``: automatic, they cost a few KB each and are
+what the model was trained to run as), move shared tensors
 into one weight file, run the ONNX checker on every graph, prove every shared tensor is stored
 once, check parity against PyTorch, write the manifest and re-read it with hash verification,
 optionally build TensorRT engines. All of it happens in a temporary directory next to ``out`` that
@@ -29,13 +31,23 @@ from .. import __version__
 from ..checkpoint import CheckpointMeta, load_checkpoint
 from ..models import VideoClassifier
 from ..runtime.atomic import cleanup_stale, replace_dir, temp_dir_for
-from ..runtime.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
+from ..runtime.manifest import (
+    STEP_KEY,
+    GraphEntry,
+    InputSpec,
+    Manifest,
+    StepBuffer,
+    file_entry,
+    load_manifest,
+    write_manifest,
+)
 from ..sampling import nearest_subnet
 from . import frame_dim as fd
 from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_shared, share_weights
+from .step import STEP_INPUT, export_step_graph, step_file, step_parity
 from .validate import (
     DEFAULT_FOLD_BUDGET,
     check_checkpoint_path,
@@ -130,6 +142,14 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
             graphs[file], report = export_graph(model, k, traced, size, dynamic_frames=dynamic, opset=opset)
             folding[file] = {**dataclasses.asdict(report), "wa_kept": report.wa_kept}
             subnet_of[file] = k
+    steps: dict[int, tuple[str, list[StepBuffer]]] = {}
+    if meta.config.shift == "causal":  # automatic: a causal model is trained to run online
+        for k in sorted(set(subnet_of.values())):
+            file = step_file(k)
+            graphs[file], report, buffers = export_step_graph(model, k, size, opset=opset)
+            folding[file] = {**dataclasses.asdict(report), "wa_kept": report.wa_kept}
+            subnet_of[file] = k
+            steps[k] = (file, buffers)
     params = {f"{GRAPH_PREFIX}{name}" for name in model.state_dict()}
     norms = _fold_norms(graphs, subnet_of, params, fold_budget, bias_first)
     sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
@@ -149,6 +169,14 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
                     f"verification failed for {n} frames ({file}, sub-network {k}): max |logit diff| "
                     f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
                 )
+        for k, (file, buffers) in steps.items():
+            p = step_parity(model, k, tmp / file, buffers, resample(clips, counts[k]))
+            checks[f"step_subnet{k}"] = dataclasses.asdict(p)
+            if not p.ok:
+                raise ExportError(
+                    f"verification failed for {file} ({counts[k]} frames one by one): max |logit diff| "
+                    f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
+                )
 
     files = {rel: file_entry(tmp / rel) for rel in sorted({WEIGHTS_FILE, *graphs})}
     extra = {
@@ -163,6 +191,10 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         "verification": {"tolerance": TOLERANCE, "clips": "dataset" if verify_data else "synthetic",
                          "graphs": checks} if verify else {"skipped": True},
     }
+    if steps:
+        extra[STEP_KEY] = {"input": STEP_INPUT, "output": OUTPUT_NAME, "graphs": [
+            {"subnet": k, "file": file, "buffers": [dataclasses.asdict(b) for b in buffers]}
+            for k, (file, buffers) in steps.items()]}
     return Manifest(
         arch=meta.config.arch,
         model_config=meta.config.to_dict(),

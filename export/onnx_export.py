@@ -61,13 +61,22 @@ def export_graph(
     wrapper = ClipGraph(deploy_model(model, subnet), subnet, None if dynamic_frames else frames).eval()
     example = torch.zeros(1, frames, 3, *size)
     axes = {0: "batch", 1: "frames"} if dynamic_frames else {0: "batch"}
+    return trace_to_onnx(wrapper, (example,), {INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}}, opset)
+
+
+def trace_to_onnx(wrapper: nn.Module, example: tuple[torch.Tensor, ...], axes: dict[str, dict[int, str]],
+                  opset: int) -> tuple[onnx.ModelProto, FoldReport]:
+    """Trace ``wrapper`` (its parameters under ``model.``), optimise, fold WA multiplies.
+
+    ``axes``: {input or output name: dynamic axes}, inputs first in the order of ``example``, then outputs.
+    """
+    names = list(axes)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
         torch.onnx.export(
-            wrapper, (example,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}},
+            wrapper, example, buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+            input_names=names[: len(example)], output_names=names[len(example) :], dynamic_axes=axes,
         )
     # one pass reaches the fixed point on these graphs (a second changed nothing) at half the time
     proto = onnxscript.optimizer.optimize(onnx.load_from_string(buf.getvalue()), num_iterations=1)

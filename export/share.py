@@ -1,7 +1,8 @@
 """One weight file for all graphs: every shared tensor stored once, as ONNX external data.
 
-Each graph's initializers that are not per-sub-network (``fold.is_per_subnet``), and each
-sub-network's folded convolution copies (``fold.is_conv_copy``), are moved out: a
+Each graph's initializers that are not per-sub-network (``fold.is_per_subnet``), each
+sub-network's folded convolution copies (``fold.is_conv_copy``), and per-sub-network constants that
+several graphs hold byte for byte (a sub-network's clip and step graphs) are moved out: a
 tensor whose bytes were already written points at the same offset (keyed by the bytes alone; its
 dtype and shape stay in its graph), anything new is appended. The graphs keep only their small
 per-sub-network tensors (norm constants, WA factors, copies' biases) and tiny exporter constants.
@@ -75,9 +76,10 @@ def share_weights(
     is unique to its content, and graphs of one sub-network share it.
     """
     params = set(param_names)
+    repeated = _share_repeated_constants(graphs)
 
     def shared(t: onnx.TensorProto) -> bool:
-        if is_conv_copy(t.name):
+        if is_conv_copy(t.name) or t.name in repeated:
             return True
         return not is_per_subnet(t.name) and (t.name in params or numpy_helper.to_array(t).nbytes >= SMALL_ALIGN)
     where: dict[bytes, tuple[int, int]] = {}
@@ -103,6 +105,39 @@ def share_weights(
                 refs += 1
             inline[file] = sum(len(t.raw_data) for t in proto.graph.initializer if not uses_external_data(t))
     return ShareReport(len(where), sum(n for _, n in where.values()), end, refs, inline)
+
+
+def _share_repeated_constants(graphs: dict[str, onnx.ModelProto]) -> set[str]:
+    """Give per-sub-network constants that several graphs hold byte for byte one name per content.
+
+    A sub-network's clip graph and step graph (``step``), or two frame counts served by one
+    sub-network, carry the same norm and WA constants; renamed ``<name>.<sha256 prefix>`` (in the
+    graphs, in place) they go to the weight file once instead of inline in every graph. The name
+    stays per-sub-network (``is_per_subnet``) and differs between sub-networks, whose bytes differ.
+    Returns the new names.
+    """
+    count: dict[bytes, int] = {}
+    for proto in graphs.values():
+        for key in {_key(t) for t in proto.graph.initializer if _inline_per_subnet(t)}:
+            count[key] = count.get(key, 0) + 1
+    renamed: set[str] = set()
+    for proto in graphs.values():
+        for t in proto.graph.initializer:
+            if not _inline_per_subnet(t) or count[_key(t)] < 2:
+                continue
+            old, t.name = t.name, f"{t.name}.{_key(t).hex()[:16]}"
+            for node in proto.graph.node:
+                node.input[:] = [t.name if i == old else i for i in node.input]
+            renamed.add(t.name)
+    return renamed
+
+
+def _inline_per_subnet(t: onnx.TensorProto) -> bool:
+    return is_per_subnet(t.name) and not is_conv_copy(t.name) and numpy_helper.to_array(t).nbytes >= SMALL_ALIGN
+
+
+def _key(t: onnx.TensorProto) -> bytes:
+    return hashlib.sha256(_le_bytes(t) + str(t.data_type).encode() + str(list(t.dims)).encode()).digest()
 
 
 @dataclasses.dataclass

@@ -58,6 +58,7 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_c
 from .evaluate import evaluate
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
+from .runtime import validate as V
 from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, FFNError, run_cli
 from .runtime.files import check_regular
@@ -79,6 +80,8 @@ class TrainConfig:
     width_mult: float = opt(1.0, "channel multiplier (small models for CPU experiments)")
     dropout: float = opt(0.5, "dropout before the classifier")
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
+    shift: str = opt(V.DEFAULT_SHIFT, "temporal shift direction (causal: past frames only, runs online)",
+                     choices=V.SHIFT_MODES)
     frame_counts: tuple[int, ...] = opt((4, 8, 16), "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
@@ -269,7 +272,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
     per_model = [(n,) for n in model_counts] if cfg.method == "ffn" and not cfg.weight_sharing else [model_counts]
     try:
         configs = [ModelConfig(cfg.arch, num_classes, frame_counts=counts, dropout=cfg.dropout,
-                               shift_div=cfg.shift_div, width_mult=cfg.width_mult,
+                               shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
                                specialised_norm=flexible and cfg.specialised_norm,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
@@ -539,6 +542,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     _, meta, tensors = load_checkpoint(first, with_extra=True)
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
+    old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:

@@ -7,6 +7,7 @@ A bundle is a directory::
       weights.bin       every shared tensor exactly once (ONNX external data)
       f4.onnx, f8.onnx  one graph per frame count, referencing weights.bin, carrying only its own
                         small per-sub-network tensors
+      step_subnet0.onnx ...  causal models only: one step graph per sub-network (``StepSpec``), same weights.bin
       engines/          optional TensorRT engines (built on the target device)
 
 Both sides use this one module (it is torch-free), so the format has one definition.
@@ -26,7 +27,7 @@ from . import validate as V
 from .atomic import atomic_write_bytes
 from .errors import BundleError
 from .files import open_regular, parse_json, read_regular
-from .onnx_refs import read_graph_info
+from .onnx_refs import GraphInfo, read_graph_info
 
 FORMAT = "ffn-bundle"
 FORMAT_VERSION = 1
@@ -97,6 +98,93 @@ class Manifest:
             if g.frames == frames:
                 return g
         raise KeyError(frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepBuffer:
+    """One temporal shift's state between frames: graph input ``input`` -> graph output ``output``.
+
+    A float32 tensor (N, *shape): the previous frame's shifted channels at that shift (zeros before
+    the first frame of a stream).
+    """
+
+    input: str
+    output: str
+    shape: tuple[int, int, int]  # (channels, height, width)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepGraph:
+    """Sub-network ``subnet`` of a causal model, one frame at a time: (frame, buffers) -> (logits, buffers)."""
+
+    subnet: int
+    file: str
+    buffers: tuple[StepBuffer, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """The step graphs of a bundle (``manifest.extra["step"]``; causal checkpoints only).
+
+    Running a clip's n frames one by one through sub-network k's step graph, from zero buffers, and
+    averaging the per-frame logits gives the clip graph's logits for those n frames.
+    """
+
+    input_name: str  # one preprocessed frame (N, 3, H, W), H, W = manifest input size
+    output_name: str  # that frame's logits (N, classes)
+    graphs: tuple[StepGraph, ...]
+
+    def for_subnet(self, subnet: int) -> StepGraph:
+        for g in self.graphs:
+            if g.subnet == subnet:
+                return g
+        raise KeyError(subnet)
+
+
+STEP_KEY = "step"  # key of the StepSpec in manifest.extra
+
+
+def step_spec(m: Manifest) -> StepSpec | None:
+    """The StepSpec ``m.extra["step"]`` describes (None when absent), every field checked (BundleError)."""
+    if STEP_KEY not in m.extra:
+        return None
+    try:
+        return _parse_step(_obj("extra.step", m.extra[STEP_KEY]), m)
+    except KeyError as e:
+        raise BundleError(f"manifest is malformed: extra.step: missing key {e}") from None
+    except ValueError as e:
+        raise BundleError(f"manifest is malformed: extra.step: {e}") from None
+
+
+def _parse_step(d: dict[str, Any], m: Manifest) -> StepSpec:
+    if m.model_config.get("shift", V.DEFAULT_SHIFT) != "causal":
+        raise ValueError("step graphs need a causal model (model_config.shift is not 'causal')")
+    frame = V.check_str("input", d["input"], 255)
+    logits = V.check_str("output", d["output"], 255)
+    graphs, subnets = [], set()
+    for i, g in enumerate(V.check_list("graphs", d["graphs"], 1, len(m.subnet_frame_counts))):
+        g = _obj(f"graphs[{i}]", g)
+        k = V.check_int(f"graphs[{i}].subnet", g["subnet"], 0, len(m.subnet_frame_counts) - 1)
+        if k in subnets:
+            raise ValueError(f"two step graphs for sub-network {k}")
+        subnets.add(k)
+        buffers = []
+        for j, b in enumerate(V.check_list(f"graphs[{i}].buffers", g["buffers"], 1, V.MAX_STEP_BUFFERS)):
+            b = _obj(f"graphs[{i}].buffers[{j}]", b)
+            at = f"graphs[{i}].buffers[{j}]"
+            shape = V.check_list(f"{at}.shape", b["shape"], 3, 3)
+            buffers.append(StepBuffer(
+                input=V.check_str(f"{at}.input", b["input"], 255),
+                output=V.check_str(f"{at}.output", b["output"], 255),
+                shape=(V.check_int(f"{at}.shape[0]", shape[0], 1, V.MAX_BUFFER_CHANNELS),
+                       V.check_int(f"{at}.shape[1]", shape[1], 1, V.MAX_INPUT_SIZE),
+                       V.check_int(f"{at}.shape[2]", shape[2], 1, V.MAX_INPUT_SIZE)),
+            ))
+        ins, outs = [frame, *(b.input for b in buffers)], [logits, *(b.output for b in buffers)]
+        if len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
+            raise ValueError(f"graphs[{i}]: input or output names repeat")
+        graphs.append(StepGraph(k, V.check_str(f"graphs[{i}].file", g["file"], 255), tuple(buffers)))
+    return StepSpec(frame, logits, tuple(graphs))
 
 
 def _obj(name: str, value: Any) -> dict[str, Any]:
@@ -229,7 +317,11 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
         m = Manifest.from_json(raw)
     except BundleError as e:
         raise BundleError(f"{mpath}: {e}") from None
-    needed = {m.weights_file, *(g.file for g in m.graphs)}
+    try:
+        step = step_spec(m)
+    except BundleError as e:
+        raise BundleError(f"{mpath}: {e}") from None
+    needed = {m.weights_file, *(g.file for g in m.graphs), *(g.file for g in (step.graphs if step else ()))}
     for rel in sorted(needed | set(m.files)):
         _inside(root, rel)
         if rel not in m.files:
@@ -246,12 +338,24 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
                     f"{want['size']}, sha256 mismatch): the file was modified or truncated"
                 )
     for file in sorted({g.file for g in m.graphs}):
-        _check_graph(root, file, m)
+        _check_graph(root, file, m, (m.input.name,), m.output_name)
+    for g in step.graphs if step else ():
+        info = _check_graph(root, g.file, m, (step.input_name, *(b.input for b in g.buffers)), step.output_name)
+        extra = sorted(set(info.inputs) - {step.input_name, *(b.input for b in g.buffers)})
+        if extra:
+            raise BundleError(f"{root}: {g.file} has inputs the manifest does not describe: {', '.join(extra)}")
+        for b in g.buffers:
+            dims = info.outputs.get(b.output)
+            if dims is None:
+                raise BundleError(f"{root}: {g.file} has no output {b.output!r}")
+            if len(dims) != 4 or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], b.shape, strict=True)):
+                raise BundleError(f"{root}: {g.file}: output {b.output!r} is {list(dims)}, the manifest says "
+                                  f"(N, {', '.join(map(str, b.shape))})")
     return m
 
 
-def _check_graph(root: Path, rel: str, m: Manifest) -> None:
-    """The graph's input/output names and class count match the manifest; its external files are listed."""
+def _check_graph(root: Path, rel: str, m: Manifest, inputs: tuple[str, ...], output: str) -> GraphInfo:
+    """The graph has ``inputs`` and ``output`` (logits of the manifest's classes); its external files are listed."""
     path = _inside(root, rel)
     if not path.exists():
         raise BundleError(f"{root}: {rel} is listed in the manifest but missing")
@@ -259,17 +363,19 @@ def _check_graph(root: Path, rel: str, m: Manifest) -> None:
         info = read_graph_info(read_regular(path, m.files[rel]["size"], BundleError))
     except ValueError as e:
         raise BundleError(f"{root}: {rel} is not a readable ONNX graph ({e})") from None
-    if m.input.name not in info.inputs:
-        raise BundleError(f"{root}: {rel} has no input {m.input.name!r} (inputs: {', '.join(info.inputs)})")
-    if m.output_name not in info.outputs:
-        raise BundleError(f"{root}: {rel} has no output {m.output_name!r} (outputs: {', '.join(info.outputs)})")
-    dims = info.outputs[m.output_name]
+    for name in inputs:
+        if name not in info.inputs:
+            raise BundleError(f"{root}: {rel} has no input {name!r} (inputs: {', '.join(info.inputs)})")
+    if output not in info.outputs:
+        raise BundleError(f"{root}: {rel} has no output {output!r} (outputs: {', '.join(info.outputs)})")
+    dims = info.outputs[output]
     if dims and isinstance(dims[-1], int) and dims[-1] != len(m.class_names):
         raise BundleError(f"{root}: {rel} outputs {dims[-1]} classes but the manifest names {len(m.class_names)}")
     for location in sorted(info.external_files):
         if location not in m.files:
             raise BundleError(f"{root}: {rel} reads external data {location!r}, which the manifest does not list")
         _inside(root, location)
+    return info
 
 
 def resolve(bundle: str | os.PathLike[str], rel: str) -> Path:

@@ -19,6 +19,10 @@ MAX_CLASSES = 100_000  # classifier outputs
 MAX_CLASS_NAME_CHARS = 512
 MIN_WIDTH_MULT, MAX_WIDTH_MULT = 1 / 16, 4.0  # channel multiplier: >= 4 base channels, <= 16x the weights
 MIN_SHIFT_DIV, MAX_SHIFT_DIV = 2, 1024  # temporal shift moves 1/shift_div of the channels each way
+# Temporal shift direction (``ffn_edge.layers.temporal_shift``): the first is the default, and what a
+# checkpoint or manifest without the field was trained with. "causal" models can run online (step graphs).
+SHIFT_MODES = ("bidirectional", "causal")
+DEFAULT_SHIFT = SHIFT_MODES[0]
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024  # network crop side in pixels
 MAX_RESIZE_SHORTER = 4096
 MAX_NORM_ABS = 1e3  # |mean|, std of the normalisation (pixels on 0..1)
@@ -37,6 +41,8 @@ MIN_STRIDE_MS, MAX_STRIDE_MS = 10.0, 3_600_000.0  # a shorter stride would decid
 MAX_DURATION_S = 10 * 365 * 86400.0
 MAX_OPSET = 100
 MAX_FILES = 10_000  # files one bundle may list
+MAX_STEP_BUFFERS = 1024  # temporal-shift buffers of one step graph (TSM-ResNet-50: 16)
+MAX_BUFFER_CHANNELS = 1 << 16
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -74,6 +80,13 @@ def check_str(name: str, value: Any, max_chars: int = MAX_CLASS_NAME_CHARS, allo
     return value
 
 
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """One of ``choices`` (exact string match)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {_show(value)}")
+    return value
+
+
 def check_list(name: str, value: Any, lo: int, hi: int) -> list[Any]:
     """A JSON array (list or tuple) with lo..hi items."""
     if not isinstance(value, (list, tuple)):
@@ -97,7 +110,7 @@ def check_model_config(d: Any, known_arches: Sequence[str] | None = None) -> dic
     if not isinstance(d, dict):
         raise ValueError(f"model config must be an object, got {_show(d)}")
     fields = {"arch", "num_classes", "frame_counts", "specialised_norm", "weight_alteration", "dropout",
-              "shift_div", "width_mult"}
+              "shift_div", "width_mult", "shift"}
     unknown = sorted(set(d) - fields)
     if unknown:
         raise ValueError(f"unknown model config keys: {unknown}")
@@ -119,6 +132,8 @@ def check_model_config(d: Any, known_arches: Sequence[str] | None = None) -> dic
         check_int("shift_div", d["shift_div"], MIN_SHIFT_DIV, MAX_SHIFT_DIV)
     if "width_mult" in d:
         check_float("width_mult", d["width_mult"], MIN_WIDTH_MULT, MAX_WIDTH_MULT)
+    if "shift" in d:
+        check_choice("shift", d["shift"], SHIFT_MODES)
     return out
 
 

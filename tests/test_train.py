@@ -97,6 +97,15 @@ def test_resume_refuses_changed_options(synth: SyntheticSet, tmp_path: Path) -> 
         train(tiny(synth, tmp_path, epochs=2, max_batches=1, lr=0.5, resume=True))
 
 
+def test_causal_shift_is_trained_and_recorded(synth: SyntheticSet, tmp_path: Path) -> None:
+    train(tiny(synth, tmp_path, epochs=2, stop_after=1, max_batches=1, shift="causal"))
+    model, meta = load_checkpoint(tmp_path / "last.safetensors")
+    assert meta.config.shift == "causal" and meta.extra["train_config"]["shift"] == "causal"
+    assert {m.mode for m in model.modules() if hasattr(m, "shift_div")} == {"causal"}
+    with pytest.raises(FFNError, match="shift"):
+        train(tiny(synth, tmp_path, epochs=2, max_batches=1, resume=True))  # the default is bidirectional
+
+
 @pytest.mark.parametrize("method", ["st", "mixed", "proportional"])
 def test_baselines_train_a_plain_single_subnetwork_model(synth: SyntheticSet, tmp_path: Path, method: str) -> None:
     train(tiny(synth, tmp_path, method=method, rho=1.0, max_batches=2))

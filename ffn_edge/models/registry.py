@@ -36,6 +36,7 @@ class ModelConfig:
     dropout: float = 0.5
     shift_div: int = 8
     width_mult: float = 1.0  # channel multiplier (small models for CPU experiments)
+    shift: str = V.DEFAULT_SHIFT  # temporal shift direction, V.SHIFT_MODES ("causal": past -> present only)
 
     def __post_init__(self) -> None:
         """Every field's type and range (``runtime.validate``), before anything is built from it."""
@@ -69,7 +70,8 @@ def register_model(name: str) -> Callable:
 
 def _resnet(block: type, layers: tuple[int, int, int, int]) -> Callable[[ModelConfig], VideoClassifier]:
     def build(c: ModelConfig) -> VideoClassifier:
-        return TSMResNet(block, layers, c.num_classes, c.dropout, c.shift_div, base_width=round(64 * c.width_mult))
+        return TSMResNet(block, layers, c.num_classes, c.dropout, c.shift_div, base_width=round(64 * c.width_mult),
+                         shift=c.shift)
     return build
 
 
@@ -80,7 +82,7 @@ register_model("tsm_resnet50")(_resnet(Bottleneck, (3, 4, 6, 3)))
 
 @register_model("tsm_mobilenetv2")
 def _mobilenetv2(c: ModelConfig) -> VideoClassifier:
-    return TSMMobileNetV2(c.num_classes, c.dropout, c.shift_div, width_mult=c.width_mult)
+    return TSMMobileNetV2(c.num_classes, c.dropout, c.shift_div, width_mult=c.width_mult, shift=c.shift)
 
 
 @dataclasses.dataclass

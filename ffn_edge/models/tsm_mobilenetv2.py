@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..layers import TemporalShift
+from ..runtime.validate import DEFAULT_SHIFT
 from .base import VideoClassifier
 
 
@@ -53,7 +54,8 @@ class TSMMobileNetV2(VideoClassifier):
     SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))
 
-    def __init__(self, num_classes: int, dropout: float = 0.5, shift_div: int = 8, width_mult: float = 1.0):
+    def __init__(self, num_classes: int, dropout: float = 0.5, shift_div: int = 8, width_mult: float = 1.0,
+                 shift: str = DEFAULT_SHIFT):
         super().__init__()
         self.block_types: tuple[type[nn.Module], ...] = (InvertedResidual,)
         cin = _make_divisible(32 * width_mult)
@@ -63,7 +65,7 @@ class TSMMobileNetV2(VideoClassifier):
             cout = _make_divisible(c * width_mult)
             for i in range(n):
                 features.append(InvertedResidual(cin, cout, s if i == 0 else 1, t,
-                                                 TemporalShift(self.ctx, shift_div)))
+                                                 TemporalShift(self.ctx, shift_div, shift)))
                 cin = cout
         features.append(ConvBNReLU(cin, self.last_channel, kernel=1))
         self.features = nn.Sequential(*features)

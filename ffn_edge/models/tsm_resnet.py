@@ -2,7 +2,8 @@
 
 Same module names as ``torchvision.models.resnet`` (conv1, bn1, layer1.0.conv1, ..., fc), so an
 ImageNet state dict saved from torchvision loads directly. The temporal shift sits at the start of
-each residual branch ("blockres", shift 1/8 of channels each way), and dropout precedes ``fc``.
+each residual branch ("blockres", shift 1/8 of channels each way, or 1/4 from the past when causal),
+and dropout precedes ``fc``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from ..layers import TemporalShift
+from ..runtime.validate import DEFAULT_SHIFT
 from .base import VideoClassifier
 
 
@@ -74,6 +76,7 @@ class TSMResNet(VideoClassifier):
         dropout: float = 0.5,
         shift_div: int = 8,
         base_width: int = 64,
+        shift: str = DEFAULT_SHIFT,
     ) -> None:
         super().__init__()
         self.block_types: tuple[type[nn.Module], ...] = (block,)
@@ -92,7 +95,7 @@ class TSMResNet(VideoClassifier):
                 if s != 1 or cin != width * block.expansion:
                     down = nn.Sequential(_conv1x1(cin, width * block.expansion, s),
                                          nn.BatchNorm2d(width * block.expansion))
-                blocks.append(block(cin, width, s, down, TemporalShift(self.ctx, shift_div)))
+                blocks.append(block(cin, width, s, down, TemporalShift(self.ctx, shift_div, shift)))
                 cin = width * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
