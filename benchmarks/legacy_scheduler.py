@@ -48,14 +48,22 @@ How a decision is made:
 
 from __future__ import annotations
 
-import enum
 import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ffn_edge.runtime.errors import FFNError
+# The budget types and checks are the runtime's own (unchanged by issue 11), so they are imported, not copied.
+from ffn_edge.runtime.budgets import (
+    KEEP,
+    BatteryPolicy,
+    SchedulerError,
+    ThermalPolicy,
+    _Keep,
+    check_frames,
+    check_positive,
+)
 from ffn_edge.runtime.signals import Signals
 
 from ffn_edge.sampling import nearest_subnet
@@ -73,92 +81,6 @@ INITIAL_SPREAD = 0.05  # mean absolute log error assumed before any is measured 
 MIN_SPREAD = 0.005  # floor of that deviation, so a noise-free trace keeps a small margin
 POWER_RELEASE = 0.1  # the power cap rises once power is this far (relative) under its budget
 UP_SPREADS = 1.5  # going up needs room for this many typical errors (at least up_margin)
-
-
-class SchedulerError(FFNError, ValueError):
-    """A scheduler setting or measurement is invalid (one-line message)."""
-
-
-class _Keep(enum.Enum):
-    KEEP = "keep"
-
-
-KEEP = _Keep.KEEP  # set_budget(): leave this setting as it is
-
-
-def _check_frames(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SchedulerError(f"{name} must be a positive integer frame count, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: float | None) -> float | None:
-    """None passes (budget off); anything else must be a finite number > 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise SchedulerError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _parse_threshold_cap(text: str, what: str, form: str, example: str) -> tuple[float, int]:
-    """``"THRESHOLD:FRAMES"`` -> (threshold, frames); the one parser of both cap policies."""
-    parts = text.split(":")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return float(parts[0]), int(parts[1])
-    except ValueError:
-        raise SchedulerError(f"{what} must look like {form} (e.g. {example}), got {text!r}") from None
-
-
-@dataclass(frozen=True)
-class BatteryPolicy:
-    """Cap the frame count while the battery is low, so the device lasts longer on battery."""
-
-    threshold_percent: float
-    cap_frames: int
-    only_discharging: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.threshold_percent <= 100:
-            raise SchedulerError(f"battery threshold must be in (0, 100] %, got {self.threshold_percent!r}")
-        _check_frames("battery cap", self.cap_frames)
-
-    @classmethod
-    def parse(cls, text: str) -> BatteryPolicy:
-        """``"PERCENT:FRAMES"`` (e.g. ``"20:4"``: at most 4 frames below 20 % on battery)."""
-        percent, frames = _parse_threshold_cap(text.replace("%", ""), "battery policy", "PERCENT:FRAMES", "20:4")
-        return cls(threshold_percent=percent, cap_frames=frames)
-
-    def applies(self, signals: Signals) -> bool:
-        """Whether to cap now: battery known and low, and not plugged in (unknown counts as not)."""
-        if signals.battery_percent is None or signals.battery_percent >= self.threshold_percent:
-            return False
-        return not (self.only_discharging and signals.plugged is True)
-
-
-@dataclass(frozen=True)
-class ThermalPolicy:
-    """Cap the frame count while the hottest zone is at or over ``threshold_c``."""
-
-    threshold_c: float
-    cap_frames: int
-    release_c: float = 5.0  # the cap lifts only this far below the threshold, so it does not flap
-
-    @classmethod
-    def parse(cls, text: str) -> ThermalPolicy:
-        """``"CELSIUS:FRAMES"`` (e.g. ``"80:8"``: at most 8 frames while the hottest zone is >= 80 C)."""
-        celsius, frames = _parse_threshold_cap(text.upper().replace("C", ""), "thermal policy", "CELSIUS:FRAMES",
-                                               "80:8")
-        return cls(threshold_c=celsius, cap_frames=frames)
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.threshold_c):
-            raise SchedulerError(f"thermal threshold must be a temperature in C, got {self.threshold_c!r}")
-        _check_frames("thermal cap", self.cap_frames)
-        if self.release_c < 0:
-            raise SchedulerError(f"thermal release must be >= 0 C, got {self.release_c!r}")
 
 
 @dataclass(frozen=True)
@@ -294,16 +216,16 @@ class LegacyScheduler:
     ) -> None:
         if not frame_counts:
             raise SchedulerError("frame_counts is empty: the bundle has no sub-networks")
-        self.frame_counts = tuple(_check_frames("sub-network frame count", n) for n in frame_counts)
+        self.frame_counts = tuple(check_frames("sub-network frame count", n) for n in frame_counts)
         if len(set(self.frame_counts)) != len(self.frame_counts):
             raise SchedulerError(f"sub-network frame counts repeat: {list(frame_counts)}")
         if candidates is None:
             candidates = range(min(self.frame_counts), max(self.frame_counts) + 1)
-        self.candidates = tuple(sorted({_check_frames("candidate frame count", n) for n in candidates}))
+        self.candidates = tuple(sorted({check_frames("candidate frame count", n) for n in candidates}))
         if not self.candidates:
             raise SchedulerError("candidate frame counts are empty")
-        _check_frames("warmup_repeats", warmup_repeats)
-        _check_frames("dwell", dwell)
+        check_frames("warmup_repeats", warmup_repeats)
+        check_frames("dwell", dwell)
         if not 0 <= up_margin < 1:
             raise SchedulerError(f"up_margin must be in [0, 1), got {up_margin!r}")
         if margin_k < 0:
@@ -354,9 +276,9 @@ class LegacyScheduler:
     ) -> None:
         """Change budgets while running; ``None`` turns one off, an omitted one stays as it is."""
         if budget_ms is not KEEP:
-            self.budget_ms = _check_positive("budget_ms", budget_ms)
+            self.budget_ms = check_positive("budget_ms", budget_ms)
         if power_w is not KEEP:
-            self.power_w = _check_positive("power_w", power_w)
+            self.power_w = check_positive("power_w", power_w)
             self._power_cap, self._power_checked_s = None, None
         if battery_policy is not KEEP:
             if battery_policy is not None and not isinstance(battery_policy, BatteryPolicy):
@@ -370,7 +292,7 @@ class LegacyScheduler:
 
     def predict_ms(self, n: int) -> float:
         """High-percentile predicted latency of n frames on the sub-network that serves n."""
-        _check_frames("frame count", n)
+        check_frames("frame count", n)
         if not self._model.ready:
             raise SchedulerError("no latency model yet: the warm-up has not finished")
         return self._model.predict(self.subnet_for(n), n)
@@ -402,10 +324,10 @@ class LegacyScheduler:
         ``now_s`` is kept as ``last_observed_s`` (a caller can tell a stale model); the model itself
         weighs measurements by count, not time, so a replay does not depend on timing.
         """
-        _check_frames("frame count", n)
+        check_frames("frame count", n)
         if isinstance(subnet, bool) or not isinstance(subnet, int) or not 0 <= subnet < len(self.frame_counts):
             raise SchedulerError(f"subnet must be an index below {len(self.frame_counts)}, got {subnet!r}")
-        _check_positive("latency_ms", latency_ms)
+        check_positive("latency_ms", latency_ms)
         self.last_observed_s = now_s
         if not self.warming_up:
             self._model.update(subnet, n, latency_ms)
