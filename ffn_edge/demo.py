@@ -62,14 +62,15 @@ def _tool(name: str) -> list[str]:
     return [sys.executable, "-m", TOOLS[name]]
 
 
-def write_sample_video(path: Path, labels: list[int], seed: int) -> None:
+def write_sample_video(path: Path, labels: list[int], seed: int, fps: float = FPS) -> None:
     """One synthetic clip per label, back to back, so decision k covers exactly clip k.
 
     One second of the last frame follows, so the last window is complete before the file ends.
+    ``fps`` other than the clips' own plays them faster or slower (a 30 fps source for latency).
     """
     from .data.synthetic import render_clip
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (CLIP_SIZE, CLIP_SIZE))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (CLIP_SIZE, CLIP_SIZE))
     if not writer.isOpened():
         raise ConfigError(f"{path}: OpenCV cannot write mp4v video")
     try:
@@ -77,7 +78,7 @@ def write_sample_video(path: Path, labels: list[int], seed: int) -> None:
             clip = render_clip(label, np.random.default_rng([seed, 7, label, i]), CLIP_FRAMES, CLIP_SIZE)
             for image in clip:
                 writer.write(image)
-        for _ in range(round(FPS)):
+        for _ in range(round(fps)):
             writer.write(clip[-1])
     finally:
         writer.release()

@@ -92,7 +92,8 @@ class TrainConfig:
     distill: bool = opt(True, "FFN ablation: CE on every sub-network instead of KL to H")
     weight_sharing: bool = opt(True, "FFN ablation: three separate models trained jointly")
     pretrained: str | None = opt(None, "ImageNet state dict (torchvision names), local file", type=str)
-    init: str | None = opt(None, "finetune: checkpoint trained at H to start from", type=str)
+    init: str | None = opt(None, "finetune: checkpoint trained at H to start from; ffn: an FFN checkpoint of the "
+                           "same model to start from (the shift may differ: causal from bidirectional)", type=str)
     # data
     dataset: str = opt("synthetic", "dataset kind", choices=("synthetic", "frames", "video"))
     train_list: str | None = opt(None, "annotation list of the training set", type=str)
@@ -279,6 +280,8 @@ def build_models(cfg: TrainConfig, num_classes: int,
         models = [create_model(c, pretrained=cfg.pretrained) for c in configs]
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
         raise ConfigError(str(e)) from None
+    if cfg.method == "ffn" and cfg.init is not None:
+        _init_ffn(cfg, models[0], num_classes)
     if cfg.method == "finetune":
         init, init_meta = load_checkpoint(cfg.init)
         if len(init.frame_counts) != 1 or init_meta.config.specialised_norm or init_meta.config.weight_alteration:
@@ -289,6 +292,24 @@ def build_models(cfg: TrainConfig, num_classes: int,
             raise ConfigError(f"{cfg.init}: its model ({init_meta.config.arch}, {len(init_meta.class_names)} "
                               f"classes) does not match --arch {cfg.arch} with {num_classes} classes") from None
     return configs, models
+
+
+def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> None:
+    """``--init`` for FFN: every weight from an FFN checkpoint of the same model (shift direction aside).
+
+    The shift moves activations, not weights, so a causal model can start from a bidirectional one
+    (what online mode's causal variant of a trained model is fine-tuned from).
+    """
+    if not cfg.weight_sharing:
+        raise ConfigError("--init with --method ffn needs weight sharing (one model to load)")
+    init, meta = load_checkpoint(cfg.init)
+    try:
+        model.load_state_dict(init.state_dict())
+    except RuntimeError:
+        raise ConfigError(f"{cfg.init}: its model ({meta.config.arch} x{meta.config.width_mult:g}, frame counts "
+                          f"{list(meta.config.frame_counts)}, {len(meta.class_names)} classes) does not match "
+                          f"--arch {cfg.arch} x{cfg.width_mult:g}, {list(cfg.frame_counts)}, {num_classes} "
+                          "classes") from None
 
 
 def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],

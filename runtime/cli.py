@@ -21,6 +21,7 @@ from .budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from .errors import ConfigError, run_cli
 from .ffn_runtime import FFNRuntime
 from .inputs import check_output_file, check_stream_options, check_video_file, require_decisions
+from .online_stream import OnlineResult, check_cpu_share
 from .quiet import quiet_third_party_logs
 from .stream import StreamResult
 from .summary import RunningSummary
@@ -36,6 +37,10 @@ examples:
   ffn-run --bundle model.ffn --video "nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! \\
       video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink" --backend tensorrt
       a Jetson CSI camera (needs an OpenCV built with GStreamer) on the bundle's TensorRT engines
+  ffn-run --bundle model.ffn --video cam0 --online --cpu-share 0.25
+      online mode (a bundle exported from a causal checkpoint): one frame per step through a step
+      graph, a label per step (the mean of the last n frames' logits), n chosen so that the steps
+      use at most 25 % of the wall time; the stride is --window-s / n
   ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
       write the video with label, score, frames and latency drawn on it
   ffn-run --bundle model.ffn --video cam0 --budget-ms 40 --battery-policy 20:4 --power-w 5 --thermal-c 80:8 --json
@@ -71,8 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="while the hottest thermal zone is at CELSIUS or more, use at most FRAMES frames "
                    "(e.g. 80:8; released 5 C below)")
     p.add_argument("--frames", type=int, default=None, help="fix the frame count (overrides --budget-ms)")
-    p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at")
-    p.add_argument("--stride-ms", type=float, default=500.0, help="time between decisions (ms)")
+    p.add_argument("--online", action="store_true", help="online mode (causal bundles): one step graph run per "
+                   "sampled frame, a label every step from the last n frames, stride --window-s / n")
+    p.add_argument("--cpu-share", type=float, default=None, metavar="SHARE",
+                   help="--online budget: share of wall time the steps may compute, in (0, 1] (e.g. 0.25)")
+    p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at "
+                   "(--online: the video n frames are spread over)")
+    p.add_argument("--stride-ms", type=float, default=None, help="time between decisions (ms; default 500; "
+                   "not with --online, whose stride is --window-s / n)")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | ort-cpu | ort-cuda | ort-tensorrt | "
                    "ort-tensorrt-fp16 | tensorrt (default auto: the best available, reported on stderr)")
     p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
@@ -220,6 +231,29 @@ def _budgets(args: argparse.Namespace) -> Budgets:
     return Budgets(budget_ms=args.budget_ms, power_w=args.power_w, **policies)
 
 
+def _check_mode(args: argparse.Namespace) -> None:
+    """Options that belong to one mode only: one line naming the flag."""
+    if args.online:
+        if args.budget_ms is not None:
+            raise ConfigError("--budget-ms is the window mode's latency per decision; --online is budgeted "
+                              "with --cpu-share (the share of wall time its steps may compute)")
+        if args.stride_ms is not None:
+            raise ConfigError("--stride-ms does not apply to --online: its stride is --window-s / n")
+        if args.cpu_share is not None:
+            check_cpu_share(args.cpu_share)
+    elif args.cpu_share is not None:
+        raise ConfigError("--cpu-share budgets --online streams; a window stream takes --budget-ms")
+
+
+def online_line(r: OnlineResult) -> str:
+    """One online step as a line: what ran, and the label in force (fresh, stale or none yet)."""
+    p = r.prediction
+    state = "warm " if r.warm else f"stale {r.warm_steps}/{r.frames}" if p else f"none {r.warm_steps}/{r.frames}"
+    top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk) if p else "-"
+    return (f"[{r.step:5d}] t={r.stamp:7.2f}s  sub-network {r.subnet} n={r.frames:<2d} stride {r.stride_ms:6.1f} ms  "
+            f"step {r.latency_ms:6.2f} ms  {state:<10s} {r.reason:<10s} {top}")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Parse, open the bundle, stream, print; FFNErrors propagate to run_cli as one line."""
     args = build_parser().parse_args(argv)
@@ -230,6 +264,7 @@ def run(argv: list[str] | None = None) -> int:
     check_stream_options(args.window_s, args.stride_ms, args.duration, args.threads, frames=args.frames,
                          max_decisions=args.max_decisions, topk=args.topk)
     budgets = _budgets(args)
+    _check_mode(args)
     if args.output:
         check_output_file(args.output)
     from .sources import parse_source
@@ -243,9 +278,10 @@ def run(argv: list[str] | None = None) -> int:
                          share_weights=not args.private_weights) as rt:
         stream = rt.stream(
             args.video, frames=args.frames, window_s=args.window_s, budgets=budgets,
-            stride_ms=args.stride_ms, topk=args.topk, max_decisions=args.max_decisions,
+            topk=args.topk, max_decisions=args.max_decisions,
             duration_s=args.duration, realtime=True if args.realtime else None,
-            opener=annotator.opener if annotator and spec.live else None,
+            opener=annotator.opener if annotator and spec.live else None, online=args.online,
+            cpu_share=args.cpu_share, **({} if args.stride_ms is None else {"stride_ms": args.stride_ms}),
         )
         finished = False
         try:
@@ -254,10 +290,12 @@ def run(argv: list[str] | None = None) -> int:
                     print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
                           f"graphs {list(rt.frame_counts)}", file=sys.stderr)
                 summary.add(r)
-                if annotator:
+                if annotator and r.prediction is not None:
                     annotator.update(r)
                 if args.json:
                     print(json.dumps(r.to_json()), flush=True)
+                elif isinstance(r, OnlineResult):
+                    print(online_line(r), flush=True)
                 else:
                     p = r.prediction
                     top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
@@ -274,7 +312,10 @@ def run(argv: list[str] | None = None) -> int:
             if annotator:
                 annotator.close(finished and args.max_decisions is None and args.duration is None)
             if finished or summary.decisions:  # an error before any decision is reported alone, in one line
-                print(summary.report(args.budget_ms, rt.backend_name), file=sys.stderr)
+                online = f"cpu share {args.cpu_share:g}" if args.online and args.cpu_share else None
+                print(summary.report(args.cpu_share if args.online else args.budget_ms,
+                                     "step graphs (ORT CPU)" if args.online else rt.backend_name, online),
+                      file=sys.stderr)
     return 0
 
 

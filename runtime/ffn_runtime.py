@@ -36,8 +36,11 @@ import numpy as np
 from ..sampling import nearest_subnet, segment_indices
 from .backends import Backend, open_backend
 from .budgets import Budgets
+from .errors import ConfigError
 from .inputs import check_clip, check_finite, check_predict_args, check_stream_options
 from .manifest import GraphEntry, Manifest, load_manifest
+from .online import StepGraphs
+from .online_stream import online_stream
 from .policy import FrameCountPolicy, SchedulerLike
 from .preprocess import Preprocessor
 from .sources import FrameSource, Opener, SourceEvent
@@ -121,6 +124,9 @@ class FFNRuntime:
         self.backend_name: str = self._backend.name
         self._graphs = {g.frames: g for g in self.manifest.graphs if g.frames in self._backend.frame_counts}
         self._lock = threading.Lock()
+        self._steps: StepGraphs | None = None  # the step graphs, loaded by the first online stream
+        self._steps_lock = threading.Lock()
+        self._warm = warmup
         if warmup:
             self._warmup()
 
@@ -143,6 +149,7 @@ class FFNRuntime:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
+        self._steps = None
 
     def __enter__(self) -> FFNRuntime:
         return self
@@ -226,6 +233,23 @@ class FFNRuntime:
             return np.ascontiguousarray(picked[None], dtype=np.float32)
         return np.stack([self.preprocessor(frames[i]) for i in idx])[None]
 
+    def step_graphs(self) -> StepGraphs:
+        """The bundle's step graphs (CPU ONNX Runtime), loaded on first use; BundleError if it has none."""
+        with self._steps_lock:
+            if self._backend is None:
+                raise RuntimeError("FFNRuntime is closed")
+            if self._steps is None:
+                steps = StepGraphs(self.bundle, self.manifest, self.threads)
+                if self._warm:
+                    steps.warmup()
+                self._steps = steps
+            return self._steps
+
+    def label_prediction(self, logits: np.ndarray, frames: int, subnet: int, latency_ms: float,
+                         stamps: tuple[float, ...], topk: int, cpu_ms: float | None = None) -> Prediction:
+        """A Prediction from class logits (classes,) computed elsewhere (an online stream's mean of n steps)."""
+        return self._prediction(RunResult(logits[None], frames, subnet, latency_ms, cpu_ms or 0.0), stamps, topk)
+
     def _prediction(self, result: RunResult, stamps: tuple[float, ...], topk: int) -> Prediction:
         logits = result.logits[0]
         z = logits.astype(np.float64) - float(np.max(logits))
@@ -246,7 +270,8 @@ class FFNRuntime:
                topk: int = 5, max_decisions: int | None = None, duration_s: float | None = None,
                realtime: bool | None = None, opener: Opener | None = None,
                on_event: Callable[[SourceEvent], None] | None = None, capacity: int | None = None,
-               wait_timeout_s: float = WAIT_TIMEOUT_S, backoff_s: float = 0.5) -> Stream:
+               wait_timeout_s: float = WAIT_TIMEOUT_S, backoff_s: float = 0.5, online: bool = False,
+               cpu_share: float | None = None) -> Stream:
         """A ``Stream`` classifying ``source`` on this session: one ``StreamResult`` every ``stride_ms``.
 
         Each decision looks at the last ``window_s`` seconds (frames preprocessed once, in the capture
@@ -257,12 +282,25 @@ class FFNRuntime:
         ``realtime=True`` paces them like a camera); live sources decide on wall-clock strides and
         survive a lost camera (reopened with back-off; events come in the next result). Ends at the end
         of a file, after ``max_decisions`` or ``duration_s`` (wall clock), or at ``Stream.close``.
+
+        ``online=True`` (causal bundles, ``online_stream.OnlineStream``): one step graph run per sampled
+        frame, a stride of window_s / n, one ``OnlineResult`` per step (``max_decisions`` counts steps,
+        ``stride_ms`` does not apply); the budget is ``cpu_share`` (step compute / wall time), not
+        ``budget_ms``; ``budgets.budget_ms`` there is the step compute allowed per window.
         """
+        options = StreamOptions(window_s, stride_ms, topk, max_decisions, duration_s, realtime, capacity,
+                                wait_timeout_s, backoff_s)
+        if online:
+            if budget_ms is not None:
+                raise ConfigError("online streams are budgeted in compute (cpu_share), not in latency per "
+                                  "decision (budget_ms)")
+            return online_stream(self, source, options, frames=frames, cpu_share=cpu_share, budgets=budgets,
+                                 scheduler=scheduler, signals=signals, opener=opener, on_event=on_event)
+        if cpu_share is not None:
+            raise ConfigError("cpu_share budgets online streams only (online=True); a window stream takes budget_ms")
         if budget_ms is not None:
             budgets = (budgets or Budgets()).replace(budget_ms=budget_ms)
         dynamic = any(g.dynamic_frames for g in self._graphs.values())
         policy = FrameCountPolicy(self.manifest.subnet_frame_counts, frames, budgets, scheduler, signals,
                                   candidates=None if dynamic else self.frame_counts)
-        options = StreamOptions(window_s, stride_ms, topk, max_decisions, duration_s, realtime, capacity,
-                                wait_timeout_s, backoff_s)
         return Stream(self, source, policy, options, opener=opener, on_event=on_event)

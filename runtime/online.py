@@ -1,15 +1,20 @@
-"""StepRunner: a causal bundle's step graphs, one frame at a time, shift buffers held here (torch-free).
+"""A causal bundle's step graphs, one frame at a time (torch-free).
 
-Each sub-network keeps its own buffers (``manifest.StepSpec``): zeros after ``reset``, then the
-previous frame's shifted channels. Feeding a clip's n frames to sub-network k from a reset and
-averaging the returned logits gives sub-network k's clip-graph logits for that clip. Which
-sub-network runs and how labels are formed from per-frame logits is the caller's (online mode of
-the stream, a later step). CPU ONNX Runtime sessions, one per step graph.
+``StepGraphs`` holds the ONNX Runtime sessions and nothing else: ``run`` takes a frame and the shift
+buffers and returns the frame's logits and the new buffers, so the state lives with whoever streams
+(an online ``Stream`` keeps its own; a session's ``StepGraphs`` is shared by all its streams).
+``StepRunner`` is ``StepGraphs`` plus one set of buffers per sub-network: zeros after ``reset``, then
+the previous frame's shifted channels. Feeding a clip's n frames to sub-network k from a reset and
+averaging the returned logits gives sub-network k's clip-graph logits for that clip. CPU ONNX Runtime
+sessions, one per step graph.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +22,33 @@ import numpy as np
 
 from .backends import import_onnxruntime, session_options
 from .errors import BundleError, InputError
-from .manifest import StepGraph, load_manifest, resolve, step_spec
+from .manifest import Manifest, StepGraph, load_manifest, resolve, step_spec
+
+State = dict[str, np.ndarray]  # one sub-network's shift buffers: graph input name -> (1, C, H, W)
 
 
-class StepRunner:
-    """Per-frame logits from a causal bundle's step graphs, with per-sub-network shift buffers."""
+@dataclasses.dataclass(frozen=True)
+class StepRun:
+    """One frame through a step graph: its logits, the buffers for the next frame, what it cost."""
 
-    def __init__(self, bundle: str | os.PathLike[str], threads: int | None = None) -> None:
-        ort = import_onnxruntime()
+    logits: np.ndarray  # (classes,) float32
+    state: State
+    latency_ms: float  # wall time of the run
+    cpu_ms: float  # CPU time of the calling thread during the run
+
+
+class StepGraphs:
+    """Sessions of every step graph of a verified causal bundle; stateless and thread-safe."""
+
+    def __init__(self, bundle: str | os.PathLike[str], manifest: Manifest, threads: int | None = None) -> None:
         self.bundle = Path(bundle)
-        self.manifest = load_manifest(self.bundle, verify=True)
-        spec = step_spec(self.manifest)
+        spec = step_spec(manifest)
         if spec is None:
-            raise BundleError(f"{self.bundle}: no step graphs (export a checkpoint trained with --shift causal)")
+            raise BundleError(f"{self.bundle}: no step graphs, so no online mode (the bundle was not exported "
+                              "from a causal checkpoint: train with --shift causal and export that)")
+        ort = import_onnxruntime()
         self.spec = spec
-        self.size = self.manifest.input.size
+        self.size = manifest.input.size
         self._graphs: dict[int, StepGraph] = {g.subnet: g for g in spec.graphs}
         self._sessions: dict[int, Any] = {}
         for k, g in self._graphs.items():
@@ -42,21 +59,25 @@ class StepRunner:
             except Exception as e:  # ORT raises its own types
                 raise BundleError(f"{self.bundle / g.file}: ONNX Runtime cannot load the graph: "
                                   f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
-        self._state: dict[int, dict[str, np.ndarray]] = {}
-        self.reset()
+        self._lock = threading.Lock()  # ORT sessions may run concurrently, but timings must not overlap
 
     @property
     def subnets(self) -> tuple[int, ...]:
         return tuple(sorted(self._graphs))
 
-    def reset(self, subnet: int | None = None) -> None:
-        """Zero the buffers of ``subnet`` (None: every sub-network): the next frame starts a new stream."""
-        for k in self.subnets if subnet is None else (self._subnet(subnet),):
-            self._state[k] = {b.input: np.zeros((1, *b.shape), np.float32) for b in self._graphs[k].buffers}
+    def zero_state(self, subnet: int) -> State:
+        """The buffers of a stream's first frame on ``subnet`` (nothing before it)."""
+        return {b.input: np.zeros((1, *b.shape), np.float32) for b in self._graphs[self.check_subnet(subnet)].buffers}
 
-    def step(self, frame: np.ndarray, subnet: int) -> np.ndarray:
-        """Logits (classes,) of one preprocessed frame (3, H, W) float32 on ``subnet``; its buffers advance."""
-        k = self._subnet(subnet)
+    def warmup(self) -> None:
+        """Run every step graph once, so a stream's first frame on a sub-network is not a cold run."""
+        h, w = self.size
+        for k in self.subnets:
+            self.run(np.zeros((3, h, w), np.float32), k, self.zero_state(k))
+
+    def run(self, frame: np.ndarray, subnet: int, state: State) -> StepRun:
+        """One preprocessed frame (3, H, W) float32 on ``subnet`` with the buffers ``state``."""
+        k = self.check_subnet(subnet)
         want = (3, *self.size)
         if not isinstance(frame, np.ndarray) or frame.dtype != np.float32 or frame.shape != want:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
@@ -64,12 +85,44 @@ class StepRunner:
         if not np.isfinite(frame).all():
             raise InputError("step() frame has NaN or infinite values")
         g = self._graphs[k]
-        out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
-                                    {self.spec.input_name: frame[None], **self._state[k]})
-        self._state[k] = {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}
-        return out[0][0]
+        with self._lock:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
+                                        {self.spec.input_name: frame[None], **state})
+            cpu_ms, wall_ms = (time.thread_time() - c0) * 1000.0, (time.perf_counter() - t0) * 1000.0
+        return StepRun(out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}, wall_ms, cpu_ms)
 
-    def _subnet(self, subnet: int) -> int:
+    def check_subnet(self, subnet: int) -> int:
+        """``subnet`` if it has a step graph; InputError otherwise."""
         if isinstance(subnet, bool) or not isinstance(subnet, int) or subnet not in self._graphs:
             raise InputError(f"no step graph for sub-network {subnet!r} (have {list(self.subnets)})")
         return subnet
+
+
+class StepRunner:
+    """Per-frame logits from a causal bundle's step graphs, with per-sub-network shift buffers."""
+
+    def __init__(self, bundle: str | os.PathLike[str], threads: int | None = None) -> None:
+        self.bundle = Path(bundle)
+        self.manifest = load_manifest(self.bundle, verify=True)
+        self.graphs = StepGraphs(self.bundle, self.manifest, threads)
+        self.spec = self.graphs.spec
+        self.size = self.manifest.input.size
+        self._state: dict[int, State] = {}
+        self.reset()
+
+    @property
+    def subnets(self) -> tuple[int, ...]:
+        return self.graphs.subnets
+
+    def reset(self, subnet: int | None = None) -> None:
+        """Zero the buffers of ``subnet`` (None: every sub-network): the next frame starts a new stream."""
+        for k in self.subnets if subnet is None else (self.graphs.check_subnet(subnet),):
+            self._state[k] = self.graphs.zero_state(k)
+
+    def step(self, frame: np.ndarray, subnet: int) -> np.ndarray:
+        """Logits (classes,) of one preprocessed frame (3, H, W) float32 on ``subnet``; its buffers advance."""
+        k = self.graphs.check_subnet(subnet)
+        r = self.graphs.run(frame, k, self._state[k])
+        self._state[k] = r.state
+        return r.logits

@@ -322,6 +322,18 @@ class FrameBuffer:
             self.release_before(start)
         return [f for _, f in picked], np.array([s for s, _ in picked], dtype=np.float64)
 
+    def first_at(self, t: float) -> tuple[np.ndarray, float] | None:
+        """The oldest frame stamped at or after ``t`` (within STAMP_TOLERANCE_S) and its stamp; None if none is.
+
+        Online streams sample one frame per stride this way; the frames before it are released.
+        """
+        with self._cond:
+            for stamp, frame in self._items:
+                if stamp >= t - STAMP_TOLERANCE_S:
+                    self.release_before(stamp)
+                    return frame, stamp
+            return None
+
     def release_before(self, t: float) -> None:
         """Tell a blocking ring that frames stamped before ``t`` will not be asked for again."""
         with self._cond:
@@ -380,6 +392,7 @@ class CaptureThread:
         self._gate = threading.Condition()  # paused(): the consumer holds the producer between frames
         self._paused = False
         self._busy = False  # the producer is reading or preprocessing a frame
+        self.started: float | None = None  # source.clock() when capture began (real-time files: media time 0)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -460,6 +473,21 @@ class CaptureThread:
         """``window``'s frames uncopied, as a list (see FrameBuffer.select)."""
         return self.buffer.select(duration_s, end_t)
 
+    def first_at(self, t: float) -> tuple[np.ndarray, float] | None:
+        """The oldest buffered frame stamped at or after ``t`` (see FrameBuffer.first_at)."""
+        return self.buffer.first_at(t)
+
+    def clock_of(self, stamp: float) -> float | None:
+        """When (``source.clock()`` time) the frame stamped ``stamp`` was captured; None for a file read offline.
+
+        Live stamps are that time; a file played in real time delivers its frame at start + media time.
+        """
+        if self.source.live:
+            return stamp
+        if not self.realtime or self.started is None:
+            return None
+        return self.started + stamp
+
     def latest_time(self) -> float | None:
         """Timestamp of the newest captured frame, None before the first."""
         return self.buffer.latest_time()
@@ -482,7 +510,7 @@ class CaptureThread:
     # -- the capture thread ------------------------------------------------------------------------
     def _run(self) -> None:
         name = self.source.name
-        started = self.source.clock()
+        started = self.started = self.source.clock()
         try:
             while not self._stop.is_set():
                 with self._working():

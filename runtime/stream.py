@@ -62,6 +62,16 @@ class StreamResult:
     feasible: bool | None = None  # False: even the smallest count was predicted over the budget
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # budgets in force + sensor readings
 
+    @property
+    def latency_ms(self) -> float:
+        """The run this decision timed (``Prediction.latency_ms``; an online result's step, alike)."""
+        return self.prediction.latency_ms
+
+    @property
+    def frames(self) -> int:
+        """Frames the network looked at (an online result's n, alike)."""
+        return self.prediction.frames
+
     def to_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision,

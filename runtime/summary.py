@@ -2,16 +2,21 @@
 
 Counts, sums and histograms only grow with the number of distinct frame counts and reasons (a
 handful); latency percentiles are over the last ``RECENT`` decisions (a bounded ring). Decisions
-made during the scheduler's warm-up are counted, and left out of the "after warm-up" share.
+made during the scheduler's warm-up are counted, and left out of the "after warm-up" share. Online
+results (one per step) count as decisions; their warm labels and sub-network switches are counted too.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .stream import StreamResult
+
+if TYPE_CHECKING:
+    from .online_stream import OnlineResult
 
 RECENT = 1000  # decisions the latency percentile looks back over
 
@@ -28,14 +33,19 @@ class RunningSummary:
         self.reasons: Counter[str] = Counter()
         self.budgeted = self.within = 0  # decisions with a latency budget / within it
         self.budgeted_settled = self.within_settled = 0  # the same, after the warm-up
+        self.online = self.warm = self.switches = 0  # online steps, those with a warm label, switches
 
-    def add(self, r: StreamResult) -> None:
-        latency = r.prediction.latency_ms
+    def add(self, r: StreamResult | OnlineResult) -> None:
+        latency = r.latency_ms
         self.decisions += 1
         self.latency_sum += latency
         self.latency_max = max(self.latency_max, latency)
         self.recent.append(latency)
-        self.frames[r.prediction.frames] += 1
+        self.frames[r.frames] += 1
+        if not isinstance(r, StreamResult):
+            self.online += 1
+            self.warm += r.warm
+            self.switches += r.switched and self.online > 1
         self.reasons[r.reason] += 1
         if r.within_budget is not None:
             settled = "warmup" not in r.reasons
@@ -44,8 +54,11 @@ class RunningSummary:
             self.budgeted_settled += settled
             self.within_settled += settled and r.within_budget
 
-    def report(self, budget_ms: float | None, backend: str) -> str:
-        """Decisions, latency, frame-count histogram, share within budget (all / after warm-up), reasons."""
+    def report(self, budget_ms: float | None, backend: str, budget_name: str | None = None) -> str:
+        """Decisions, latency, frame-count histogram, share within budget (all / after warm-up), reasons.
+
+        ``budget_name`` names the budget in the report (default: "<budget_ms> ms budget").
+        """
         if not self.decisions:
             return f"ffn-run: 0 decisions (backend {backend})"
         recent = f"p95 of the last {len(self.recent)}" if self.decisions > len(self.recent) else "p95"
@@ -56,9 +69,12 @@ class RunningSummary:
             "  frames used: " + "  ".join(f"{n}:{self.frames[n]}" for n in sorted(self.frames)),
         ]
         if budget_ms is not None and self.budgeted:
-            lines.append(f"  within {budget_ms:g} ms budget: {self.within}/{self.budgeted} "
+            lines.append(f"  within {budget_name or f'{budget_ms:g} ms budget'}: {self.within}/{self.budgeted} "
                          f"({100.0 * self.within / self.budgeted:.1f} %); after warm-up: "
                          f"{self.within_settled}/{self.budgeted_settled} "
                          f"({100.0 * self.within_settled / max(1, self.budgeted_settled):.1f} %)")
+        if self.online:
+            lines.append(f"  online: {self.warm}/{self.online} steps gave a warm label; "
+                         f"{self.switches} sub-network switches")
         lines.append("  reasons: " + "  ".join(f"{k}:{v}" for k, v in sorted(self.reasons.items())))
         return "\n".join(lines)
