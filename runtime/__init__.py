@@ -15,6 +15,7 @@ _EXPORTS = {
     "BundleError": "errors", "ConfigError": "errors", "FFNError": "errors", "SourceError": "errors",
     "FFNRuntime": "ffn_runtime", "Prediction": "ffn_runtime", "RunResult": "ffn_runtime",
     "FrameCountPolicy": "policy", "Stream": "stream", "StreamResult": "stream", "Budgets": "budgets",
+    "OnlineStream": "online_stream", "OnlineResult": "online_stream", "StepRunner": "online",
 }
 __all__ = sorted(_EXPORTS)
 

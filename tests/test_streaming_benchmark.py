@@ -1,0 +1,29 @@
+"""benchmarks/streaming.py --quick: the whole benchmark end to end on tiny models (a smoke test)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_streaming_benchmark_quick_prints_every_table(tmp_path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--quick", "--models", "demo",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=500, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    for title in ("## Per-label compute", "## Online stream in real time", "## Accuracy", "## Sub-network switches"):
+        assert title in text
+    compute = re.findall(r"^\| demo \(R18 x0.125, 28 px\) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
+                         text.split("## Online")[0], re.M)
+    assert [int(n) for n, *_ in compute] == [2, 4] and all(float(c) > 0 and float(s) > 0 for _, c, s, _ in compute)
+    live = re.search(r"^\| demo[^|]*\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", text.split("## Online")[1], re.M)
+    assert live and int(live[1]) > 0 and float(live[2]) <= float(live[3])  # p50 <= p99
+    assert re.search(r"^\| 0 \| causal online \| [\d.]+ \| [\d.]+ \|$", text, re.M)
+    assert re.search(r"^\| n=4/2 every 2 windows \| \d+ \| \d+ \| [1-9]\d* \| \d+ \|$", text, re.M)
