@@ -245,8 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke mode: tiny models, 1 seed, one training batch")
     ap.add_argument("--out", default="runs/streaming", help="working directory (default runs/streaming)")
     ap.add_argument("--models", default="demo,mobilenetv2", help="rows of the latency tables (default both)")
+    ap.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of the causal models "
+                    f"(default {Plan.epochs}; --quick {QUICK.epochs})")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else Plan()
+    if args.epochs is not None:
+        if args.epochs < 1:
+            ap.error("--epochs must be >= 1")
+        plan = dataclasses.replace(plan, epochs=args.epochs)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

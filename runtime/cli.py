@@ -287,8 +287,9 @@ def run(argv: list[str] | None = None) -> int:
         try:
             for r in stream:
                 if not summary.decisions:  # said once the source works, so a bad source stays a one-line error
+                    mode = "online: step graphs on ORT CPU" if args.online else f"graphs {list(rt.frame_counts)}"
                     print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
-                          f"graphs {list(rt.frame_counts)}", file=sys.stderr)
+                          f"{mode}", file=sys.stderr)
                 summary.add(r)
                 if annotator and r.prediction is not None:
                     annotator.update(r)
