@@ -26,4 +26,4 @@ def test_streaming_benchmark_quick_prints_every_table(tmp_path) -> None:
     live = re.search(r"^\| demo[^|]*\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", text.split("## Online")[1], re.M)
     assert live and int(live[1]) > 0 and float(live[2]) <= float(live[3])  # p50 <= p99
     assert re.search(r"^\| 0 \| causal online \| [\d.]+ \| [\d.]+ \|$", text, re.M)
-    assert re.search(r"^\| n=4/2 every 2 windows \| \d+ \| \d+ \| [1-9]\d* \| \d+ \|$", text, re.M)
+    assert re.search(r"^\| n=4/2 every 2 windows \| \d+ \| \d+ \| [1-9]\d* \| \d+ \| \d+ \|$", text, re.M)
