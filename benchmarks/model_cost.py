@@ -25,7 +25,8 @@ from ffn_edge.models import ModelConfig, VideoClassifier, create_model
 PAPER = {"params_m": (25.6, 25.7), "gflops": {4: (16.4, 16.4), 8: (32.7, 32.8), 16: (65.4, 65.5)}}
 # 3-D backbones: defaults (frames, size, classes) and published per-view figures (Kinetics-400 heads).
 # SlowFast paper Table 2 / PySlowFast: GFLOPs per 256x256 view, 32 fast frames: 4x16 (alpha 8) 36.1,
-# 8x8 (alpha 4, ours) 65.7. X3D paper / PySlowFast model zoo: X3D-S 3.8M params, 1.96 GFLOPs at 13x160².
+# 8x8 (alpha 4, ours) 65.7; params 34.4M as the issue cites it (not re-checked in a source here).
+# PySlowFast model zoo: X3D-S 3.8M params, 1.96 GFLOPs at 13x160².
 DEFAULTS_3D = {"slowfast_r50": ([16, 32, 64], 256, 400), "x3d_s": ([4, 8, 13], 160, 400)}
 PUBLISHED_3D = {"slowfast_r50": {"params_m": 34.4, "gflops": {32: 65.7}},
                 "x3d_s": {"params_m": 3.8, "gflops": {13: 1.96}}}
