@@ -44,8 +44,7 @@ class ClipGraph(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         t = clip.shape[1] if self.frames is None else self.frames
         with self.model.ctx.use(self.subnet, t):
-            logits = self.model.forward_frames(clip.flatten(0, 1))
-        return logits.unflatten(0, (-1, t)).mean(dim=1)
+            return self.model.clip_logits(clip, t)
 
 
 def export_graph(

@@ -1,7 +1,8 @@
 """VideoClassifier: the one forward every backbone shares.
 
 Input ``(B, T, C, H, W)`` clips; frames are run as a 2-D batch ``(B*T, C, H, W)`` by the backbone's
-``forward_frames``, and per-frame logits are averaged over T (TSN average consensus). The model
+``forward_frames``, and per-frame logits are averaged over T (TSN average consensus); a 3-D backbone
+overrides ``clip_logits`` and sees the whole clip (``blocks3d.Clip3DClassifier``). The model
 picks the sub-network for T by the nearest rule unless the caller names one, and sets the model's
 FrameContext for the duration of the call — the only place the context is written.
 """
@@ -43,13 +44,20 @@ class VideoClassifier(nn.Module):
         """Per-frame logits ``(B*T, K)`` from frames ``(B*T, C, H, W)``; backbones implement it."""
         raise NotImplementedError
 
+    def clip_logits(self, clip: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Logits ``(B, K)`` of clips ``(B, T, C, H, W)``, called inside the model's FrameContext.
+
+        2-D backbones: per-frame logits averaged over T. A 3-D backbone (a clip volume in, one
+        prediction out) overrides this. The batch stays symbolic (``-1``) so exported graphs keep it dynamic.
+        """
+        return self.forward_frames(clip.flatten(0, 1)).unflatten(0, (-1, n_frames)).mean(dim=1)
+
     def forward(self, clip: torch.Tensor, subnet: int | None = None) -> torch.Tensor:
         if clip.dim() != 5:
             raise ValueError(f"expected clips of shape (B, T, C, H, W), got {tuple(clip.shape)}")
-        b, t = int(clip.shape[0]), int(clip.shape[1])
+        t = int(clip.shape[1])
         k = self.subnet_for(t) if subnet is None else subnet
         if not 0 <= k < self.n_subnets:
             raise ValueError(f"subnet {k} out of range: the model has {self.n_subnets} sub-networks")
         with self.ctx.use(k, t):
-            logits = self.forward_frames(clip.flatten(0, 1))
-        return logits.view(b, t, -1).mean(dim=1)
+            return self.clip_logits(clip, t)

@@ -19,9 +19,12 @@ from ..runtime import validate as V
 from ..runtime.errors import ConfigError
 from ..sampling import frame_count_set
 from .base import VideoClassifier
+from .blocks3d import check_no_shift
 from .convert import make_frame_flexible
+from .slowfast import SlowFast
 from .tsm_mobilenetv2 import TSMMobileNetV2
 from .tsm_resnet import BasicBlock, Bottleneck, TSMResNet
+from .x3d import X3D
 
 log = logging.getLogger("ffn_edge")
 
@@ -83,6 +86,20 @@ register_model("tsm_resnet50")(_resnet(Bottleneck, (3, 4, 6, 3)))
 @register_model("tsm_mobilenetv2")
 def _mobilenetv2(c: ModelConfig) -> VideoClassifier:
     return TSMMobileNetV2(c.num_classes, c.dropout, c.shift_div, width_mult=c.width_mult, shift=c.shift)
+
+
+# 3-D backbones: a clip's frame count is SlowFast's fast-pathway T (slow: every 4th frame), X3D's T.
+# Paper setting for SlowFast: frame_counts=(16, 32, 64); shift_div does not apply.
+@register_model("slowfast_r50")
+def _slowfast_r50(c: ModelConfig) -> VideoClassifier:
+    check_no_shift(c.arch, c.shift)
+    return SlowFast(c.num_classes, c.dropout, width_mult=c.width_mult)
+
+
+@register_model("x3d_s")
+def _x3d_s(c: ModelConfig) -> VideoClassifier:
+    check_no_shift(c.arch, c.shift)
+    return X3D(c.num_classes, c.dropout, width_mult=c.width_mult)
 
 
 @dataclasses.dataclass
