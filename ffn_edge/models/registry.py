@@ -20,8 +20,10 @@ from ..runtime.errors import ConfigError
 from ..sampling import frame_count_set
 from .base import VideoClassifier
 from .convert import make_frame_flexible
+from .tea_resnet import TEAResNet
 from .tsm_mobilenetv2 import TSMMobileNetV2
 from .tsm_resnet import BasicBlock, Bottleneck, TSMResNet
+from .uniformer import UniFormer
 
 log = logging.getLogger("ffn_edge")
 
@@ -83,6 +85,18 @@ register_model("tsm_resnet50")(_resnet(Bottleneck, (3, 4, 6, 3)))
 @register_model("tsm_mobilenetv2")
 def _mobilenetv2(c: ModelConfig) -> VideoClassifier:
     return TSMMobileNetV2(c.num_classes, c.dropout, c.shift_div, width_mult=c.width_mult, shift=c.shift)
+
+
+@register_model("tea_resnet50")
+def _tea_resnet50(c: ModelConfig) -> VideoClassifier:
+    """TEA on Res2Net-50 26w x 4s (the TEA paper's and the FFN authors' backbone); ignores shift options."""
+    return TEAResNet((3, 4, 6, 3), c.num_classes, c.dropout, base_channels=round(64 * c.width_mult))
+
+
+@register_model("uniformer_s")
+def _uniformer_s(c: ModelConfig) -> VideoClassifier:
+    """UniFormer-S, video (depths 3/4/8/3, dims 64/128/320/512 x width_mult); ignores shift options."""
+    return UniFormer(c.num_classes, c.dropout, width_mult=c.width_mult)
 
 
 @dataclasses.dataclass
