@@ -23,6 +23,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..layers import FrameContext
 from .base import VideoClassifier
@@ -45,9 +46,9 @@ class MotionExcitation(nn.Module):
         t = self.ctx.n_frames
         f = self.bn1(self.reduce(x))
         g = self.spatial(f)
-        f5, g5 = f.unflatten(0, (-1, t)), g.unflatten(0, (-1, t))
+        f5, g5 = f.view(-1, t, *f.shape[1:]), g.view(-1, t, *g.shape[1:])
         diff = g5[:, 1:] - f5[:, :-1]  # frame t+1 (spatially filtered) minus frame t
-        diff = torch.cat([diff, torch.zeros_like(f5[:, :1])], dim=1).flatten(0, 1)  # last frame: no motion
+        diff = F.pad(diff, (0, 0, 0, 0, 0, 0, 0, 1)).flatten(0, 1)  # last frame: no motion (a Pad op: any batch)
         y = self.bn2(self.expand(diff.mean(dim=(2, 3), keepdim=True)))
         return x + x * (torch.sigmoid(y) - 0.5)
 
@@ -72,7 +73,7 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.ctx.n_frames
-        y = self.conv(x.unflatten(0, (-1, t)).transpose(1, 2))  # (B, C, T, H, W)
+        y = self.conv(x.view(-1, t, *x.shape[1:]).transpose(1, 2))  # (B, C, T, H, W)
         return y.transpose(1, 2).flatten(0, 1)
 
 

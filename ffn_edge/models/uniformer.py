@@ -147,7 +147,7 @@ class UniFormer(VideoClassifier):
 
     def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
         t = self.ctx.n_frames
-        clip = x.unflatten(0, (-1, t)).transpose(1, 2)  # (B, 3, T, H, W)
+        clip = x.view(-1, t, *x.shape[1:]).transpose(1, 2)  # (B, 3, T, H, W)
         feat = self.norm(self.stages(clip)).mean(dim=(2, 3, 4))
         logits = self.head(self.dropout(feat))
         return logits.unsqueeze(1).expand(-1, t, -1).flatten(0, 1)  # one copy per frame: T-average is exact
