@@ -103,6 +103,12 @@ def test_wa_site_must_name_a_layer() -> None:
         make_frame_flexible(model, (4, 8), block_types=(Bad,))
 
 
+@pytest.mark.parametrize("arch", sorted(WIDTH))
+def test_causal_shift_is_refused(arch: str) -> None:
+    with pytest.raises(ValueError, match="has no causal form"):
+        create_model(ModelConfig(arch, 5, width_mult=WIDTH[arch], shift="causal"))
+
+
 def _shallow(arch: str) -> nn.Module:
     """One block per stage (parity does not need depth; export time does not want it)."""
     if arch == "tea_resnet50":
