@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ffn_edge.export.fold import is_per_subnet
 from ffn_edge.export.onnx_export import export_graph
 from ffn_edge.export.verify import parity
-from onnx import save_model
+from onnx import numpy_helper, save_model
 from torch import nn
 
 from ffn_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
@@ -123,12 +124,18 @@ def test_export_parity(arch: str, tmp_path: Path) -> None:
     perturb_like_trained(model, weight_std=0.02)
     model.eval()
     rng = np.random.default_rng(0)
+    consts = []
     for k, t in ((0, 2), (1, 4)):
         proto, _ = export_graph(model, k, t, (SIZE, SIZE))
         save_model(proto, tmp_path / f"f{t}.onnx")
+        consts.append({i.name: numpy_helper.to_array(i) for i in proto.graph.initializer})
         clips = rng.standard_normal((2, t, 3, SIZE, SIZE)).astype(np.float32)
         p = parity(model, k, tmp_path / f"f{t}.onnx", clips)
         assert p.ok, (arch, t, p)
+    # a name means one tensor in every graph (UniFormer's token Linears become MatMuls with W^T constants)
+    common = {n for n in set(consts[0]) & set(consts[1]) if not is_per_subnet(n)}  # those stay in their graph
+    assert all(np.array_equal(consts[0][n], consts[1][n]) for n in common)
+    assert not any(n.startswith("onnx::") for c in consts for n in c)
     other = parity(model, 0, tmp_path / "f4.onnx", clips)  # the graph runs its own sub-network, not another
     assert other.max_abs_diff > 1e-3
 
