@@ -95,7 +95,7 @@ def run_probe(args: list[str], threads: int) -> dict[str, float]:
 
 
 def build_bundles(arch: str, width: float, size: int, counts: list[int], classes: int, work: Path,
-                  variants: dict[str, dict]):
+                  variants: dict[str, dict], verify: bool = True):
     """The FFN model and one bundle per export variant (``export_bundle`` keywords), plus one plain
     model + single-frame-count bundle per count (ST)."""
     import torch
@@ -121,7 +121,7 @@ def build_bundles(arch: str, width: float, size: int, counts: list[int], classes
     for n in counts:
         _, st_ckpt = checkpoint(ModelConfig(arch, classes, frame_counts=(n,), specialised_norm=False,
                                             weight_alteration=False, width_mult=width), f"st{n}")
-        st[n] = Path(export_bundle(st_ckpt, [n], work / f"st{n}.ffn"))
+        st[n] = Path(export_bundle(st_ckpt, [n], work / f"st{n}.ffn", verify=verify))
     return model, ffn, st
 
 
@@ -153,6 +153,9 @@ def main() -> None:
                     "(default: the exporter's default); the last one is the main FFN column")
     ap.add_argument("--compare-old", action="store_true",
                     help="also export and measure the old form (norm as Mul then Add, no conv copies)")
+    ap.add_argument("--no-verify", action="store_true",
+                    help="skip the exporter's parity check: an untrained, perturbed TEA x0.25 has logits ~800 and "
+                         "torch's own fp32 result is 3e-3 from fp64, past the absolute 1e-4 (trained ones pass)")
     ap.add_argument("--probe", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe is not None:
@@ -176,12 +179,15 @@ def main() -> None:
     counts = sorted(int(n) for n in args.frames.split(","))
     t = args.threads
     variants = export_variants(args.fold_budgets, args.compare_old)
+    if args.no_verify:
+        for kw in variants.values():
+            kw["verify"] = False
     main_v = list(variants)[-1]  # the last --fold-budgets value: the one private mode and torch are set against
     with tempfile.TemporaryDirectory(prefix="ffn-bench-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         model, ffn_bundles, st_bundles = build_bundles(args.arch, args.width, args.size, counts, args.classes, work,
-                                                       variants)
+                                                       variants, verify=not args.no_verify)
         print(f"exported {len(variants)} FFN + {len(counts)} ST bundles in {time.perf_counter() - t0:.1f} s "
               f"({args.arch} x{args.width}, {args.size} px, {t} threads)", file=sys.stderr)
         shared = {v: FFNRuntime(b, threads=t, share_weights=True) for v, b in ffn_bundles.items()}

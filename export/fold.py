@@ -141,7 +141,7 @@ def deploy_model(model: VideoClassifier, subnet: int) -> VideoClassifier:
             setattr(d.get_submodule(parent) if parent else d, child, new)
         elif isinstance(m, Altered):
             wa = m.alteration
-            ndim = _LAYER_NDIM[type(m.layer)]
+            ndim = _LAYER_NDIM.get(type(m.layer)) or m.layer.ndim  # else an AlterationSite: it declares its rank
             channels = wa.weight.shape[1]
             shape = (channels,) if wa.channel_dim == -1 else _channel_shape(ndim, channels)
             m.alteration = ChannelScale(wa.scale(subnet), shape)

@@ -11,16 +11,18 @@ frames) or dynamic (any T, the temporal shift reads T from the input shape); see
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 
 import onnx
-import onnxscript.optimizer
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from ..models import VideoClassifier
 from .fold import FoldReport, deploy_model, fold_channel_scales
+from .optimize import optimize
 
 INPUT_NAME = "clip"
 OUTPUT_NAME = "logits"
@@ -63,6 +65,39 @@ def export_graph(
     return trace_to_onnx(wrapper, (example,), {INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}}, opset)
 
 
+def name_constants_by_content(proto: onnx.ModelProto) -> None:
+    """Rename the exporter's own initializers (not parameters: no ``model.`` prefix) after their bytes.
+
+    The TorchScript exporter folds e.g. a Linear on 3-D tokens into ``MatMul(x, W^T)`` with ``W^T`` a
+    new constant named by a counter (``onnx::MatMul_1823``). Counters differ between graphs, so in a
+    bundle one name could mean two tensors (or one tensor two names), breaking "same name -> same
+    bytes" of the shared weight file. A content name makes equal tensors equal names in every graph;
+    equal constants within one graph are merged.
+    """
+    rename: dict[str, str] = {}
+    keep, seen = [], set()
+    for t in proto.graph.initializer:
+        if t.name.startswith(GRAPH_PREFIX):
+            keep.append(t)
+            continue
+        a = numpy_helper.to_array(t)
+        digest = hashlib.sha256(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()
+        new = f"const_{digest[:24]}"
+        rename[t.name] = new
+        if new not in seen:
+            seen.add(new)
+            t.name = new
+            keep.append(t)
+    if not rename:
+        return
+    for node in proto.graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(keep)
+
+
 def trace_to_onnx(wrapper: nn.Module, example: tuple[torch.Tensor, ...], axes: dict[str, dict[int, str]],
                   opset: int) -> tuple[onnx.ModelProto, FoldReport]:
     """Trace ``wrapper`` (its parameters under ``model.``), optimise, fold WA multiplies.
@@ -77,9 +112,11 @@ def trace_to_onnx(wrapper: nn.Module, example: tuple[torch.Tensor, ...], axes: d
             wrapper, example, buf, dynamo=False, opset_version=opset, do_constant_folding=True,
             input_names=names[: len(example)], output_names=names[len(example) :], dynamic_axes=axes,
         )
-    # one pass reaches the fixed point on these graphs (a second changed nothing) at half the time
-    proto = onnxscript.optimizer.optimize(onnx.load_from_string(buf.getvalue()), num_iterations=1)
+    # one pass reaches the fixed point on these graphs (a second changed nothing) at half the time;
+    # onnxscript's passes without its quadratic multi-output rule (``optimize``: same TSM graphs)
+    proto = optimize(onnx.load_from_string(buf.getvalue()))
     report = fold_channel_scales(proto)
+    name_constants_by_content(proto)
     del proto.graph.value_info[:]  # inferred shapes: ~20% of a graph file, re-inferred by every consumer
     proto.producer_name = "ffn-export"
     return proto, report

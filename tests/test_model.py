@@ -9,7 +9,7 @@ from ffn_edge.models import MODELS, ModelConfig, create_model, load_pretrained, 
 
 torch.set_num_threads(2)
 SMALL = {"tsm_resnet18": 0.25, "tsm_resnet34": 0.125, "tsm_resnet50": 0.125, "tsm_mobilenetv2": 0.35,
-         "slowfast_r50": 0.125, "x3d_s": 0.25}
+         "slowfast_r50": 0.125, "x3d_s": 0.25, "tea_resnet50": 0.125, "uniformer_s": 0.25}
 
 
 def small(arch: str, **kw) -> nn.Module:

@@ -22,8 +22,10 @@ from .base import VideoClassifier
 from .blocks3d import check_no_shift
 from .convert import make_frame_flexible
 from .slowfast import SlowFast
+from .tea_resnet import TEAResNet
 from .tsm_mobilenetv2 import TSMMobileNetV2
 from .tsm_resnet import BasicBlock, Bottleneck, TSMResNet
+from .uniformer import UniFormer
 from .x3d import X3D
 
 log = logging.getLogger("ffn_edge")
@@ -100,6 +102,25 @@ def _slowfast_r50(c: ModelConfig) -> VideoClassifier:
 def _x3d_s(c: ModelConfig) -> VideoClassifier:
     check_no_shift(c.arch, c.shift)
     return X3D(c.num_classes, c.dropout, width_mult=c.width_mult)
+def _bidirectional_only(c: ModelConfig) -> None:
+    """Refuse ``shift='causal'`` for a backbone that looks at later frames and has no causal form."""
+    if c.shift != V.DEFAULT_SHIFT:
+        raise ValueError(f"{c.arch} has no causal form (its temporal modules see later frames); "
+                         f"use shift={V.DEFAULT_SHIFT!r}")
+
+
+@register_model("tea_resnet50")
+def _tea_resnet50(c: ModelConfig) -> VideoClassifier:
+    """TEA on Res2Net-50 26w x 4s (the TEA paper's and the FFN authors' backbone); shift_div is unused."""
+    _bidirectional_only(c)
+    return TEAResNet((3, 4, 6, 3), c.num_classes, c.dropout, base_channels=round(64 * c.width_mult))
+
+
+@register_model("uniformer_s")
+def _uniformer_s(c: ModelConfig) -> VideoClassifier:
+    """UniFormer-S, video (depths 3/4/8/3, dims 64/128/320/512 x width_mult); shift_div is unused."""
+    _bidirectional_only(c)
+    return UniFormer(c.num_classes, c.dropout, width_mult=c.width_mult)
 
 
 @dataclasses.dataclass
