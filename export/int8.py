@@ -1,7 +1,8 @@
 """``ffn-export --int8``: a bundle's FP32 graphs -> QDQ INT8 graphs, each calibrated on its own clips.
 
 Called by ``bundle._build`` between folding and weight sharing (graphs still hold their tensors
-inline). Per graph (one sub-network at one frame count): calibration clips from ``--calib``
+inline). Per graph (one sub-network at one frame count): ORT's basic optimisations minus the fusions
+that would copy a shared weight (``quantize.preprocess``), calibration clips from ``--calib``
 resampled to that graph's frame count, MinMax activation ranges (``quantize.calibrate``), merged over
 all graphs when the scope is ``shared``, then ORT's ``quantize_static`` (``quantize.quantize``).
 Tensors that differ per graph under one name get a per-sub-network name (``quantize.tag_calibrated``),
@@ -23,7 +24,7 @@ import onnx
 from ..checkpoint import CheckpointMeta
 from .calib import DEFAULT_CALIB_CLIPS, SYNTHETIC, CalibSource, calibration_clips, check_calib_clips
 from .errors import ExportError
-from .quantize import METHOD, QuantConfig, agreement, calibrate, merge_ranges, quantize, tag_calibrated
+from .quantize import METHOD, QuantConfig, agreement, calibrate, merge_ranges, preprocess, quantize, tag_calibrated
 from .verify import resample
 
 # Top-1 agreement with the FP32 graph below which an INT8 export is refused. Not 1.0: clips whose two
@@ -65,11 +66,12 @@ def quantize_graphs(graphs: dict[str, onnx.ModelProto], plan: list[tuple[int, in
     longest = max(traced.values())
     clips = calibration_clips(opts.calib, opts.calib_clips, longest, meta.input_size, meta.resize_shorter,
                               meta.mean, meta.std)
-    ranges = {file: calibrate(graphs[file], resample(clips, traced[file]), workdir) for file in traced}
+    ready = {file: preprocess(graphs[file], workdir) for file in traced}
+    ranges = {file: calibrate(ready[file], resample(clips, traced[file]), workdir) for file in traced}
     if opts.config.scope == "shared":
         one = merge_ranges(list(ranges.values()))
         ranges = {file: one for file in ranges}
-    quantized = {file: quantize(graphs[file], ranges[file], opts.config, workdir) for file in traced}
+    quantized = {file: quantize(ready[file], ranges[file], opts.config, workdir) for file in traced}
     renamed = tag_calibrated(quantized, subnet_of)
     checks: dict[str, float] = {}
     if check_clips is not None:
