@@ -165,7 +165,7 @@ def accuracy(bundles: dict[str, Path], frames: list[int], per_class: int) -> dic
 
 MODELS = {  # name -> (checkpoint maker, calibration clips, val clips per class, latency rounds)
     "demo": (lambda d: DEMO, 16, 20, 30),
-    "r50": (lambda d: _r50(d / "r50.safetensors", 224), 4, 3, 5),
+    "r50": (lambda d: _r50(d / "r50.safetensors", 224), 4, 2, 5),
     "tiny": (lambda d: _tiny(d / "tiny.safetensors"), 2, 1, 2),
 }
 

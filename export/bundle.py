@@ -195,7 +195,8 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         check_graph(tmp / file)
     stored = check_shared(tmp, WEIGHTS_FILE, list(graphs))
     if quantization is not None:
-        quantization["int8_weight_references"] = check_int8_external(tmp, list(graphs))
+        refs, stored_int8 = check_int8_external(tmp, list(graphs))
+        quantization.update(int8_weight_references=refs, int8_tensors_stored=stored_int8)
 
     if clips is not None:
         for n, k, file, _ in plan if int8 is None else ():  # INT8: checked in FP32 above, then agreement

@@ -155,7 +155,8 @@ def _export(argv: list[str]) -> int:
     q = m.extra.get("quantization")
     if q:
         c = q["calibration"]
-        agree = ", ".join(f"{n}: {v:.0%}" for n, v in q["agreement"].get("graphs", {}).items())
+        agree = ", ".join(f"{n}: {v:.0%}" for n, v in sorted(q["agreement"].get("graphs", {}).items(),
+                                                                  key=lambda kv: int(kv[0])))
         print(f"INT8 ({q['layout']} layout, {q['activations']} activations): calibrated {c['scope']} on {c['count']} "
               f"clips of {c['data']} ({c['method']})" + (f"; top-1 agreement with FP32 {agree}" if agree else ""))
     print(f"wrote {out} ({size / 1e6:.1f} MB; {shared} shared tensors in {m.weights_file}, each once)")

@@ -527,13 +527,13 @@ def _open_one(name: str, bundle: Path, manifest: Manifest, device: int, threads:
         if name == "tensorrt":
             return TensorRTBackend(bundle, manifest, device, precision=tensorrt_precision)
         kind, fp16 = _ORT_KINDS[name]
+        if kind == "tensorrt":
+            _check_trt_int8(manifest)
         need = _EP_OF_KIND[kind]
         available = import_onnxruntime().get_available_providers()
         if need not in available:
             raise ConfigError(f"this onnxruntime has no {need} (it has {', '.join(sorted(available))})"
                               + (f"; {deps.ORT_HINT}" if kind != "cpu" else ""))
-        if kind == "tensorrt":
-            _check_trt_int8(manifest)
         cache = ort_trt_cache_dir(bundle, manifest) if kind == "tensorrt" else None
         return OrtBackend(bundle, manifest, ort_providers(kind, device, cache_dir=cache, fp16=fp16), threads,
                           share_weights)

@@ -31,7 +31,6 @@ from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 SIZE = 32
 FRAMES = [4, 8]
-OPTS = dict(verify=True, n_verify=4)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +44,9 @@ def ckpt(tmp_path_factory) -> Path:
     return root / "m.safetensors"
 
 
-def _export(ckpt: Path, out: Path, **cfg) -> Path:
+def _export(ckpt: Path, out: Path, verify: bool = True, **cfg) -> Path:
     opts = Int8Options(calib_clips=4, config=QuantConfig(**cfg), min_agreement=0.0)
-    return Path(export_bundle(ckpt, FRAMES, out, int8=opts, **OPTS))
+    return Path(export_bundle(ckpt, FRAMES, out, int8=opts, verify=verify, n_verify=4))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def per_subnet(ckpt) -> Path:
 
 @pytest.fixture(scope="module")
 def shared(ckpt) -> Path:
-    return _export(ckpt, ckpt.parent / "shared.ffn", scope="shared")
+    return _export(ckpt, ckpt.parent / "shared.ffn", verify=False, scope="shared")
 
 
 def _int8_weights(bundle: Path, graph: str) -> dict[str, tuple[int, int] | None]:
@@ -93,7 +92,7 @@ def test_a_graph_with_its_own_copy_of_an_int8_weight_is_refused(per_subnet, tmp_
     bundle = tmp_path / "b.ffn"
     shutil.copytree(per_subnet, bundle)
     graphs = [g.file for g in load_manifest(bundle).graphs]
-    assert check_int8_external(bundle, graphs) > 0
+    assert check_int8_external(bundle, graphs)[0] > 0
     proto = onnx.load(str(bundle / graphs[1]))  # external data read in: every tensor now inline
     onnx.save_model(proto, str(bundle / graphs[1]))
     with pytest.raises(ExportError, match="stored inside the graph"):
@@ -245,3 +244,15 @@ def test_causal_checkpoints_are_refused_before_any_work(tmp_path):
                     CheckpointMeta(cfg, list("abcde"), input_size=SIZE, resize_shorter=36))
     with pytest.raises(ExportError, match="causal"):
         export_bundle(tmp_path / "c.safetensors", FRAMES, tmp_path / "c.ffn", int8=Int8Options())
+
+
+def test_folded_layout_stores_int8_copies_whose_bytes_equal_the_shared_weight_once(ckpt, per_subnet):
+    """Folding a positive per-channel norm scale into a weight does not change its per-channel symmetric
+    INT8 bytes (the factor cancels), so the per-sub-network copies mostly dedupe to one range."""
+    folded = _export(ckpt, ckpt.parent / "folded.ffn", verify=False, layout="folded")
+    q = load_manifest(folded).extra["quantization"]
+    names = {n for g in ("f4.onnx", "f8.onnx") for n in _int8_weights(folded, g)}
+    assert any(".conv_copy" in n for n in names)  # every norm went into a per-sub-network copy
+    assert q["int8_tensors_stored"] < 0.75 * len(names)
+    shared_bytes = (per_subnet / "weights.bin").stat().st_size
+    assert (folded / "weights.bin").stat().st_size < 1.2 * shared_bytes
