@@ -90,8 +90,7 @@ def val_clips(per_class: int, frames: int, meta, seed: int = 0) -> tuple[np.ndar
 def export_all(ckpt: Path, out: Path, frames: list[int], calib_clips: int) -> dict[str, dict]:
     """The four bundles of ``ckpt`` and how long each export took (no parity check: timed alike)."""
     from ffn_edge.export import export_bundle
-    from ffn_edge.export.int8 import Int8Options
-    from ffn_edge.export.quantize import QuantConfig
+    from ffn_edge.export.int8_config import Int8Options, QuantConfig
 
     configs = {"fp32": None, "int8": QuantConfig(), "int8-shared-calib": QuantConfig(scope="shared"),
                "int8-folded": QuantConfig(layout="folded")}

@@ -48,7 +48,8 @@ from ..sampling import nearest_subnet
 from . import frame_dim as fd
 from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms
-from .int8 import Int8Options, quantize_graphs
+from .int8 import quantize_graphs
+from .int8_config import Int8Options
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
 from .share import check_int8_external, check_shared, share_weights
 from .step import STEP_INPUT, export_step_graph, step_file, step_parity

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..runtime.validate import MAX_CALIB_CLIPS
 from .errors import ExportError
-from .verify import dataset_clips, synthetic_clips
 
 SYNTHETIC = "synthetic"
 DEFAULT_CALIB = SYNTHETIC
@@ -77,6 +76,8 @@ def video_files(folder: Path) -> list[Path]:
 def calibration_clips(src: CalibSource, n: int, frames: int, size: int, resize_shorter: int,
                       mean, std) -> np.ndarray:
     """``n`` normalised clips (n, frames, 3, size, size) from ``src`` (fewer if the source has fewer)."""
+    from .verify import dataset_clips, synthetic_clips  # torch: only once clips are wanted
+
     args = (frames, size, resize_shorter, mean, std)
     if src.kind == SYNTHETIC:
         return synthetic_clips(n, *args, seed=CALIB_SEED)

@@ -14,8 +14,15 @@ from ..runtime.argparsing import Parser
 from ..runtime.errors import ConfigError, run_cli
 from ..runtime.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
 from .calib import DEFAULT_CALIB, DEFAULT_CALIB_CLIPS, SYNTHETIC, parse_calib
-from .int8 import DEFAULT_MIN_AGREEMENT, Int8Options
-from .quantize import DEFAULT_ACTIVATIONS, DEFAULT_LAYOUT, DEFAULT_SCOPE, LAYOUT_RATIONALE, QuantConfig
+from .int8_config import (
+    DEFAULT_ACTIVATIONS,
+    DEFAULT_LAYOUT,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_SCOPE,
+    LAYOUT_RATIONALE,
+    Int8Options,
+    QuantConfig,
+)
 from .tensorrt import require as require_tensorrt
 from .validate import (
     DEFAULT_FOLD_BUDGET,
@@ -127,11 +134,11 @@ def _export(argv: list[str]) -> int:
     if a.fp16 and not a.trt:
         raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
     frames = parse_frames(a.frames)  # fail fast, before torch is imported
+    int8 = _int8_options(a)
     if a.fold_budget is not None:
         check_fold_budget(a.fold_budget)
     check_out(Path(a.out), a.force)
     check_checkpoint_path(Path(a.ckpt))
-    int8 = _int8_options(a)
     if a.trt:
         require_tensorrt()
     from .bundle import VerifyData, export_bundle

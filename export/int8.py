@@ -13,7 +13,6 @@ agreement of each INT8 graph with its FP32 graph on the verification clips, refu
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -22,35 +21,11 @@ import numpy as np
 import onnx
 
 from ..checkpoint import CheckpointMeta
-from .calib import DEFAULT_CALIB_CLIPS, SYNTHETIC, CalibSource, calibration_clips, check_calib_clips
+from .calib import calibration_clips
 from .errors import ExportError
-from .quantize import METHOD, QuantConfig, agreement, calibrate, merge_ranges, preprocess, quantize, tag_calibrated
+from .int8_config import METHOD, Int8Options
+from .quantize import agreement, calibrate, merge_ranges, preprocess, quantize, tag_calibrated
 from .verify import resample
-
-# Top-1 agreement with the FP32 graph below which an INT8 export is refused. Not 1.0: clips whose two
-# best logits are nearly tied may flip under any rounding; a broken calibration (every clip the same
-# class, the failure edge users report) lands far below.
-DEFAULT_MIN_AGREEMENT = 0.9
-
-
-@dataclasses.dataclass(frozen=True)
-class Int8Options:
-    """Everything ``--int8`` adds to an export."""
-
-    calib: CalibSource = CalibSource(SYNTHETIC)
-    calib_clips: int = DEFAULT_CALIB_CLIPS
-    config: QuantConfig = QuantConfig()
-    min_agreement: float = DEFAULT_MIN_AGREEMENT
-
-    def __post_init__(self) -> None:
-        check_calib_clips(self.calib_clips)
-        check_min_agreement(self.min_agreement)
-
-
-def check_min_agreement(value: float) -> None:
-    """A share in [0, 1] (also refuses NaN)."""
-    if not 0.0 <= value <= 1.0:
-        raise ExportError(f"--int8-min-agreement must be in [0, 1] (a share of the verification clips), got {value}")
 
 
 def quantize_graphs(graphs: dict[str, onnx.ModelProto], plan: list[tuple[int, int, str, int]],

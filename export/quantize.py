@@ -20,7 +20,6 @@ name so they stay inside their graph instead of clashing in the shared file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -30,38 +29,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..runtime.validate import CALIB_METHODS, INT8_ACTIVATIONS, INT8_LAYOUTS, INT8_SCOPES
 from .errors import ExportError
 from .fold import SUBNET_TAG, is_per_subnet
+from .int8_config import QuantConfig
 from .onnx_export import INPUT_NAME
-
-DEFAULT_SCOPE = INT8_SCOPES[0]
-# u8 activations with s8 weights and 7-bit weight range: ONNX Runtime's advice for x86 without VNNI
-# (this machine); s8 (symmetric) activations are what TensorRT's explicit quantization accepts.
-DEFAULT_ACTIVATIONS = "u8"
-METHOD = CALIB_METHODS[0]
-DEFAULT_LAYOUT = "shared"
-LAYOUT_RATIONALE = ("the only layout within 0.35x of the FP32 bundle's bytes with 3 sub-networks (folded stores "
-                    "one INT8 copy per sub-network: ~0.75x); see README 'INT8' for the measured latency of both")
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantConfig:
-    """How graphs are quantized; recorded in the manifest (``as_manifest``)."""
-
-    scope: str = DEFAULT_SCOPE
-    activations: str = DEFAULT_ACTIVATIONS
-    layout: str = DEFAULT_LAYOUT  # see LAYOUT_RATIONALE
-    reduce_range: bool = True
-
-    def __post_init__(self) -> None:
-        if self.scope not in INT8_SCOPES:
-            raise ExportError(f"calibration scope must be one of {', '.join(INT8_SCOPES)}, got {self.scope!r}")
-        if self.activations not in INT8_ACTIVATIONS:
-            raise ExportError(f"--int8-activations must be one of {', '.join(INT8_ACTIVATIONS)}, "
-                              f"got {self.activations!r}")
-        if self.layout not in INT8_LAYOUTS:
-            raise ExportError(f"--int8-layout must be one of {', '.join(INT8_LAYOUTS)}, got {self.layout!r}")
 
 
 class _Clips:

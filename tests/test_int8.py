@@ -17,8 +17,8 @@ from ffn_edge.export.calib import CalibSource, parse_calib
 from ffn_edge.export.cli import run as export_cli
 from ffn_edge.export.errors import ExportError
 from ffn_edge.export.fold import is_per_subnet
-from ffn_edge.export.int8 import Int8Options
-from ffn_edge.export.quantize import QuantConfig, merge_ranges
+from ffn_edge.export.int8_config import Int8Options, QuantConfig
+from ffn_edge.export.quantize import merge_ranges
 from ffn_edge.export.share import check_int8_external, check_shared
 from ffn_edge.runtime.backends import OrtBackend
 from ffn_edge.runtime.errors import BundleError, ConfigError, FFNError

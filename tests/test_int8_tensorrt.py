@@ -18,8 +18,7 @@ import trt_fakes
 from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
 from ffn_edge.export.errors import ExportError
-from ffn_edge.export.int8 import Int8Options
-from ffn_edge.export.quantize import QuantConfig
+from ffn_edge.export.int8_config import Int8Options, QuantConfig
 from ffn_edge.runtime.backends import TensorRTBackend, open_backend
 from ffn_edge.runtime.errors import ConfigError
 from ffn_edge.runtime.manifest import load_manifest
