@@ -51,12 +51,12 @@ def _export(ckpt: Path, out: Path, verify: bool = True, **cfg) -> Path:
 
 @pytest.fixture(scope="module")
 def per_subnet(ckpt) -> Path:
-    return _export(ckpt, ckpt.parent / "per.ffn")
+    return _export(ckpt, ckpt.parent / "per.ffn", layout="shared")
 
 
 @pytest.fixture(scope="module")
 def shared(ckpt) -> Path:
-    return _export(ckpt, ckpt.parent / "shared.ffn", verify=False, scope="shared")
+    return _export(ckpt, ckpt.parent / "shared.ffn", verify=False, scope="shared", layout="shared")
 
 
 def _int8_weights(bundle: Path, graph: str) -> dict[str, tuple[int, int] | None]:
