@@ -15,6 +15,7 @@ old ``--force``d bundle), so a crash at any point leaves at ``out`` the old bund
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from ..checkpoint import CheckpointMeta, load_checkpoint
 from ..models import VideoClassifier
 from ..runtime.atomic import cleanup_stale, replace_dir, temp_dir_for
 from ..runtime.manifest import (
+    PRECISION_KEY,
+    QUANT_KEY,
     STEP_KEY,
     GraphEntry,
     InputSpec,
@@ -45,8 +48,10 @@ from ..sampling import nearest_subnet
 from . import frame_dim as fd
 from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms
+from .int8 import quantize_graphs
+from .int8_config import Int8Options
 from .onnx_export import DEFAULT_OPSET, GRAPH_PREFIX, INPUT_NAME, OUTPUT_NAME, export_graph
-from .share import check_shared, share_weights
+from .share import check_int8_external, check_shared, share_weights
 from .step import STEP_INPUT, export_step_graph, step_file, step_parity
 from .validate import (
     DEFAULT_FOLD_BUDGET,
@@ -128,9 +133,32 @@ def _fold_norms(graphs: dict[str, onnx.ModelProto], subnet_of: dict[str, int], p
     }
 
 
+def _parity_fp32(model: VideoClassifier, plan: list[tuple[int, int, str, int]], graphs: dict[str, onnx.ModelProto],
+                 clips: np.ndarray, scratch: Path) -> dict[str, Any]:
+    """The FP32 parity check of an INT8 export, run on the FP32 graphs before they are quantized."""
+    scratch.mkdir()
+    try:
+        checks = {}
+        for n, k, file, _ in plan:
+            if not (scratch / file).exists():
+                onnx.save_model(graphs[file], str(scratch / file))
+            checks[str(n)] = _checked(parity(model, k, scratch / file, resample(clips, n)), f"{n} frames ({file}, "
+                                      f"sub-network {k})")
+        return checks
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _checked(p: Any, what: str) -> dict[str, Any]:
+    if not p.ok:
+        raise ExportError(f"verification failed for {what}: max |logit diff| {p.max_abs_diff:.3g} "
+                          f"(limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}")
+    return dataclasses.asdict(p)
+
+
 def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tuple[int, ...], tmp: Path, *,
            verify: bool, opset: int, frame_dim: FrameDim, n_verify: int, verify_data: VerifyData | None,
-           fold_budget: float, bias_first: bool) -> Manifest:
+           fold_budget: float, bias_first: bool, int8: Int8Options | None = None) -> Manifest:
     counts = model.frame_counts or meta.config.frame_counts
     size = (meta.input_size, meta.input_size)
     dynamic, frame_note = _choose_frame_dim(model, frame_dim, frames, size, opset)
@@ -151,24 +179,30 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
             subnet_of[file] = k
             steps[k] = (file, buffers)
     params = {f"{GRAPH_PREFIX}{name}" for name in model.state_dict()}
-    norms = _fold_norms(graphs, subnet_of, params, fold_budget, bias_first)
+    fold_all = int8 is not None and int8.config.layout == "folded"  # every norm into per-sub-network weights
+    norms = _fold_norms(graphs, subnet_of, params, math.inf if fold_all else fold_budget, bias_first)
+    if fold_all:
+        norms["conv_copy_budget"] = "all (--int8-layout folded)"
+    checks: dict[str, Any] = {}
+    clips = _verify_clips(meta, max(max(frames), max(counts)), n_verify, verify_data) if verify else None
+    quantization = None
+    if int8 is not None:
+        if clips is not None:
+            checks = _parity_fp32(model, plan, graphs, clips, tmp / "fp32-check")
+        graphs, quantization = quantize_graphs(graphs, plan, subnet_of, meta, int8, tmp, clips)
     sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
     for file, proto in graphs.items():
         onnx.save_model(proto, str(tmp / file))
         check_graph(tmp / file)
     stored = check_shared(tmp, WEIGHTS_FILE, list(graphs))
+    if quantization is not None:
+        refs, stored_int8 = check_int8_external(tmp, list(graphs))
+        quantization.update(int8_weight_references=refs, int8_tensors_stored=stored_int8)
 
-    checks: dict[str, Any] = {}
-    if verify:
-        clips = _verify_clips(meta, max(max(frames), max(counts)), n_verify, verify_data)
-        for n, k, file, _ in plan:
-            p = parity(model, k, tmp / file, resample(clips, n))
-            checks[str(n)] = dataclasses.asdict(p)
-            if not p.ok:
-                raise ExportError(
-                    f"verification failed for {n} frames ({file}, sub-network {k}): max |logit diff| "
-                    f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
-                )
+    if clips is not None:
+        for n, k, file, _ in plan if int8 is None else ():  # INT8: checked in FP32 above, then agreement
+            checks[str(n)] = _checked(parity(model, k, tmp / file, resample(clips, n)),
+                                      f"{n} frames ({file}, sub-network {k})")
         for k, (file, buffers) in steps.items():
             p = step_parity(model, k, tmp / file, buffers, resample(clips, counts[k]))
             checks[f"step_subnet{k}"] = dataclasses.asdict(p)
@@ -191,6 +225,8 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         "verification": {"tolerance": TOLERANCE, "clips": "dataset" if verify_data else "synthetic",
                          "graphs": checks} if verify else {"skipped": True},
     }
+    if quantization is not None:
+        extra.update({PRECISION_KEY: "int8", QUANT_KEY: quantization})
     if steps:
         extra[STEP_KEY] = {"input": STEP_INPUT, "output": OUTPUT_NAME, "graphs": [
             {"subnet": k, "file": file, "buffers": [dataclasses.asdict(b) for b in buffers]}
@@ -225,6 +261,7 @@ def export_bundle(
     fp16: bool = False,
     fold_budget: float = DEFAULT_FOLD_BUDGET,
     bias_first: bool = True,
+    int8: Int8Options | None = None,
 ) -> Path:
     """Export ``ckpt_path`` for ``frames`` into the bundle directory ``out_dir`` and return its path.
 
@@ -232,6 +269,9 @@ def export_bundle(
     per-sub-network convolution copies with the norm folded in (``fold.choose_conv_copies``).
     ``bias_first``: export the other norms as Add then Mul (``fold.fold_norms``); False gives the
     older Mul then Add form, kept to measure against.
+    ``int8``: quantize every graph to QDQ INT8 (``export.int8``); the FP32 parity check then runs
+    before quantization, and each INT8 graph must agree with its FP32 graph (top-1) on the
+    verification clips at least ``int8.min_agreement`` of the time.
 
     Raises an FFNError (one line) on bad input or a failed check; ``out_dir`` is then untouched.
     """
@@ -247,6 +287,9 @@ def export_bundle(
 
         trt_build.require()  # before minutes of export work, not after
     model, meta = load_checkpoint(ckpt_path)
+    if int8 is not None and meta.config.shift == "causal":
+        raise ExportError("--int8 does not quantize causal checkpoints yet (their step graphs take buffer inputs "
+                          "that calibration does not feed); export this checkpoint without --int8")
     out.parent.mkdir(parents=True, exist_ok=True)
     cleanup_stale(out.parent, out.name)
     tmp = temp_dir_for(out)
@@ -257,7 +300,7 @@ def export_bundle(
         with torch.no_grad():
             manifest = _build(model, meta, Path(ckpt_path), counts, tmp, verify=verify, opset=opset,
                               frame_dim=frame_dim, n_verify=n_verify, verify_data=verify_data,
-                              fold_budget=fold_budget, bias_first=bias_first)
+                              fold_budget=fold_budget, bias_first=bias_first, int8=int8)
         write_manifest(tmp, manifest)
         load_manifest(tmp, verify=True)  # what the runtime will do first
         if trt:

@@ -12,6 +12,17 @@ from pathlib import Path
 
 from ..runtime.argparsing import Parser
 from ..runtime.errors import ConfigError, run_cli
+from ..runtime.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
+from .calib import DEFAULT_CALIB, DEFAULT_CALIB_CLIPS, SYNTHETIC, parse_calib
+from .int8_config import (
+    DEFAULT_ACTIVATIONS,
+    DEFAULT_LAYOUT,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_SCOPE,
+    LAYOUT_RATIONALE,
+    Int8Options,
+    QuantConfig,
+)
 from .tensorrt import require as require_tensorrt
 from .validate import (
     DEFAULT_FOLD_BUDGET,
@@ -49,7 +60,46 @@ def _export_parser() -> argparse.ArgumentParser:
                    f"0: every convolution shared; default {DEFAULT_FOLD_BUDGET:g})")
     p.add_argument("--trt", action="store_true", help="also build TensorRT engines (needs a GPU and TensorRT)")
     p.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
+    q = p.add_argument_group("INT8 (static QDQ quantization with ONNX Runtime's tools)")
+    q.add_argument("--int8", action="store_true", help="quantize every graph to INT8 (per-channel symmetric "
+                   "weights, stored once for all sub-networks), each sub-network calibrated on its own n-frame clips")
+    q.add_argument("--calib", default=None, metavar="SRC",
+                   help=f"calibration clips: '{SYNTHETIC}' (the built-in synthetic set), a TSM-style data list file, "
+                   f"or a folder of video files (default {DEFAULT_CALIB})")
+    q.add_argument("--calib-root", help="root directory of a --calib data list (default: the list's folder)")
+    q.add_argument("--calib-kind", choices=("frames", "video"), default="frames", help="--calib data list entries")
+    q.add_argument("--calib-clips", type=int, default=None,
+                   help=f"calibration clips per sub-network (default {DEFAULT_CALIB_CLIPS})")
+    q.add_argument("--calib-shared", action="store_true",
+                   help="one activation-range table for all sub-networks (MinMax over every sub-network's clips) "
+                   "instead of one per sub-network: for comparison")
+    q.add_argument("--int8-layout", choices=INT8_LAYOUTS, default=None,
+                   help=f"'shared': INT8 weights shared, per-sub-network norms kept as ops; 'folded': every norm "
+                   f"folded into per-sub-network INT8 weights (more bytes, fewer ops). Default {DEFAULT_LAYOUT}: "
+                   f"{LAYOUT_RATIONALE}")
+    q.add_argument("--int8-activations", choices=INT8_ACTIVATIONS, default=None,
+                   help=f"u8: asymmetric uint8 (ONNX Runtime on x86 without VNNI); s8: symmetric int8 (what "
+                   f"TensorRT accepts). Default {DEFAULT_ACTIVATIONS}")
+    q.add_argument("--int8-min-agreement", type=float, default=None, metavar="SHARE",
+                   help="refuse the export when an INT8 graph's top-1 agrees with FP32 on fewer than this share "
+                   f"of the verification clips (default {DEFAULT_MIN_AGREEMENT:g})")
     return p
+
+
+def _int8_options(a: argparse.Namespace) -> Int8Options | None:
+    """Int8Options from the arguments; INT8-only options without --int8 are refused."""
+    given = [f for f, v in (("--calib", a.calib), ("--calib-root", a.calib_root), ("--calib-clips", a.calib_clips),
+                             ("--int8-layout", a.int8_layout), ("--int8-activations", a.int8_activations),
+                             ("--int8-min-agreement", a.int8_min_agreement)) if v is not None]
+    given += ["--calib-shared"] if a.calib_shared else []
+    if not a.int8:
+        if given:
+            raise ConfigError(f"{given[0]} applies to INT8 export: add --int8")
+        return None
+    cfg = QuantConfig(scope="shared" if a.calib_shared else DEFAULT_SCOPE,
+                      activations=a.int8_activations or DEFAULT_ACTIVATIONS, layout=a.int8_layout or DEFAULT_LAYOUT)
+    kw = {k: v for k, v in (("calib_clips", a.calib_clips), ("min_agreement", a.int8_min_agreement)) if v is not None}
+    return Int8Options(calib=parse_calib(a.calib or DEFAULT_CALIB, a.calib_root, a.calib_kind), config=cfg, **kw)
 
 
 def _engines_parser() -> argparse.ArgumentParser:
@@ -84,6 +134,7 @@ def _export(argv: list[str]) -> int:
     if a.fp16 and not a.trt:
         raise ConfigError("--fp16 applies to TensorRT engines: add --trt")
     frames = parse_frames(a.frames)  # fail fast, before torch is imported
+    int8 = _int8_options(a)
     if a.fold_budget is not None:
         check_fold_budget(a.fold_budget)
     check_out(Path(a.out), a.force)
@@ -96,7 +147,7 @@ def _export(argv: list[str]) -> int:
           if v is not None}
     data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
     out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,
-                        verify_data=data, trt=a.trt, fp16=a.fp16, **kw)
+                        verify_data=data, trt=a.trt, fp16=a.fp16, int8=int8, **kw)
     from ..runtime.manifest import load_manifest
 
     m = load_manifest(out, verify=False)
@@ -108,6 +159,13 @@ def _export(argv: list[str]) -> int:
               f"{g.file}{parity}")
     size = sum(f["size"] for f in m.files.values())
     shared = m.extra["sharing"]["shared_tensors"]
+    q = m.extra.get("quantization")
+    if q:
+        c = q["calibration"]
+        agree = ", ".join(f"{n}: {v:.0%}" for n, v in sorted(q["agreement"].get("graphs", {}).items(),
+                                                                  key=lambda kv: int(kv[0])))
+        print(f"INT8 ({q['layout']} layout, {q['activations']} activations): calibrated {c['scope']} on {c['count']} "
+              f"clips of {c['data']} ({c['method']})" + (f"; top-1 agreement with FP32 {agree}" if agree else ""))
     print(f"wrote {out} ({size / 1e6:.1f} MB; {shared} shared tensors in {m.weights_file}, each once)")
     return 0
 

@@ -376,9 +376,12 @@ def conv_copy_name(weight: str, subnet: int) -> str:
     return f"{weight}{SUBNET_TAG}{subnet}{CONV_COPY_TAG}"
 
 
+QUANTIZED_SUFFIX = "_quantized"  # ONNX Runtime's quantizer: the INT8 tensor quantized from initializer X
+
+
 def is_conv_copy(name: str) -> bool:
-    """Whether an initializer is a sub-network's folded copy of a convolution weight."""
-    return is_per_subnet(name) and name.endswith(CONV_COPY_TAG)
+    """Whether an initializer is a sub-network's folded copy of a convolution weight (FP32 or its INT8 form)."""
+    return is_per_subnet(name) and (name.endswith(CONV_COPY_TAG) or name.endswith(CONV_COPY_TAG + QUANTIZED_SUFFIX))
 
 
 def _topological(graph: onnx.GraphProto) -> None:

@@ -180,3 +180,28 @@ def check_shared(bundle: Path, weights_file: str, graph_files: list[str]) -> Sha
             raise ExportError(f"{weights_file}: bytes at {off} and {seen[digest][0]} are one tensor stored twice")
         seen[digest] = (off, n)
     return SharedStats(len(ranges), sum(n for _, n in ranges), len(ranges_by_name), refs)
+
+
+def check_int8_external(bundle: Path, graph_files: list[str]) -> tuple[int, int]:
+    """Prove no graph carries its own copy of an INT8 weight: every INT8 tensor of 64 bytes or more that is
+    shared or a sub-network's conv copy lives in the weight file (where ``check_shared`` proves it is
+    stored once).
+
+    Returns how many such references there are over all graphs, and how many distinct ranges they use
+    (fewer than the distinct names when two names hold the same bytes: a sub-network's folded copy whose
+    per-channel symmetric INT8 bytes equal the shared weight's, since a positive per-channel factor
+    cancels in ``round(W_c * s_c / (max|W_c| * s_c / 127))``).
+    """
+    refs, ranges = 0, set()
+    for gf in graph_files:
+        proto = onnx.load(str(bundle / gf), load_external_data=False)
+        for t in proto.graph.initializer:
+            if t.data_type != onnx.TensorProto.INT8 or (is_per_subnet(t.name) and not is_conv_copy(t.name)):
+                continue
+            if uses_external_data(t):
+                refs += 1
+                info = ExternalDataInfo(t)
+                ranges.add((int(info.offset or 0), int(info.length)))
+            elif len(t.raw_data) >= SMALL_ALIGN:
+                raise ExportError(f"{gf}: INT8 tensor {t.name} is stored inside the graph, not once in the weight file")
+    return refs, len(ranges)

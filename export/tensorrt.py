@@ -34,7 +34,7 @@ from typing import Any
 from ..runtime import tensorrt as trt_mod
 from ..runtime.atomic import atomic_write_bytes
 from ..runtime.errors import ConfigError
-from ..runtime.manifest import Manifest, file_entry, load_manifest, resolve, write_manifest
+from ..runtime.manifest import Manifest, file_entry, load_manifest, quant_spec, resolve, write_manifest
 from .errors import ExportError
 
 ENGINES_DIR = trt_mod.ENGINES_DIR
@@ -105,6 +105,17 @@ def write_fp16_graphs(root: Path, m: Manifest, out_dir: Path) -> dict[str, Path]
     return written
 
 
+def _int8_precision(activations: str, fp16: bool) -> str:
+    """INT8 bundles build explicit-quantization engines from their QDQ graphs: TensorRT takes only
+    symmetric INT8 activations (zero point 0), i.e. bundles exported with ``--int8-activations s8``."""
+    if activations != "s8":
+        raise ExportError(f"this INT8 bundle has {activations} activations (asymmetric, for ONNX Runtime on the CPU); "
+                          "TensorRT takes symmetric int8 only: re-export with --int8 --int8-activations s8")
+    if fp16:
+        raise ExportError("--fp16 does not apply to an INT8 bundle (its engines run the QDQ graph's own precisions)")
+    return "int8"
+
+
 def _cached(bundle: Path, m: Manifest, key: str) -> dict[str, Any] | None:
     """The manifest's engine entry for ``key`` if every file it lists is present and unmodified."""
     entry = m.extra.get("engines", {}).get(key)
@@ -127,6 +138,9 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
     root = Path(bundle)
     m = load_manifest(root, verify=True)
     precision = _precision(fp16)
+    q = quant_spec(m)
+    if q is not None:
+        precision = _int8_precision(q.activations, fp16)
     key = device_key(gpu, trt.__version__, precision)
     if not rebuild and (hit := _cached(root, m, key)) is not None:
         return hit
@@ -157,7 +171,8 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
         if typed else []
     new_files += [f"{rel_dir}/timing.cache", *dict.fromkeys(extra_files)]
     entries = {rel: file_entry(root / rel) for rel in new_files}
-    entry = {"gpu": gpu, "tensorrt": trt.__version__, "precision": precision, "stripped": True,
+    entry = {"gpu": gpu, "tensorrt": trt.__version__, "precision": precision,
+             "stripped": trt_mod.is_stripped(precision),
              "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines,
              "files": new_files, "extra_bytes": sum(entries[r]["size"] for r in extra_files)}
     files = {k: v for k, v in m.files.items() if not k.startswith(rel_dir + "/")}

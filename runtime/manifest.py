@@ -156,6 +156,58 @@ def step_spec(m: Manifest) -> StepSpec | None:
         raise BundleError(f"manifest is malformed: extra.step: {e}") from None
 
 
+PRECISION_KEY = "precision"  # manifest.extra: "fp32" (also when absent) or "int8"
+QUANT_KEY = "quantization"  # manifest.extra of an INT8 bundle: a QuantSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSpec:
+    """How an INT8 bundle's graphs were quantized (QDQ) and calibrated; ``ffn-export --int8`` writes it."""
+
+    format: str  # "QDQ": QuantizeLinear / DequantizeLinear pairs around float ops
+    activations: str  # V.INT8_ACTIVATIONS
+    layout: str  # V.INT8_LAYOUTS
+    calib_data: str  # what the clips were ("synthetic (seed 1)", "list val.txt (frames)", ...)
+    calib_count: int  # clips per sub-network
+    calib_method: str  # V.CALIB_METHODS
+    calib_scope: str  # V.INT8_SCOPES: ranges per sub-network, or one table shared by all
+
+
+def precision(m: Manifest) -> str:
+    """The bundle's precision, "fp32" or "int8" (BundleError when the field is bad)."""
+    try:
+        return V.check_choice("extra.precision", m.extra.get(PRECISION_KEY, "fp32"), V.PRECISIONS)
+    except ValueError as e:
+        raise BundleError(f"manifest is malformed: {e}") from None
+
+
+def quant_spec(m: Manifest) -> QuantSpec | None:
+    """The QuantSpec of an INT8 bundle (None for fp32), every field checked (BundleError)."""
+    p = precision(m)
+    if p == "fp32":
+        if QUANT_KEY in m.extra:
+            raise BundleError("manifest is malformed: extra.quantization in a bundle whose precision is fp32")
+        return None
+    try:
+        d = _obj("extra.quantization", m.extra[QUANT_KEY])
+        c = _obj("extra.quantization.calibration", d["calibration"])
+        if d["format"] != "QDQ":
+            raise ValueError(f"extra.quantization.format must be 'QDQ', got {d['format']!r}")
+        return QuantSpec(
+            format="QDQ",
+            activations=V.check_choice("extra.quantization.activations", d["activations"], V.INT8_ACTIVATIONS),
+            layout=V.check_choice("extra.quantization.layout", d["layout"], V.INT8_LAYOUTS),
+            calib_data=V.check_str("extra.quantization.calibration.data", c["data"], 512),
+            calib_count=V.check_int("extra.quantization.calibration.count", c["count"], 1, V.MAX_CALIB_CLIPS),
+            calib_method=V.check_choice("extra.quantization.calibration.method", c["method"], V.CALIB_METHODS),
+            calib_scope=V.check_choice("extra.quantization.calibration.scope", c["scope"], V.INT8_SCOPES),
+        )
+    except KeyError as e:
+        raise BundleError(f"manifest is malformed: an int8 bundle's extra.quantization lacks {e}") from None
+    except ValueError as e:
+        raise BundleError(f"manifest is malformed: {e}") from None
+
+
 def _parse_step(d: dict[str, Any], m: Manifest) -> StepSpec:
     if m.model_config.get("shift", V.DEFAULT_SHIFT) != "causal":
         raise ValueError("step graphs need a causal model (model_config.shift is not 'causal')")
@@ -319,6 +371,7 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
         raise BundleError(f"{mpath}: {e}") from None
     try:
         step = step_spec(m)
+        quant_spec(m)
     except BundleError as e:
         raise BundleError(f"{mpath}: {e}") from None
     needed = {m.weights_file, *(g.file for g in m.graphs), *(g.file for g in (step.graphs if step else ()))}

@@ -165,11 +165,24 @@ def distinct_profiles(profiles: dict[int, FrameProfile]) -> list[FrameProfile]:
 # Build
 
 
+def is_stripped(precision: str) -> bool:
+    """Whether engines of ``precision`` are built weight-stripped and refitted from the bundle at load.
+
+    INT8 engines are not: refitting explicit-quantization engines from the QDQ graph's INT8 initializers
+    through ``OnnxParserRefitter`` is not something the TensorRT docs promise, so an INT8 engine keeps
+    its weights (INT8, a quarter of the FP32 bytes) in its plan.
+    """
+    return precision != "int8"
+
+
 def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], input_name: str, size: tuple[int, int],
                *, precision: str, max_batch: int, workspace: int, cache_blob: bytes) -> tuple[bytes, bytes]:
     """A serialized weight-stripped engine for one graph (refitted at load) and the updated timing cache.
 
-    ``onnx_path`` is fp32 except for fp16 on TensorRT 11, where it is the fp16-typed copy.
+    ``onnx_path`` is fp32 except for fp16 on TensorRT 11, where it is the fp16-typed copy, and for
+    ``precision="int8"``, where it is the bundle's QDQ graph: TensorRT sees its Q/DQ nodes and builds an
+    explicit-quantization engine with no precision flag (its docs: precision-control flags are not
+    needed with explicit quantization), not stripped (``is_stripped``).
     """
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -180,11 +193,12 @@ def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], inpu
         raise BundleError(f"{onnx_path.name}: TensorRT cannot parse the graph: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    config.set_flag(trt.BuilderFlag.STRIP_PLAN)
-    config.set_flag(trt.BuilderFlag.REFIT_IDENTICAL)
+    if is_stripped(precision):
+        config.set_flag(trt.BuilderFlag.STRIP_PLAN)
+        config.set_flag(trt.BuilderFlag.REFIT_IDENTICAL)
     if precision == "fp16" and not fp16_needs_typed_graph(trt):
         config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "fp32":
+    elif precision in ("fp32", "int8"):
         config.clear_flag(trt.BuilderFlag.TF32)  # parity with ONNX Runtime's fp32
     cache = config.create_timing_cache(cache_blob)
     config.set_timing_cache(cache, ignore_mismatch=False)

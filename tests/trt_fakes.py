@@ -101,13 +101,15 @@ class FakeCudart(types.ModuleType):
 
 
 def _graph_dtype(path: Path) -> str:
-    """"fp16" when the graph's large initializers are float16, else "fp32" (what TensorRT types from)."""
+    """"int8" for a QDQ graph with INT8 weights, "fp16" when its large initializers are float16, else "fp32"."""
     model = onnx.load(str(path), load_external_data=False)
     types_ = {t.data_type for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
     for t in model.graph.initializer:
         for kv in t.external_data:
             if kv.key == "location" and not (path.parent / kv.value).is_file():
                 raise FileNotFoundError(path.parent / kv.value)
+    if onnx.TensorProto.INT8 in types_:
+        return "int8"
     return "fp16" if onnx.TensorProto.FLOAT16 in types_ else "fp32"
 
 
@@ -293,7 +295,8 @@ class FakeContext(Restricted):
 
     def execute_async_v3(self, stream: Any) -> bool:
         """logits[n, k] = mean(clip[n]) + k, read from and written to fake device memory."""
-        assert self._memory is not None and self._engine._refitted_from is not None
+        stripped = "STRIP_PLAN" in self._engine._plan["flags"]  # a stripped engine has no weights until refitted
+        assert self._memory is not None and (self._engine._refitted_from is not None or not stripped)
         (in_name, in_ptr), (out_name, out_ptr) = self._addresses.items()
         n = int(np.prod(self._shape))
         x = np.frombuffer(bytes(self._trt.cudart.memory[in_ptr][: n * 4]), np.float32).reshape(self._shape)

@@ -1,0 +1,76 @@
+"""INT8 bundles on TensorRT: explicit-quantization engines from the QDQ graphs (s8 activations only).
+
+No GPU here: the real build and load code runs against the TensorRT 10.3 / 11.4 fakes (``trt_fakes``,
+names checked against ``tests/data/tensorrt_api.json``) on a real INT8 bundle. On a real TensorRT this
+path is unrun.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trt_fakes
+from ffn_edge.export import export_bundle
+from ffn_edge.export import tensorrt as export_trt
+from ffn_edge.export.errors import ExportError
+from ffn_edge.export.int8_config import Int8Options, QuantConfig
+from ffn_edge.runtime.backends import TensorRTBackend, open_backend
+from ffn_edge.runtime.errors import ConfigError
+from ffn_edge.runtime.manifest import load_manifest
+
+from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
+
+FRAMES = (4, 8)
+CLASSES = ["wave", "clap", "jump", "sit", "run"]
+
+
+def _bundle(root: Path, activations: str) -> Path:
+    torch.manual_seed(0)
+    cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
+    model = create_model(cfg).eval()
+    perturb_like_trained(model)
+    save_checkpoint(root / "m.safetensors", model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))
+    opts = Int8Options(calib_clips=2, config=QuantConfig(activations=activations), min_agreement=0.0)
+    return Path(export_bundle(root / "m.safetensors", FRAMES, root / f"{activations}.ffn", verify=False, int8=opts))
+
+
+@pytest.fixture(scope="module")
+def s8(tmp_path_factory) -> Path:
+    return _bundle(tmp_path_factory.mktemp("s8"), "s8")
+
+
+@pytest.mark.parametrize("major", trt_fakes.MAJORS)
+def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_no_precision_flag(s8, tmp_path, monkeypatch, major):
+    bundle = tmp_path / "b.ffn"
+    shutil.copytree(s8, bundle)
+    trt = trt_fakes.install(monkeypatch, major, trt_fakes.FakeCudart(), len(CLASSES))
+    entry = export_trt.build_engines(bundle)
+    assert entry["precision"] == "int8" and entry["stripped"] is False
+    plan = json.loads((bundle / entry["engines"]["8"]["file"]).read_bytes())
+    assert plan["dtype"] == "int8" and plan["graph"].endswith("f8.onnx")  # built from the bundle's QDQ graph
+    assert not {"STRIP_PLAN", "REFIT_IDENTICAL", "FP16"} & set(plan["flags"])
+    m = load_manifest(bundle, verify=True)
+    backend = TensorRTBackend(bundle, m)
+    assert backend.name == "tensorrt[int8]"
+    clip = np.random.default_rng(0).standard_normal((2, 8, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(backend.run(8, clip), clip.reshape(2, -1).mean(1)[:, None] + np.arange(5), rtol=1e-5,
+                               atol=1e-6)
+    assert all(c._engine._refitted_from is None for c in trt.contexts)  # not stripped: nothing to refit
+    backend.close()
+    with pytest.raises(ExportError, match="--fp16 does not apply to an INT8 bundle"):
+        export_trt.build_engines(bundle, fp16=True, rebuild=True)
+
+
+def test_uint8_activation_bundles_are_refused_by_both_tensorrt_paths(tmp_path, monkeypatch):
+    u8 = _bundle(tmp_path, "u8")
+    trt_fakes.install(monkeypatch, "10", trt_fakes.FakeCudart(), len(CLASSES))
+    with pytest.raises(ExportError, match="--int8-activations s8"):
+        export_trt.build_engines(u8)
+    with pytest.raises(ConfigError, match="--int8-activations s8"):  # ORT's TensorRT EP, named explicitly
+        open_backend(u8, load_manifest(u8), backend="ort-tensorrt")
