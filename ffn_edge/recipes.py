@@ -47,8 +47,9 @@ RECIPES: dict[str, Recipe] = {
 
 
 def milestone_epochs(recipe: Recipe, epochs: int) -> list[int]:
-    """Epochs at which the step schedule multiplies the lr by 0.1 (paper: 20 and 40 of 50)."""
-    return [round(f * epochs) for f in recipe.milestones]
+    """Epochs at which the step schedule multiplies the lr by 0.1 (paper: 20 and 40 of 50); never epoch 0,
+    so a run of one or two epochs starts at the full learning rate."""
+    return [max(1, round(f * epochs)) for f in recipe.milestones]
 
 
 def step_factor(recipe: Recipe, epoch: int, epochs: int) -> float:

@@ -185,6 +185,14 @@ def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def lam_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """λ of the distillation term at ``step``: ``--lam``, or with ``--lam-ramp E`` rising linearly from
+    ~0 to ``--lam`` over the first E epochs (a teacher that has not learned yet is not worth copying)."""
+    if not cfg.lam_ramp:
+        return cfg.lam
+    return cfg.lam * min(1.0, (step + 1) / (cfg.lam_ramp * steps_per_epoch))
+
+
 def seed_epoch(seed: int, epoch: int, rank: int) -> int:
     """Seed every global RNG for one epoch of one process; returns the seed for local generators."""
     s = (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
@@ -469,8 +477,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             lr = lr_at(epoch * steps_per_epoch + it, total_steps, warmup_steps, cfg)
             for g in optim.param_groups:
                 g["lr"] = lr * g.get("lr_mult", 1.0)  # checkpoints before issue 16 have no lr_mult
-            lam = cfg.lam * min(1.0, (epoch * steps_per_epoch + it + 1) / (cfg.lam_ramp * steps_per_epoch)) \
-                if cfg.lam_ramp else cfg.lam
+            lam = lam_at(epoch * steps_per_epoch + it, steps_per_epoch, cfg)
             clips = [c.to(device, non_blocking=True) for c in clips]
             labels = labels.to(device, non_blocking=True)
             if cfg.method == "mixed":  # clips = (v^L, v^H); train at H
