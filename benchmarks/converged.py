@@ -129,7 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.tiny:
         args.width_mult, args.size, args.epochs, args.seeds, args.max_batches = 0.125, 28, 1, 2, 1
-        args.batch_size, args.monitor_per_class = 4, 1
+        args.batch_size, args.monitor_per_class, args.optimizer, args.lr = 4, 1, "sgd", 0.01  # sgd: no dynamo import
         args.synth_classes, args.synth_train_per_class, args.synth_val_per_class, args.synth_frames = 3, 2, 2, 16
     if sorted(set(args.frame_counts)) != args.frame_counts:
         p.error("--frame-counts must be three increasing numbers L M H")
