@@ -9,6 +9,11 @@ Methods (``--method``)
   mixed         trains at H; with probability ρ, 4 consecutive frames of v^H are mixed up with v^L
   proportional  each iteration trains at H with probability ρ, else at L
   finetune      starts from an ``--init`` checkpoint trained at H, trains at L (``--frames``)
+Recipes (``--recipe``, docs/training/README.md): ``project`` (default: warm-up + cosine, classifier
+as the rest) or ``paper`` (the authors': step schedule, classifier lr ×5/×10 and N(0, 0.001) init,
+Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 32); one table,
+``ffn_edge.recipes.RECIPES``. FFN losses: ``--loss paper`` (above) or ``ce_td`` (CE on every
+sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
@@ -621,6 +626,8 @@ examples:
   ffn-train --method mixed --rho 0.5 --out runs/mixed
   ffn-train --method finetune --init runs/st16/best.safetensors --out runs/ft
   ffn-train --no-distill --out runs/ffn-ce                    # ablation
+  ffn-train --recipe paper --epochs 50 --out runs/ffn-paper   # the authors' recipe (batch 32, step lr)
+  ffn-train --loss ce_td --lam-ramp 10 --out runs/ffn-cetd    # CE on every sub-network + ramped distillation
   ffn-train --dataset frames --root /data/sthv1 --train-list train.txt --val-list val.txt \\
       --arch tsm_resnet50 --pretrained resnet50.pth --batch-size 32 --epochs 50 --device cuda --amp bf16
   torchrun --nproc_per_node 4 -m ffn_edge.train --dataset video ...   # multi-GPU (DDP)
