@@ -119,8 +119,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--synth-classes", type=int, default=10)
     p.add_argument("--synth-train-per-class", type=int, default=30)
     p.add_argument("--synth-val-per-class", type=int, default=20)
-    p.add_argument("--synth-frames", type=int, default=32,
-                   help="frames per video; 32: 16 sampled frames always catch the 2-frame flash, 8 half the time")
+    p.add_argument("--synth-frames", type=int, default=64,
+                   help="frames per video; 64: the flash lasts 3, caught by 3/4 of 16-frame clips, 3/8 of 8-frame ones")
     p.add_argument("--monitor-per-class", type=int, default=2, help="videos per class the trainer validates on")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
