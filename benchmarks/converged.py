@@ -77,7 +77,7 @@ class Run:
 def plan_runs(args: argparse.Namespace) -> list[Run]:
     """Seed-major: ST at L/M/H then every variant, seed 0 first (an early stop leaves whole seeds)."""
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         runs += [Run(f"st{n}", seed, (("method", "st"), ("frames", n))) for n in args.frame_counts]
         runs += [Run(name, seed, (("method", "ffn"), *over.items())) for name, (over, _) in VARIANTS.items()
                  if name in args.variants]
@@ -110,6 +110,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--frame-counts", type=int, nargs=3, default=[4, 8, 16], help="L M H")
     p.add_argument("--epochs", type=int, default=24, help="24: ~80 min of one core for 3 seeds")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="train seeds FIRST..SEEDS-1 only (a second process on another core; copy its run folders "
+                        "into the main OUT and rerun with --report-only)")
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
     p.add_argument("--batch-size", type=int, default=16, help="base recipe (docs/training's converged runs)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw", help="base recipe")
