@@ -323,7 +323,7 @@ def write_report(args: argparse.Namespace, out: Path, s: dict[str, Any], results
         w("![any frame](converged_anyframe.png)\n")
     series = {"ST": [s["st"][str(n)] for n in lmh]}
     series.update({name: [v["top1"][str(n)] for n in lmh] for name, v in s["variants"].items()})
-    if all(all(x) for x in series["ST"]):
+    if all(len(x) for x in series["ST"]):  # a complete ST seed
         plot_bars(out / "converged_lmh.png", [f"{n}F" for n in lmh], series, "FFN variants vs ST (mean ± std)")
         w("![L/M/H](converged_lmh.png)\n")
     w("## Verdicts\n")
