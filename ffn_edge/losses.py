@@ -26,11 +26,14 @@ def distill_kl(students: Sequence[torch.Tensor], teacher: torch.Tensor) -> torch
 
 
 def ffn_loss(
-    logits: Sequence[torch.Tensor], target: torch.Tensor, lam: float = 1.0, distill: bool = True
+    logits: Sequence[torch.Tensor], target: torch.Tensor, lam: float = 1.0, distill: bool = True,
+    ce_all: bool = False,
 ) -> torch.Tensor:
     """Loss for sub-network predictions ordered by frame count, the last (highest) being the teacher.
 
     ``distill=False`` is the paper's "w/o temporal distillation" ablation: CE on every sub-network.
+    ``ce_all=True`` (``--loss ce_td``, issue 16) adds CE on every student to the distillation, so L and M
+    learn from the labels as Separated Training does and not only from a teacher that learns late.
     """
     if not logits:
         raise ValueError("ffn_loss needs at least one prediction")
@@ -39,5 +42,6 @@ def ffn_loss(
     if not students:
         return ce
     if distill:
-        return ce + lam * distill_kl(students, teacher)
+        extra = sum(F.cross_entropy(s.float(), target) for s in students) if ce_all else 0.0
+        return ce + extra + lam * distill_kl(students, teacher)
     return ce + sum(F.cross_entropy(s.float(), target) for s in students)

@@ -9,6 +9,11 @@ Methods (``--method``)
   mixed         trains at H; with probability ρ, 4 consecutive frames of v^H are mixed up with v^L
   proportional  each iteration trains at H with probability ρ, else at L
   finetune      starts from an ``--init`` checkpoint trained at H, trains at L (``--frames``)
+Recipes (``--recipe``, docs/training/README.md): ``project`` (default: warm-up + cosine, classifier
+as the rest) or ``paper`` (the authors': step schedule, classifier lr ×5/×10 and N(0, 0.001) init,
+Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 32); one table,
+``ffn_edge.recipes.RECIPES``. FFN losses: ``--loss paper`` (above) or ``ce_td`` (CE on every
+sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
@@ -58,12 +63,14 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_c
 from .evaluate import evaluate
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
+from .recipes import RECIPES, init_model, param_groups, step_factor
 from .runtime import validate as V
 from .runtime.argparsing import Parser
 from .runtime.errors import ConfigError, FFNError, run_cli
 from .runtime.files import check_regular
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
+LOSSES = ("paper", "ce_td")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -87,6 +94,9 @@ class TrainConfig:
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
     mix_alpha: float = opt(1.0, "mixed: mixup coefficient ~ Beta(alpha, alpha)")
     lam: float = opt(1.0, "weight λ of the distillation term")
+    loss: str = opt("paper", "ffn loss: paper = CE on H + λ·KL(H‖k); ce_td = CE on every sub-network + λ·KL(H‖k)",
+                    choices=LOSSES)
+    lam_ramp: float = opt(0.0, "ffn: λ rises linearly from 0 over this many epochs (0: constant λ)")
     specialised_norm: bool = opt(True, "FFN ablation: share the normalisation layers")
     weight_alteration: bool = opt(True, "FFN ablation: no Weight Alteration")
     distill: bool = opt(True, "FFN ablation: CE on every sub-network instead of KL to H")
@@ -114,14 +124,18 @@ class TrainConfig:
     synth_frames: int = opt(48, "synthetic: frames per video")
     synth_size: int = opt(64, "synthetic: frame size in pixels")
     # optimisation
+    recipe: str = opt("project", "training recipe (docs/training/README.md): lr schedule, classifier lr and init, "
+                      "Weight Alteration init, best-checkpoint metric, and defaults of the three options below",
+                      choices=tuple(RECIPES))
+    batch_size: int | None = opt(None, "videos per batch per process (default: the recipe's, 8 / paper 32)", type=int)
+    lr: float | None = opt(None, "peak learning rate (default: the recipe's, 0.01)", type=float)
+    warmup_epochs: float | None = opt(None, "linear warm-up length in epochs (default: the recipe's, 1 / paper 0)",
+                                      type=float)
     epochs: int = opt(10, "number of epochs")
-    batch_size: int = opt(8, "videos per batch per process")
     workers: int = opt(2, "data-loader worker processes")
     optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
-    lr: float = opt(0.01, "peak learning rate")
     momentum: float = opt(0.9, "SGD momentum")
     weight_decay: float = opt(5e-4, "weight decay")
-    warmup_epochs: float = opt(1.0, "linear warm-up length in epochs, then cosine decay")
     min_lr: float = opt(0.0, "learning rate at the end of the cosine")
     clip_grad: float = opt(20.0, "gradient-norm clipping (0: off); without AMP only, unless --clip-grad-amp")
     clip_grad_amp: bool = opt(False, "also clip under --amp (the authors clip only without AMP)")
@@ -166,11 +180,23 @@ class Unshared(nn.Module):
 
 
 def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr (a pure function of the step)."""
+    """Linear warm-up to cfg.lr, then the recipe's schedule: cosine decay to cfg.min_lr, or ×0.1 at each
+    milestone epoch (a pure function of the step; ``cfg`` resolved, ``total`` = epochs × steps per epoch)."""
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
+    recipe = RECIPES[cfg.recipe]
+    if recipe.schedule == "step":
+        return cfg.lr * step_factor(recipe, step * cfg.epochs // max(1, total), cfg.epochs)
     progress = (step - warmup) / max(1, total - warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lam_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """λ of the distillation term at ``step``: ``--lam``, or with ``--lam-ramp E`` rising linearly from
+    ~0 to ``--lam`` over the first E epochs (a teacher that has not learned yet is not worth copying)."""
+    if not cfg.lam_ramp:
+        return cfg.lam
+    return cfg.lam * min(1.0, (step + 1) / (cfg.lam_ramp * steps_per_epoch))
 
 
 def seed_epoch(seed: int, epoch: int, rank: int) -> int:
@@ -236,17 +262,26 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if ablations and cfg.method != "ffn":
         raise ConfigError("--no-specialised-norm/--no-weight-alteration/--no-distill/--no-weight-sharing "
                           "are ablations of --method ffn")
-    for name in ("epochs", "batch_size", "synth_classes", "synth_train_per_class", "synth_val_per_class"):
+    for name in ("epochs", "synth_classes", "synth_train_per_class", "synth_val_per_class"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.workers < 0 or cfg.lr <= 0 or cfg.max_batches < 0 or cfg.stop_after < 0:
-        raise ConfigError("--workers/--max-batches/--stop-after must be >= 0 and --lr > 0")
+    if cfg.workers < 0 or cfg.max_batches < 0 or cfg.stop_after < 0:
+        raise ConfigError("--workers/--max-batches/--stop-after must be >= 0")
     if cfg.dataset != "synthetic" and not (cfg.train_list and cfg.val_list and cfg.root):
         raise ConfigError(f"--dataset {cfg.dataset} needs --train-list, --val-list and --root")
     for path in (cfg.pretrained, cfg.init):
         if path is not None:
             check_regular(Path(path), ConfigError, follow_symlinks=True)  # not found / FIFO / directory: one line
     synthetic = cfg.dataset == "synthetic"
+    recipe = RECIPES[cfg.recipe]
+    cfg = dataclasses.replace(
+        cfg, batch_size=recipe.batch_size if cfg.batch_size is None else cfg.batch_size,
+        lr=recipe.lr if cfg.lr is None else cfg.lr,
+        warmup_epochs=recipe.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs)
+    if cfg.batch_size < 1 or cfg.lr <= 0 or cfg.warmup_epochs < 0 or cfg.lam_ramp < 0:
+        raise ConfigError("--batch-size must be >= 1, --lr > 0, --warmup-epochs and --lam-ramp >= 0")
+    if cfg.method != "ffn" and (cfg.loss != "paper" or cfg.lam_ramp):
+        raise ConfigError("--loss/--lam-ramp apply to --method ffn")
     return dataclasses.replace(
         cfg,
         frame_counts=counts,
@@ -278,6 +313,8 @@ def build_models(cfg: TrainConfig, num_classes: int,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
         models = [create_model(c, pretrained=cfg.pretrained) for c in configs]
+        for m in models:
+            init_model(m, m.classifier_head(), RECIPES[cfg.recipe])
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
         raise ConfigError(str(e)) from None
     if cfg.method == "ffn" and cfg.init is not None:
@@ -391,6 +428,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     item_counts, model_counts = plan(cfg)
     val_counts = tuple(sorted(set(cfg.frame_counts) | set(model_counts)))
     target_counts = model_counts if cfg.method in ("st", "finetune") else cfg.frame_counts  # best = their mean
+    if RECIPES[cfg.recipe].select == "highest":  # the authors pick the best epoch by 16-frame accuracy
+        target_counts = target_counts[-1:]
     if master:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -418,9 +457,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     suffixes = [""] if len(members) == 1 else [f"_f{n}" for n in model_counts]
 
     # ---- optimiser, schedule, precision ----
-    decay = [p for p in net.parameters() if p.ndim > 1]  # as TSM: no weight decay on norms and biases
-    no_decay = [p for p in net.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = param_groups(net, [m.classifier_head() for m in members], RECIPES[cfg.recipe], cfg.weight_decay)
     if cfg.optimizer == "sgd":
         optim: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     else:
@@ -465,7 +502,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 break
             lr = lr_at(epoch * steps_per_epoch + it, total_steps, warmup_steps, cfg)
             for g in optim.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)  # checkpoints before issue 16 have no lr_mult
+            lam = lam_at(epoch * steps_per_epoch + it, steps_per_epoch, cfg)
             clips = [c.to(device, non_blocking=True) for c in clips]
             labels = labels.to(device, non_blocking=True)
             if cfg.method == "mixed":  # clips = (v^L, v^H); train at H
@@ -478,7 +516,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 clips = [clips[1] if draw.random() < cfg.rho else clips[0]]
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))))
-                loss = ffn_loss(logits, labels, lam=cfg.lam, distill=cfg.distill)
+                loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip:
@@ -564,6 +602,8 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
+    for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # before issue 16
+        old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
@@ -607,6 +647,8 @@ examples:
   ffn-train --method mixed --rho 0.5 --out runs/mixed
   ffn-train --method finetune --init runs/st16/best.safetensors --out runs/ft
   ffn-train --no-distill --out runs/ffn-ce                    # ablation
+  ffn-train --recipe paper --epochs 50 --out runs/ffn-paper   # the authors' recipe (batch 32, step lr)
+  ffn-train --loss ce_td --lam-ramp 10 --out runs/ffn-cetd    # CE on every sub-network + ramped distillation
   ffn-train --dataset frames --root /data/sthv1 --train-list train.txt --val-list val.txt \\
       --arch tsm_resnet50 --pretrained resnet50.pth --batch-size 32 --epochs 50 --device cuda --amp bf16
   torchrun --nproc_per_node 4 -m ffn_edge.train --dataset video ...   # multi-GPU (DDP)
@@ -630,8 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, nargs="+", type=int, default=f.default, help=f"{meta['help']} (default: "
                            f"{' '.join(map(str, f.default))})")
         else:
+            shown = "" if f.default is None and "default" in meta["help"] else f" (default: {f.default})"
             p.add_argument(flag, type=meta.get("type", type(f.default)), default=f.default,
-                           choices=meta.get("choices"), help=f"{meta['help']} (default: {f.default})")
+                           choices=meta.get("choices"), help=meta["help"] + shown)
     return p
 
 
