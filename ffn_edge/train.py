@@ -83,7 +83,8 @@ def opt(default: Any, help: str, **kw: Any) -> Any:
 class TrainConfig:
     # what to train
     method: str = opt("ffn", "training method", choices=METHODS)
-    arch: str = opt("tsm_resnet18", "backbone (tsm_resnet18/34/50, tsm_mobilenetv2)")
+    arch: str = opt("tsm_resnet18", "backbone: tsm_resnet18/34/50, tsm_mobilenetv2, tea_resnet50, uniformer_s, "
+                    "slowfast_r50, x3d_s")
     width_mult: float = opt(1.0, "channel multiplier (small models for CPU experiments)")
     dropout: float = opt(0.5, "dropout before the classifier")
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
