@@ -19,7 +19,6 @@ leaves complete seeds; ``--report-only`` writes the report from what has finishe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -35,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce import (  # noqa: E402
     ANY_FRAMES,
+    Run,
     ValBatches,
     cached_eval,
     compare,
@@ -61,17 +61,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "ffn_ce_td_ramp": ({"loss": "ce_td", "lam_ramp": "half"}, "FFN, --loss ce_td, λ ramped 0→1 over half the epochs"),
 }
 PAPER_OPTIM = {"optimizer": "sgd", "weight_decay": 5e-4}  # the authors' optimiser (lr/batch: the recipe table)
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
-    seed: int
-    overrides: tuple[tuple[str, Any], ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}_s{self.seed}"
 
 
 def plan_runs(args: argparse.Namespace) -> list[Run]:
