@@ -37,6 +37,7 @@ from reproduce import (  # noqa: E402
     Run,
     ValBatches,
     cached_eval,
+    claim_out,
     compare,
     finished,
     fmt,
@@ -144,13 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipe = {k: getattr(args, k) for k in RECIPE_KEYS}
-    recipe_file = out / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != recipe:
-        old = json.loads(recipe_file.read_text())
-        sys.exit(f"converged: {out} holds runs of another setting (differs in "
-                 f"{', '.join(sorted(k for k in recipe if old.get(k) != recipe[k]))}); use another --out")
-    recipe_file.write_text(json.dumps(recipe, indent=1))
+    claim_out(out, {k: getattr(args, k) for k in RECIPE_KEYS}, "converged")
     data = prepare_data(args, out)
     lmh = list(args.frame_counts)
     frames = sorted(set(ANY_FRAMES) | set(lmh))

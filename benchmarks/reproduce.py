@@ -399,6 +399,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def claim_out(out: Path, recipe: dict[str, Any], tool: str) -> None:
+    """Record ``recipe`` in OUT/recipe.json, or exit in one line if OUT holds runs of another one (the cache
+    is keyed by run name only, so mixing settings in one folder would silently reuse the wrong runs)."""
+    recipe_file = out / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != recipe:
+        old = json.loads(recipe_file.read_text())
+        diff = sorted(k for k in recipe if old.get(k) != recipe[k])
+        sys.exit(f"{tool}: {out} holds runs of another recipe (differs in {', '.join(diff)}); use another --out")
+    recipe_file.write_text(json.dumps(recipe, indent=1))
+
+
 RECIPE_KEYS = ("dataset", "train_list", "val_list", "root", "arch", "width_mult", "size", "frame_counts", "epochs",
                "batch_size", "optimizer", "lr", "weight_decay", "dropout", "max_batches", "synth_classes",
                "synth_train_per_class", "synth_val_per_class", "synth_frames", "monitor_per_class")
@@ -409,13 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipe = {k: getattr(args, k) for k in RECIPE_KEYS}
-    recipe_file = out / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != recipe:
-        old = json.loads(recipe_file.read_text())
-        diff = sorted(k for k in recipe if old.get(k) != recipe[k])
-        sys.exit(f"reproduce: {out} holds runs of another recipe (differs in {', '.join(diff)}); use another --out")
-    recipe_file.write_text(json.dumps(recipe, indent=1))
+    claim_out(out, {k: getattr(args, k) for k in RECIPE_KEYS}, "reproduce")
 
     t_start = time.perf_counter()
     data = prepare_data(args, out)
