@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime.validate import DEFAULT_SHIFT, SHIFT_MODES
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.validate import DEFAULT_SHIFT, SHIFT_MODES
 from ffn_edge.models import ModelConfig, create_model
 
 

@@ -354,7 +354,7 @@ def run_predict(i: int, work: Path, case: Path, gate: bool = False) -> tuple[str
     rt = _runtime(work)
     frames, kw = make_predict_input(i)
     if gate:
-        from ffn_edge.runtime.inputs import check_clip, check_finite, check_predict_args
+        from ffn_edge.runtime.media.inputs import check_clip, check_finite, check_predict_args
 
         kind = check_clip(frames, rt.manifest.input.size)
         check_predict_args(len(frames), kw.get("n"), kw.get("topk", 5), kw.get("timestamps"))
@@ -389,7 +389,7 @@ def make_options(i: int) -> tuple[dict[str, Any], bool]:
 def run_options(i: int, work: Path, case: Path) -> tuple[str, str]:
     opts, invalid = make_options(i)
     try:
-        from ffn_edge.runtime.inputs import check_stream_options
+        from ffn_edge.runtime.media.inputs import check_stream_options
     except ImportError:
         check_stream_options = None
     if check_stream_options is not None:
@@ -399,7 +399,7 @@ def run_options(i: int, work: Path, case: Path) -> tuple[str, str]:
     kw = {k: v for k, v in opts.items() if k != "threads"}
     results = list(rt.stream(str(work / "clip.avi"), max_decisions=2, **kw))
     if check_stream_options is not None:  # what ffn-run does after its loop once wired (new code only)
-        from ffn_edge.runtime.inputs import require_decisions
+        from ffn_edge.runtime.media.inputs import require_decisions
 
         require_decisions(len(results), "clip.avi")
     if invalid or not results:
@@ -414,14 +414,14 @@ RUNNERS = {"checkpoint": run_checkpoint, "bundle": run_bundle, "predict": run_pr
 # ---- child: run cases [start, n) of one surface, one line per case ---------------------------------------
 def child(surface: str, start: int, n: int, work: Path) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
-    from ffn_edge.runtime.errors import FFNError
+    from ffn_edge.core.errors import FFNError
 
     signal.signal(signal.SIGALRM, _alarm)
     if surface == "soak":
         return soak(work, n)
     if surface == "contract":
         try:
-            import ffn_edge.runtime.inputs  # noqa: F401
+            import ffn_edge.runtime.media.inputs  # noqa: F401
         except ImportError:
             print("NA", flush=True)
             return

@@ -48,8 +48,9 @@ class NoGPU(SystemExit):
 
 def require_gpu(device: int = 0) -> str:
     """The GPU's name (cudart's spelling), or NoGPU naming what is missing."""
-    from ffn_edge.runtime import tensorrt as trt_mod
-    from ffn_edge.runtime.errors import ConfigError
+    from ffn_edge.runtime.backends import trt_engine as trt_mod
+
+    from ffn_edge.core.errors import ConfigError
 
     try:
         return trt_mod.gpu_name(trt_mod.import_cudart(), device)
@@ -110,9 +111,10 @@ def verdict(value: float, goal: float) -> str:
 
 def probe(bundle: str, backend: str, precision: str | None) -> dict[str, float]:
     """Seconds to open ``backend`` on ``bundle`` and the device bytes it then holds (cudaMemGetInfo delta)."""
-    from ffn_edge.runtime import tensorrt as trt_mod
-    from ffn_edge.runtime.backends import open_backend
-    from ffn_edge.runtime.manifest import load_manifest
+    from ffn_edge.runtime.backends import trt_engine as trt_mod
+    from ffn_edge.runtime.backends.select import open_backend
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     cudart = trt_mod.import_cudart()
     trt_mod.cuda_call(cudart.cudaFree(0), "cudaFree")  # create the CUDA context before measuring
@@ -149,8 +151,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     import onnxruntime as ort
     import torch
     from ffn_edge.export.tensorrt import build_engines
-    from ffn_edge.runtime.backends import open_backend
-    from ffn_edge.runtime.manifest import load_manifest
+    from ffn_edge.runtime.backends.select import open_backend
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     counts = [int(c) for c in args.frames.split(",")]
     model, ffn, st = _runtime_latency_module().build_bundles(args.arch, args.width, args.size, counts, args.classes,

@@ -72,9 +72,9 @@ def _tiny(path: Path) -> Path:
 def val_clips(per_class: int, frames: int, meta, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The synthetic val split (``make_synthetic(seed=seed)``'s keying), at ``frames`` frames, normalised as
     the bundle's ``meta`` (``manifest.InputSpec``) says."""
+    from ffn_edge.core.sampling import segment_indices
     from ffn_edge.data.synthetic import CLASSES, render_clip
     from ffn_edge.data.transforms import ValTransform
-    from ffn_edge.sampling import segment_indices
 
     t = ValTransform(meta.size[0], meta.resize_shorter, meta.mean, meta.std)
     side = max(64, meta.resize_shorter)
@@ -106,8 +106,9 @@ def export_all(ckpt: Path, out: Path, frames: list[int], calib_clips: int) -> di
 
 def latency(bundles: dict[str, Path], frames: list[int], runs: int, seed: int = 0) -> dict[str, dict[int, dict]]:
     """p50 ms per bundle and frame count, and the median per-round ratio to fp32 (interleaved runs)."""
-    from ffn_edge.runtime.backends import OrtBackend
-    from ffn_edge.runtime.manifest import load_manifest
+    from ffn_edge.runtime.backends.ort import OrtBackend
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     backends = {name: OrtBackend(b, load_manifest(b), threads=1) for name, b in bundles.items()}
     m = load_manifest(bundles["fp32"])
@@ -141,7 +142,8 @@ def latency(bundles: dict[str, Path], frames: list[int], runs: int, seed: int = 
 def accuracy(bundles: dict[str, Path], frames: list[int], per_class: int) -> dict[str, dict[int, dict]]:
     """Top-1 (%) on the synthetic val split and top-1 agreement (%) with fp32, per bundle and frame count."""
     import onnxruntime as ort
-    from ffn_edge.runtime.manifest import load_manifest
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     m = load_manifest(bundles["fp32"])
     out: dict[str, dict[int, dict]] = {name: {} for name in bundles}

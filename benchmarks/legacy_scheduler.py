@@ -1,5 +1,5 @@
 """LegacyScheduler: the budget scheduler as it was before issue 11, kept ONLY for the A/B mode of
-``benchmarks/scheduler.py`` (delete both together). A verbatim copy of ``runtime/scheduler.py`` at
+``benchmarks/scheduler.py`` (delete both together). A verbatim copy of ``runtime/control/scheduler.py`` at
 commit 8bfc313: imports made absolute, ``Scheduler`` renamed ``LegacyScheduler``. Not part of the runtime.
 
 Original docstring: Budget scheduler: how many frames to run next, from live latency, battery, power and heat.
@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The budget types and checks are the runtime's own (unchanged by issue 11), so they are imported, not copied.
-from ffn_edge.runtime.budgets import (
+from ffn_edge.runtime.control.budgets import (
     KEEP,
     BatteryPolicy,
     SchedulerError,
@@ -64,9 +64,9 @@ from ffn_edge.runtime.budgets import (
     check_frames,
     check_positive,
 )
-from ffn_edge.runtime.signals import Signals
+from ffn_edge.runtime.control.signals import Signals
 
-from ffn_edge.sampling import nearest_subnet
+from ffn_edge.core.sampling import nearest_subnet
 
 REASONS = ("warmup", "budget", "budget_infeasible", "battery", "power", "thermal", "max", "hysteresis")
 

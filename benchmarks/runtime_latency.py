@@ -51,8 +51,9 @@ PROBE_TIMEOUT_S = 300
 def probe_rss(bundle: str, counts: list[int], share: bool, threads: int) -> dict[str, float]:
     """RSS growth from opening the graphs for ``counts`` (and one warm-up run each), in MiB."""
     import psutil
-    from ffn_edge.runtime.backends import OrtBackend
-    from ffn_edge.runtime.manifest import load_manifest
+    from ffn_edge.runtime.backends.ort import OrtBackend
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     m = load_manifest(bundle)
     proc = psutil.Process()
@@ -171,9 +172,10 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from ffn_edge.runtime import FFNRuntime
-    from ffn_edge.runtime.backends import OrtBackend
-    from ffn_edge.runtime.manifest import load_manifest
+    from ffn_edge.runtime.backends.ort import OrtBackend
     from model_cost import count_macs
+
+    from ffn_edge.bundle.manifest import load_manifest
 
     torch.set_num_threads(args.threads)
     counts = sorted(int(n) for n in args.frames.split(","))

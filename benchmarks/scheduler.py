@@ -15,7 +15,7 @@ core, via multiprocessing) switches on and off on a schedule (default 20 s off /
   decision's run saw: its wall / CPU ratio x the calibrated median CPU ms of the smallest count.
 * **A/B** (``--mode ab``, the default): ONE stream whose decisions alternate between the old
   controller (``legacy_scheduler.LegacyScheduler``, the code before issue 11) and the new one
-  (``ffn_edge.runtime.scheduler.Scheduler``); each sees only its own decisions and runs. Same video,
+  (``ffn_edge.runtime.control.scheduler.Scheduler``); each sees only its own decisions and runs. Same video,
   same load, same minutes: on a machine shared with other jobs this is the only fair comparison.
   ``--mode new`` runs the new controller alone.
 
@@ -258,7 +258,7 @@ class Record:
 def run_stream(rt: Any, video: Path, budget_ms: float, load: CpuLoad, phase_s: float, cycles: int,
                stride_ms: float, mode: str) -> list[Record]:
     """Stream in real time while the load is off / on for ``phase_s`` each, ``cycles`` times."""
-    from ffn_edge.runtime.scheduler import Scheduler
+    from ffn_edge.runtime.control.scheduler import Scheduler
 
     counts = rt.manifest.subnet_frame_counts
     controllers: dict[str, Any] = {"new": Scheduler(counts, budget_ms)}
@@ -357,8 +357,8 @@ def _phases(records: list[Record], warm: int, transient: set[int], budget_ms: fl
 
 def battery_replay(policy_text: str, budget_ms: float, decisions: int = 600, seed: int = 0) -> dict[str, Any]:
     """The pure Scheduler on scripted latencies while the battery runs down from 100 % to 5 %."""
-    from ffn_edge.runtime.scheduler import BatteryPolicy, Budgets, Scheduler
-    from ffn_edge.runtime.signals import Signals, SignalTrace
+    from ffn_edge.runtime.control.scheduler import BatteryPolicy, Budgets, Scheduler
+    from ffn_edge.runtime.control.signals import Signals, SignalTrace
 
     percent = np.linspace(100.0, 5.0, decisions)
     trace = SignalTrace([(float(t), Signals(battery_percent=float(p), plugged=False)) for t, p in enumerate(percent)])

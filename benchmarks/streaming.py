@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from ffn_edge.export import export_bundle  # noqa: E402
 from ffn_edge.runtime import FFNRuntime  # noqa: E402
-from ffn_edge.runtime.scheduler import Decision  # noqa: E402
+from ffn_edge.runtime.control.scheduler import Decision  # noqa: E402
 
 from ffn_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
 from ffn_edge.demo import SHIPPED, write_sample_video  # noqa: E402
@@ -173,7 +173,7 @@ def _val_set(plan: Plan, data_dir: Path, meta: CheckpointMeta):
 
 def accuracy(plan: Plan, bidir: Path, causal: Path, bundle: Path, data_dir: Path) -> dict[str, list[float]]:
     """Top-1 (%) per count: bidirectional clip, causal clip (torch), causal online (step graphs, one stream)."""
-    from ffn_edge.runtime.online import StepGraphs
+    from ffn_edge.runtime.backends.steps import StepGraphs
     from torch.utils.data import DataLoader
 
     from ffn_edge.evaluate import evaluate

@@ -1,4 +1,4 @@
-"""``export_bundle``: checkpoint -> bundle directory (see ``ffn_edge.runtime.manifest``), atomically.
+"""``export_bundle``: checkpoint -> bundle directory (see ``ffn_edge.bundle.manifest``), atomically.
 
 Order of work: validate arguments and the output path (fail fast), load the checkpoint, export one
 graph per frame count (or per sub-network with a dynamic frame dimension) and, for a causal
@@ -29,10 +29,7 @@ import torch
 from onnx import numpy_helper
 
 from .. import __version__
-from ..checkpoint import CheckpointMeta, load_checkpoint
-from ..models import VideoClassifier
-from ..runtime.atomic import cleanup_stale, replace_dir, temp_dir_for
-from ..runtime.manifest import (
+from ..bundle.manifest import (
     PRECISION_KEY,
     QUANT_KEY,
     STEP_KEY,
@@ -44,7 +41,10 @@ from ..runtime.manifest import (
     load_manifest,
     write_manifest,
 )
-from ..sampling import nearest_subnet
+from ..checkpoint import CheckpointMeta, load_checkpoint
+from ..core.atomic import cleanup_stale, replace_dir, temp_dir_for
+from ..core.sampling import nearest_subnet
+from ..models import VideoClassifier
 from . import frame_dim as fd
 from .errors import ExportError
 from .fold import choose_conv_copies, conv_norms, fold_norms

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.validate import MAX_CALIB_CLIPS
+from ..core.validate import MAX_CALIB_CLIPS
 from .errors import ExportError
 
 SYNTHETIC = "synthetic"
@@ -87,9 +87,9 @@ def calibration_clips(src: CalibSource, n: int, frames: int, size: int, resize_s
 
 
 def _video_clips(folder: Path, n: int, frames: int, size: int, resize_shorter: int, mean, std) -> np.ndarray:
+    from ..core.sampling import segment_indices
     from ..data.transforms import ValTransform
     from ..data.video_io import read_video
-    from ..sampling import segment_indices
 
     transform = ValTransform(size, resize_shorter, mean, std)
     clips = []

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtime.argparsing import Parser
-from ..runtime.errors import ConfigError, run_cli
-from ..runtime.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
+from ..core.argparsing import Parser
+from ..core.errors import ConfigError, run_cli
+from ..core.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
 from .calib import DEFAULT_CALIB, DEFAULT_CALIB_CLIPS, SYNTHETIC, parse_calib
 from .int8_config import (
     DEFAULT_ACTIVATIONS,
@@ -148,7 +148,7 @@ def _export(argv: list[str]) -> int:
     data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
     out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,
                         verify_data=data, trt=a.trt, fp16=a.fp16, int8=int8, **kw)
-    from ..runtime.manifest import load_manifest
+    from ..bundle.manifest import load_manifest
 
     m = load_manifest(out, verify=False)
     checks = m.extra["verification"].get("graphs", {})

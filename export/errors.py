@@ -1,6 +1,6 @@
 """ExportError: an export that cannot proceed or failed its checks, with a one-line reason."""
 
-from ..runtime.errors import FFNError
+from ..core.errors import FFNError
 
 
 class ExportError(FFNError):

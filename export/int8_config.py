@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..runtime.validate import CALIB_METHODS, INT8_ACTIVATIONS, INT8_LAYOUTS, INT8_SCOPES
+from ..core.validate import CALIB_METHODS, INT8_ACTIVATIONS, INT8_LAYOUTS, INT8_SCOPES
 from .calib import DEFAULT_CALIB_CLIPS, SYNTHETIC, CalibSource, check_calib_clips
 from .errors import ExportError
 

@@ -68,7 +68,7 @@ def preprocess(proto: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
     """
     import onnxruntime as ort
 
-    from ..runtime.backends import COPYING_OPTIMIZERS
+    from ..runtime.backends.ort_options import COPYING_OPTIMIZERS
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         so = ort.SessionOptions()

@@ -23,10 +23,10 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from ..bundle.manifest import StepBuffer
 from ..layers import TemporalShift
 from ..layers.temporal_shift import causal_shift_channels
 from ..models import VideoClassifier
-from ..runtime.manifest import StepBuffer
 from .errors import ExportError
 from .fold import FoldReport, deploy_model
 from .onnx_export import DEFAULT_OPSET, OUTPUT_NAME, trace_to_onnx

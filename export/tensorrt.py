@@ -1,7 +1,7 @@
 """TensorRT engines for a bundle, built on the target device (``ffn-export engines --bundle B``).
 
 Everything TensorRT-specific (names per major, profiles, the build itself, the GPU name) lives in
-``runtime/tensorrt.py``, shared with the runtime that loads these engines; this module decides what
+``runtime/backends/trt_engine.py``, shared with the runtime that loads these engines; this module decides what
 to build and records it in the manifest. No torch: it runs on a device.
 
 How weights are shared. A TensorRT engine bakes its constants into its plan, so one engine cannot
@@ -31,10 +31,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..runtime import tensorrt as trt_mod
-from ..runtime.atomic import atomic_write_bytes
-from ..runtime.errors import ConfigError
-from ..runtime.manifest import Manifest, file_entry, load_manifest, quant_spec, resolve, write_manifest
+from ..bundle.manifest import Manifest, file_entry, load_manifest, quant_spec, resolve, write_manifest
+from ..core.atomic import atomic_write_bytes
+from ..core.errors import ConfigError
+from ..runtime.backends import trt_engine as trt_mod
 from .errors import ExportError
 
 ENGINES_DIR = trt_mod.ENGINES_DIR

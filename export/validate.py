@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..runtime.files import check_regular
-from ..runtime.validate import MAX_FRAME_COUNT
-from ..sampling import frame_count_set
+from ..core.files import check_regular
+from ..core.sampling import frame_count_set
+from ..core.validate import MAX_FRAME_COUNT
 from .errors import ExportError
 
 # Extra weight bytes, as a fraction of the shared ones, a bundle may spend on per-sub-network conv

@@ -16,10 +16,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ..core.sampling import segment_indices
 from ..data.synthetic import CLASSES, render_clip
 from ..data.transforms import ValTransform
 from ..models import VideoClassifier
-from ..sampling import segment_indices
 from .errors import ExportError
 from .onnx_export import INPUT_NAME
 

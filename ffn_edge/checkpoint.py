@@ -12,7 +12,7 @@ metadata) followed by the tensor data, so a changed byte anywhere (data, a dtype
 metadata) is refused. Version 1 hashed the data only, and optionally: such files are refused with
 the command that converts them (``python -m ffn_edge.checkpoint upgrade OLD NEW``, which requires
 their data checksum to be present and to match). Every metadata value is checked against the limits
-in ``ffn_edge.runtime.validate`` before a model is built.
+in ``ffn_edge.core.validate`` before a model is built.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .core import validate as V
+from .core.atomic import atomic_write_bytes
+from .core.errors import FFNError
+from .core.files import open_regular, parse_json, read_regular
 from .models import ModelConfig, VideoClassifier, create_model
-from .runtime import validate as V
-from .runtime.atomic import atomic_write_bytes
-from .runtime.errors import FFNError
-from .runtime.files import open_regular, parse_json, read_regular
 
 FORMAT = "ffn-edge-checkpoint"
 FORMAT_VERSION = 2
@@ -244,7 +244,7 @@ def upgrade_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
 def _cli() -> int:
     import sys
 
-    from .runtime.errors import ConfigError
+    from .core.errors import ConfigError
 
     if len(sys.argv) != 4 or sys.argv[1] != "upgrade":
         raise ConfigError(f"usage: {UPGRADE}")
@@ -253,6 +253,6 @@ def _cli() -> int:
 
 
 if __name__ == "__main__":
-    from .runtime.errors import run_cli
+    from .core.errors import run_cli
 
     run_cli("ffn_edge.checkpoint", _cli)

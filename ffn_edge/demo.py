@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .runtime.argparsing import Parser
-from .runtime.errors import ConfigError, run_cli
+from .core.argparsing import Parser
+from .core.errors import ConfigError, run_cli
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "demo_ffn.safetensors"
 CLIP_FRAMES, CLIP_SIZE, FPS = 48, 64, 12.0  # the synthetic set's clips: 4 s at 12 fps
@@ -54,7 +54,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return done
 
 
-TOOLS = {"ffn-train": "ffn_edge.train", "ffn-export": "ffn_edge.export.cli", "ffn-run": "ffn_edge.runtime.cli"}
+TOOLS = {"ffn-train": "ffn_edge.train", "ffn-export": "ffn_edge.export.cli", "ffn-run": "ffn_edge.runtime.app.cli"}
 
 
 def _tool(name: str) -> list[str]:
@@ -93,7 +93,7 @@ class _RoundRobin:
         self.runs = 0
 
     def decide(self, now_s: float, signals: object) -> object:
-        from .runtime.scheduler import Decision
+        from .runtime.control.scheduler import Decision
 
         n = self.counts[self.runs % len(self.counts)]
         return Decision(n, 0, None, None, ["calibration"], True)

@@ -25,10 +25,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointMeta, load_checkpoint
+from .core.argparsing import Parser
+from .core.errors import ConfigError, FFNError, run_cli
+from .core.sampling import nearest_subnet
 from .models import VideoClassifier
-from .runtime.argparsing import Parser
-from .runtime.errors import ConfigError, FFNError, run_cli
-from .sampling import nearest_subnet
 
 
 def serving(models: Sequence[VideoClassifier], n: int, ensemble: bool = False) -> list[tuple[int, int]]:

@@ -60,14 +60,14 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
+from .core import validate as V
+from .core.argparsing import Parser
+from .core.errors import ConfigError, FFNError, run_cli
+from .core.files import check_regular
 from .evaluate import evaluate
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
 from .recipes import RECIPES, init_model, param_groups, step_factor
-from .runtime import validate as V
-from .runtime.argparsing import Parser
-from .runtime.errors import ConfigError, FFNError, run_cli
-from .runtime.files import check_regular
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 LOSSES = ("paper", "ce_td")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime.ffn_runtime import FFNRuntime
-from ffn_edge.runtime.manifest import load_manifest
+from ffn_edge.runtime.session import FFNRuntime
 from torch import nn
 
+from ffn_edge.bundle.manifest import load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ffn_edge.layers import Altered, SpecialisedNorm, WeightAlteration
 from ffn_edge.models import MODELS, ModelConfig, create_model, make_frame_flexible, perturb_like_trained

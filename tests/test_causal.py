@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from ffn_edge.runtime import validate as V
-from ffn_edge.runtime.errors import ConfigError
 
 from ffn_edge.checkpoint import (
     META_KEY,
@@ -16,6 +14,8 @@ from ffn_edge.checkpoint import (
     read_meta,
     save_checkpoint,
 )
+from ffn_edge.core import validate as V
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.layers import temporal_shift
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 from ffn_edge.train import build_parser

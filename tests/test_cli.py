@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
-from ffn_edge.runtime.errors import run_cli
-from ffn_edge.runtime.ffn_runtime import Prediction
-from ffn_edge.runtime.stream import StreamResult
-from ffn_edge.runtime.summary import RunningSummary
+from ffn_edge.runtime.app.summary import RunningSummary
+from ffn_edge.runtime.session import Prediction
+from ffn_edge.runtime.streaming.stream import StreamResult
+
+from ffn_edge.core.errors import run_cli
 
 
 def _result(i: int, frames: int, latency_ms: float, budget_ms: float | None, reasons: tuple[str, ...]) -> StreamResult:
@@ -34,7 +35,7 @@ def test_running_summary_stays_bounded_and_reports_the_share_after_warmup():
 
 def _cli(name: str):
     if name == "ffn-run":
-        from ffn_edge.runtime.cli import run
+        from ffn_edge.runtime.app.cli import run
         return run
     if name == "ffn-export":
         from ffn_edge.export.cli import run
@@ -65,5 +66,5 @@ def test_every_cli_reports_a_bad_command_line_in_one_line(name, argv, capsys):
 def test_parser_is_torch_free():
     import subprocess
 
-    code = "import sys; sys.modules['torch'] = None; import ffn_edge.runtime.argparsing, ffn_edge.runtime.cli"
+    code = "import sys; sys.modules['torch'] = None; import ffn_edge.core.argparsing, ffn_edge.runtime.app.cli"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -16,11 +16,11 @@ from ffn_edge.export.errors import ExportError
 from ffn_edge.export.fold import is_conv_copy, is_per_subnet
 from ffn_edge.export.onnx_export import GRAPH_PREFIX
 from ffn_edge.export.tensorrt import device_key, gpu_name
-from ffn_edge.runtime.errors import BundleError
-from ffn_edge.runtime.manifest import file_entry, load_manifest
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
+from ffn_edge.bundle.manifest import file_entry, load_manifest
 from ffn_edge.checkpoint import META_KEY, CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 SIZE = 32

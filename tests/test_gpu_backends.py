@@ -16,21 +16,22 @@ import onnxruntime as ort
 import pytest
 import torch
 from ffn_edge.export import export_bundle
-from ffn_edge.runtime import backends
-from ffn_edge.runtime.backends import (
+from ffn_edge.runtime.backends import base, ort_options
+from ffn_edge.runtime.backends import ort as ort_backend
+from ffn_edge.runtime.backends.ort import OrtBackend
+from ffn_edge.runtime.backends.ort_options import (
     CPU_EP,
     CUDA_EP,
     TRT_EP,
-    OrtBackend,
-    open_backend,
     ort_providers,
     ort_trt_cache_dir,
     with_trt_profiles,
 )
-from ffn_edge.runtime.errors import ConfigError
-from ffn_edge.runtime.manifest import load_manifest
+from ffn_edge.runtime.backends.select import open_backend
 
+from ffn_edge.bundle.manifest import load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.models import ModelConfig, create_model
 
 FRAMES = (4, 8)
@@ -57,8 +58,8 @@ def test_tensorrt_ep_gets_caches_profiles_and_fp16_only_when_named(bundle, tmp_p
     assert opts["trt_profile_min_shapes"] == "clip:1x8x3x64x64"
     assert opts["trt_profile_opt_shapes"] == "clip:1x8x3x64x64"
     assert opts["trt_profile_max_shapes"] == "clip:8x8x3x64x64"
-    assert [backends.provider_name(p) for p in ort_providers("tensorrt")] == [TRT_EP, CUDA_EP, CPU_EP]
-    assert "ort-tensorrt-fp16" in backends.BACKENDS
+    assert [ort_options.provider_name(p) for p in ort_providers("tensorrt")] == [TRT_EP, CUDA_EP, CPU_EP]
+    assert "ort-tensorrt-fp16" in base.BACKENDS
 
 
 def test_tensorrt_ep_cache_lives_in_the_bundle_or_the_user_cache_when_read_only(bundle, tmp_path, monkeypatch):
@@ -68,7 +69,7 @@ def test_tensorrt_ep_cache_lives_in_the_bundle_or_the_user_cache_when_read_only(
     assert ort_trt_cache_dir(copy, m) == copy / "engines" / "ort-trt"
     load_manifest(copy, verify=True)  # a cache directory inside does not break verification
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(backends.os, "access", lambda path, mode: False)  # a read-only bundle (we run as root)
+    monkeypatch.setattr(ort_options.os, "access", lambda path, mode: False)  # a read-only bundle (we run as root)
     ro = ort_trt_cache_dir(bundle, m)
     assert ro.parent == tmp_path / "xdg" / "ffn-edge" / "ort-trt" and ro.is_dir()
 
@@ -77,7 +78,7 @@ def test_a_cuda_session_that_lands_on_the_cpu_is_refused_and_never_pools(bundle,
     def no_pooling(*a, **k):
         raise AssertionError("weights pooled for a GPU provider")
 
-    monkeypatch.setattr(backends, "optimize_for_sharing", no_pooling)
+    monkeypatch.setattr(ort_backend, "optimize_for_sharing", no_pooling)
     with pytest.raises(ConfigError, match="could not start CUDAExecutionProvider.*landed on CPUExecutionProvider"):
         OrtBackend(bundle, load_manifest(bundle), ort_providers("cuda"), threads=1, share_weights=True)
 
@@ -119,8 +120,8 @@ def test_missing_onnxruntime_says_what_to_install(bundle, monkeypatch):
 def test_explicit_backend_that_cannot_start_exits_2_with_one_line(bundle, tmp_path):
     import subprocess
 
-    script = ("import sys; from ffn_edge.runtime.errors import run_cli; from ffn_edge.runtime.backends import "
-              "open_backend; from ffn_edge.runtime.manifest import load_manifest; "
+    script = ("import sys; from ffn_edge.core.errors import run_cli; from ffn_edge.runtime.backends.select import "
+              "open_backend; from ffn_edge.bundle.manifest import load_manifest; "
               f"run_cli('t', lambda: open_backend({str(bundle)!r}, load_manifest({str(bundle)!r}), 'tensorrt'))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""

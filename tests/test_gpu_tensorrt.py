@@ -21,12 +21,13 @@ import trt_fakes
 from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
 from ffn_edge.runtime import FFNRuntime
-from ffn_edge.runtime import tensorrt as trt_mod
-from ffn_edge.runtime.backends import TensorRTBackend, open_backend
-from ffn_edge.runtime.errors import ConfigError
-from ffn_edge.runtime.manifest import load_manifest, write_manifest
+from ffn_edge.runtime.backends import trt_engine as trt_mod
+from ffn_edge.runtime.backends.select import open_backend
+from ffn_edge.runtime.backends.tensorrt import TensorRTBackend
 
+from ffn_edge.bundle.manifest import load_manifest, write_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 FRAMES = (4, 8)

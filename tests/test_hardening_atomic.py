@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from ffn_edge.runtime import atomic
-from ffn_edge.runtime.atomic import STALE_AFTER_S, atomic_write_bytes, cleanup_stale, replace_dir, temp_dir_for
+
+from ffn_edge.core import atomic
+from ffn_edge.core.atomic import STALE_AFTER_S, atomic_write_bytes, cleanup_stale, replace_dir, temp_dir_for
 
 
 def bundle_dir(path: Path, version: str) -> Path:
@@ -138,7 +139,7 @@ def test_kill_9_during_repeated_replacement_always_leaves_a_complete_bundle(tmp_
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_hardening_atomic import bundle_dir
-        from ffn_edge.runtime.atomic import replace_dir, temp_dir_for
+        from ffn_edge.core.atomic import replace_dir, temp_dir_for
         out = Path({str(tmp_path / "m.ffn")!r})
         i = 0
         print("ready", flush=True)

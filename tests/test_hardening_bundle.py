@@ -15,10 +15,10 @@ import pytest
 import torch
 from ffn_edge.export.bundle import export_bundle
 from ffn_edge.runtime import FFNRuntime
-from ffn_edge.runtime.errors import BundleError
-from ffn_edge.runtime.manifest import file_entry, load_manifest
 
+from ffn_edge.bundle.manifest import file_entry, load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError
 from ffn_edge.models import ModelConfig, create_model
 
 torch.set_num_threads(1)
@@ -184,7 +184,7 @@ def test_bad_bundle_file_is_one_bundle_error(copy, case, make, text):
 
 
 def test_oversized_manifest_is_refused_before_parsing(copy, monkeypatch):
-    from ffn_edge.runtime import validate as V
+    from ffn_edge.core import validate as V
 
     monkeypatch.setattr(V, "MAX_JSON_BYTES", 1000)
     refused(copy, "larger than the 1000-byte limit")
@@ -214,7 +214,7 @@ def test_crash_during_forced_export_keeps_the_old_bundle(made, tmp_path, monkeyp
     def crash(a, b):
         raise OSError(5, "injected crash at the swap")
 
-    monkeypatch.setattr("ffn_edge.runtime.atomic.exchange", crash)
+    monkeypatch.setattr("ffn_edge.core.atomic.exchange", crash)
     with pytest.raises(OSError, match="injected"):
         export_bundle(ckpt, (4,), out, force=True, verify=False)
     assert (out / "manifest.json").read_bytes() == before

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from ffn_edge.runtime.errors import ConfigError
 from safetensors.torch import save as st_save
 
 from ffn_edge.checkpoint import (
@@ -28,6 +27,7 @@ from ffn_edge.checkpoint import (
     save_checkpoint,
     upgrade_checkpoint,
 )
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.models import ModelConfig, create_model, load_pretrained
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "demo_ffn.safetensors"

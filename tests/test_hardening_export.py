@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from ffn_edge.export.cli import run
-from ffn_edge.runtime.errors import FFNError
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import FFNError
 from ffn_edge.models import ModelConfig, create_model
 
 

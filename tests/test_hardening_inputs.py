@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ffn_edge.runtime import validate as V
-from ffn_edge.runtime.errors import ConfigError, FFNError, InputError, SourceError
-from ffn_edge.runtime.inputs import (
+from ffn_edge.runtime.media.inputs import (
     check_clip,
     check_finite,
     check_output_file,
@@ -20,8 +18,11 @@ from ffn_edge.runtime.inputs import (
     check_video_file,
     require_decisions,
 )
-from ffn_edge.runtime.manifest import InputSpec
-from ffn_edge.runtime.preprocess import Preprocessor
+
+from ffn_edge.bundle.manifest import InputSpec
+from ffn_edge.bundle.preprocess import Preprocessor
+from ffn_edge.core import validate as V
+from ffn_edge.core.errors import ConfigError, FFNError, InputError, SourceError
 
 SIZE = (32, 32)
 U8 = np.zeros((24, 40, 3), np.uint8)
@@ -221,7 +222,7 @@ def test_third_party_log_lines_are_silenced_unless_verbose(tmp_path):
     for i in range(len(data) // 3, 2 * len(data) // 3, 7):
         data[i] ^= 0x55
     (tmp_path / "bad.mp4").write_bytes(bytes(data))
-    code = ("import sys, cv2\nfrom ffn_edge.runtime.quiet import quiet_third_party_logs\n"
+    code = ("import sys, cv2\nfrom ffn_edge.runtime.app.quiet import quiet_third_party_logs\n"
             "quiet_third_party_logs(verbose=sys.argv[2] == 'v')\n"
             "c = cv2.VideoCapture(sys.argv[1])\nwhile c.read()[0]:\n    pass\n")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OPENCV_")}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from ffn_edge.runtime.errors import FFNError
 from safetensors.torch import load_file
 
 from ffn_edge.checkpoint import read_meta
+from ffn_edge.core.errors import FFNError
 from ffn_edge.data import SyntheticSet, make_synthetic
 from ffn_edge.train import TrainConfig, train
 

@@ -20,13 +20,13 @@ from ffn_edge.export.fold import is_per_subnet
 from ffn_edge.export.int8_config import Int8Options, QuantConfig
 from ffn_edge.export.quantize import merge_ranges
 from ffn_edge.export.share import check_int8_external, check_shared
-from ffn_edge.runtime.backends import OrtBackend
-from ffn_edge.runtime.errors import BundleError, ConfigError, FFNError
-from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, quant_spec
+from ffn_edge.runtime.backends.ort import OrtBackend
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, quant_spec
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError, ConfigError, FFNError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 SIZE = 32

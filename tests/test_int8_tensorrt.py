@@ -19,11 +19,12 @@ from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
 from ffn_edge.export.errors import ExportError
 from ffn_edge.export.int8_config import Int8Options, QuantConfig
-from ffn_edge.runtime.backends import TensorRTBackend, open_backend
-from ffn_edge.runtime.errors import ConfigError
-from ffn_edge.runtime.manifest import load_manifest
+from ffn_edge.runtime.backends.select import open_backend
+from ffn_edge.runtime.backends.tensorrt import TensorRTBackend
 
+from ffn_edge.bundle.manifest import load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 FRAMES = (4, 8)

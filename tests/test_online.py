@@ -19,14 +19,14 @@ import pytest
 import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import FFNRuntime
-from ffn_edge.runtime.cli import run
-from ffn_edge.runtime.errors import BundleError, ConfigError
-from ffn_edge.runtime.manifest import MANIFEST_NAME
-from ffn_edge.runtime.online import StepRunner
-from ffn_edge.runtime.online_labels import OnlineLabels
-from ffn_edge.runtime.scheduler import Decision, Scheduler
+from ffn_edge.runtime.app.cli import run
+from ffn_edge.runtime.backends.steps import StepRunner
+from ffn_edge.runtime.control.scheduler import Decision, Scheduler
+from ffn_edge.runtime.streaming.online_labels import OnlineLabels
 
+from ffn_edge.bundle.manifest import MANIFEST_NAME
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError, ConfigError
 from ffn_edge.data.synthetic import render_clip
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
@@ -216,7 +216,7 @@ def test_online_needs_step_graphs(bundle, video, tmp_path) -> None:
     plain = _no_step_graphs(bundle, tmp_path / "plain.ffn")
     with FFNRuntime.open(plain, threads=1) as rt, pytest.raises(BundleError, match="no step graphs, so no online"):
         rt.stream(str(video), online=True)
-    out = subprocess.run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(plain), "--video",
+    out = subprocess.run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(plain), "--video",
                           str(video), "--online"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().count("\n") == 0 and "not exported from a causal checkpoint" in out.stderr

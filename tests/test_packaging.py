@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ffn_edge.runtime import tensorrt as trt_mod
+from ffn_edge.runtime.backends import trt_engine as trt_mod
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
@@ -85,12 +85,12 @@ def test_run_sh_and_ci_install_the_cpu_extra_and_run_gpu_tests_on_request():
     run_sh = (ROOT / "run.sh").read_text()
     assert '".[cpu,train,dev]"' in run_sh
     assert "test-gpu)" in run_sh and "-m gpu" in run_sh
-    assert PROJECT["scripts"]["ffn-run"] == "ffn_edge.runtime.deps:ffn_run"
+    assert PROJECT["scripts"]["ffn-run"] == "ffn_edge.runtime.app.entry:ffn_run"
 
 
 def test_ffn_run_without_opencv_says_what_to_install_in_one_line():
     code = ("import sys; sys.modules['cv2'] = None; sys.argv = ['ffn-run', '--help']; "
-            "from ffn_edge.runtime.deps import ffn_run; ffn_run()")
+            "from ffn_edge.runtime.app.entry import ffn_run; ffn_run()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("ffn-run: error: OpenCV is not installed: pip install 'ffn-edge[cpu]'")

@@ -19,10 +19,12 @@ import pytest
 import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
-from ffn_edge.runtime.backends import external_tensors, open_backend, pick_engine_set, tensorrt_engine_sets
-from ffn_edge.runtime.manifest import load_manifest
-from ffn_edge.runtime.sources import FrameSource
+from ffn_edge.runtime.backends.select import open_backend
+from ffn_edge.runtime.backends.sharing import external_tensors
+from ffn_edge.runtime.backends.tensorrt import pick_engine_set, tensorrt_engine_sets
+from ffn_edge.runtime.media.sources import FrameSource
 
+from ffn_edge.bundle.manifest import load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
@@ -204,7 +206,9 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(bundle):
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
         from ffn_edge.runtime import FFNRuntime
-        from ffn_edge.runtime import cli, backends, ffn_runtime  # noqa: F401
+        from ffn_edge.runtime import session  # noqa: F401
+        from ffn_edge.runtime.app import cli  # noqa: F401
+        from ffn_edge.runtime.backends import select  # noqa: F401
         with FFNRuntime.open({str(bundle)!r}, threads=1) as rt:
             rng = np.random.default_rng(0)
             p = rt.predict([rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(10)])
@@ -294,7 +298,7 @@ def test_lost_camera_is_reopened_and_the_stream_goes_on(rt):
 
 def test_ffn_run_json_is_one_object_per_decision(bundle, video, tmp_path):
     out_video = tmp_path / "annotated.mp4"
-    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(video),
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(bundle), "--video", str(video),
                 "--budget-ms", "5000", "--stride-ms", "500", "--json", "--threads", "1",
                 "--output", str(out_video)])
     assert out.returncode == 0, out.stderr
@@ -322,14 +326,14 @@ def test_ffn_run_bad_input_is_one_line_and_nonzero_exit(case, bundle, video, tmp
         source = tmp_path / "nope.mp4"
     else:
         source = "cam99"
-    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(target), "--video", str(source)])
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(target), "--video", str(source)])
     assert out.returncode != 0
     assert out.stdout == ""
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("ffn-run: error:")
 
 
 def test_ffn_run_help_shows_examples():
-    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--help"])
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--help"])
     assert out.returncode == 0 and "examples:" in out.stdout and "--budget-ms" in out.stdout
 
 
@@ -350,7 +354,7 @@ def test_tensorrt_engines_for_another_device_are_refused_with_a_clear_message():
 
 
 def load_manifest_stub():
-    from ffn_edge.runtime.manifest import GraphEntry, InputSpec, Manifest
+    from ffn_edge.bundle.manifest import GraphEntry, InputSpec, Manifest
 
     return Manifest(arch="a", model_config={}, subnet_frame_counts=(4,), graphs=(GraphEntry(4, 0, "f4.onnx"),),
                     weights_file="weights.bin", input=InputSpec("clip", "NTCHW", (64, 64), 72, (0, 0, 0), (1, 1, 1)),
@@ -436,7 +440,7 @@ class _CaptureWatchingBackend:
 
 
 def test_stream_never_times_its_own_capture_work(bundle):
-    from ffn_edge.runtime.sources import SourceSpec
+    from ffn_edge.runtime.media.sources import SourceSpec
 
     capture = _CountingCapture(frames=75)  # 2.5 s at 30 fps
     source = FrameSource(SourceSpec("file", "fake.mp4", "fake.mp4"), opener=lambda spec: capture)
@@ -466,7 +470,7 @@ def test_streams_are_separate_objects_with_their_own_budgets(rt, video):
 
 
 def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle, monkeypatch):
-    from ffn_edge.runtime import ffn_runtime
+    from ffn_edge.runtime import session as ffn_runtime
 
     monkeypatch.setattr(ffn_runtime.os, "sched_getaffinity", lambda pid: {0})  # as under `taskset -c 0`
     seen = {}
@@ -499,7 +503,7 @@ def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle
     ("empty", lambda: []),
 ])
 def test_predict_refuses_bad_clips_with_one_input_error(rt, case, frames):
-    from ffn_edge.runtime.errors import InputError
+    from ffn_edge.core.errors import InputError
 
     with pytest.raises(InputError) as info:
         rt.predict(frames())
@@ -507,7 +511,7 @@ def test_predict_refuses_bad_clips_with_one_input_error(rt, case, frames):
 
 
 def test_predict_refuses_bad_arguments_with_one_input_error(rt):
-    from ffn_edge.runtime.errors import InputError
+    from ffn_edge.core.errors import InputError
 
     clip = np.zeros((8, 64, 64, 3), np.uint8)
     for kw in ({"n": 0}, {"n": 10**9}, {"topk": 0}, {"timestamps": [0.0]}):
@@ -516,7 +520,7 @@ def test_predict_refuses_bad_arguments_with_one_input_error(rt):
 
 
 def test_open_refuses_an_unbounded_thread_count(bundle):
-    from ffn_edge.runtime.errors import ConfigError
+    from ffn_edge.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="threads"):
         FFNRuntime.open(bundle, threads=100000)
@@ -529,7 +533,8 @@ def test_open_refuses_an_unbounded_thread_count(bundle):
     (["--threads", "100000"], "threads"),
 ])
 def test_ffn_run_rejects_nonsense_options_in_one_line(bundle, video, flags, text):
-    out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(video), *flags])
+    out = _run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(bundle), "--video", str(video),
+                *flags])
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and text in out.stderr, out.stderr
 
 
@@ -539,7 +544,7 @@ def test_ffn_run_refuses_a_text_file_and_an_undecodable_video(bundle, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\0" * 4096 + bytes(range(256)) * 64)
     for path in (text, broken):
-        out = _run([sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(path)])
+        out = _run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(bundle), "--video", str(path)])
         assert out.returncode == 2, (path.name, out.stdout, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 

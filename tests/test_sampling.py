@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ffn_edge.sampling import nearest_subnet, segment_indices
+from ffn_edge.core.sampling import nearest_subnet, segment_indices
 
 
 @pytest.mark.parametrize(

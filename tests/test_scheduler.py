@@ -11,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ffn_edge.runtime import signals as signals_mod
-from ffn_edge.runtime.scheduler import BatteryPolicy, Budgets, Decision, Scheduler, SchedulerError, ThermalPolicy
-from ffn_edge.runtime.signals import (
+from ffn_edge.runtime.control import signals as signals_mod
+from ffn_edge.runtime.control.scheduler import (
+    BatteryPolicy,
+    Budgets,
+    Decision,
+    Scheduler,
+    SchedulerError,
+    ThermalPolicy,
+)
+from ffn_edge.runtime.control.signals import (
     BatterySensor,
     PowerRails,
     Signals,
@@ -395,5 +402,6 @@ def test_read_signals_merges_first_known_value_and_trace_holds() -> None:
 
 
 def test_scheduler_and_signals_import_without_torch() -> None:
-    code = "import sys, ffn_edge.runtime.scheduler, ffn_edge.runtime.signals; sys.exit('torch' in sys.modules)"
+    code = ("import sys, ffn_edge.runtime.control.scheduler, ffn_edge.runtime.control.signals; "
+            "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import Budgets, FFNRuntime, FrameCountPolicy
-from ffn_edge.runtime.cli import run
-from ffn_edge.runtime.errors import run_cli
-from ffn_edge.runtime.scheduler import REASONS, BatteryPolicy, Scheduler
-from ffn_edge.runtime.signals import Signals
+from ffn_edge.runtime.app.cli import run
+from ffn_edge.runtime.control.scheduler import REASONS, BatteryPolicy, Scheduler
+from ffn_edge.runtime.control.signals import Signals
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import run_cli
 from ffn_edge.data.synthetic import render_clip
 from ffn_edge.models import ModelConfig, create_model
 
@@ -145,7 +145,7 @@ def test_a_scheduler_passed_in_keeps_its_own_budgets_until_set_budget_changes_th
 
 def test_ffn_run_json_carries_reasons_and_budget_state(bundle, video):
     out = subprocess.run(
-        [sys.executable, "-m", "ffn_edge.runtime.cli", "--bundle", str(bundle), "--video", str(video),
+        [sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(bundle), "--video", str(video),
          "--budget-ms", "5000", "--battery-policy", "20:4", "--power-w", "5", "--thermal-c", "80:8",
          "--stride-ms", "250", "--json", "--threads", "1"],
         capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT,

@@ -8,11 +8,12 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
-from ffn_edge.runtime import sources
-from ffn_edge.runtime.errors import SourceError
-from ffn_edge.runtime.manifest import InputSpec
-from ffn_edge.runtime.preprocess import Preprocessor
-from ffn_edge.runtime.sources import CaptureThread, FrameBuffer, FrameSource, SourceEvent, parse_source
+from ffn_edge.runtime.media import sources
+from ffn_edge.runtime.media.sources import CaptureThread, FrameBuffer, FrameSource, SourceEvent, parse_source
+
+from ffn_edge.bundle.manifest import InputSpec
+from ffn_edge.bundle.preprocess import Preprocessor
+from ffn_edge.core.errors import SourceError
 
 NUM_FRAMES, FPS, WIDTH, HEIGHT = 20, 10.0, 64, 48
 # mean 0 / std 1: an output value times 255 is the pixel brightness, so frame indices can be decoded.

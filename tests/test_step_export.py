@@ -16,11 +16,11 @@ from ffn_edge.export import export_bundle
 from ffn_edge.export.fold import is_conv_copy, is_per_subnet
 from ffn_edge.export.step import StepGraph, run_frames
 from ffn_edge.export.verify import synthetic_clips
-from ffn_edge.runtime.errors import BundleError
-from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, step_spec
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, step_spec
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 torch.set_num_threads(2)
@@ -178,8 +178,9 @@ def test_bidirectional_model_has_no_step_graph() -> None:
 
 def test_step_runner_reproduces_the_clip_graph(causal) -> None:
     """runtime.online.StepRunner (torch-free): per-sub-network buffers, reset, parity with the clip graphs."""
-    from ffn_edge.runtime.errors import InputError
-    from ffn_edge.runtime.online import StepRunner
+    from ffn_edge.runtime.backends.steps import StepRunner
+
+    from ffn_edge.core.errors import InputError
 
     _, bundle = causal
     runner = StepRunner(bundle, threads=1)
@@ -203,7 +204,7 @@ def test_step_runner_reproduces_the_clip_graph(causal) -> None:
 
 
 def test_step_runner_refuses_a_bidirectional_bundle(tmp_path) -> None:
-    from ffn_edge.runtime.online import StepRunner
+    from ffn_edge.runtime.backends.steps import StepRunner
 
     cfg = ModelConfig("tsm_resnet18", 5, width_mult=0.125, frame_counts=(4,))
     save_checkpoint(tmp_path / "b.safetensors", create_model(cfg).eval(),
@@ -223,7 +224,7 @@ def test_step_runner_runs_where_torch_cannot_be_imported(causal) -> None:
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
-        from ffn_edge.runtime.online import StepRunner
+        from ffn_edge.runtime.backends.steps import StepRunner
         r = StepRunner({str(bundle)!r}, threads=1)
         print("OK", r.step(np.zeros((3, {SIZE}, {SIZE}), np.float32), 2).shape)
     """)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from ffn_edge.runtime.errors import FFNError
 from safetensors.torch import load_file
 
 from ffn_edge import evaluate as ffn_eval
 from ffn_edge.checkpoint import load_checkpoint, read_meta
+from ffn_edge.core.errors import FFNError
 from ffn_edge.data import SyntheticSet, make_synthetic
 from ffn_edge.losses import distill_kl, ffn_loss
 from ffn_edge.train import TrainConfig, mix_low_into_high, train

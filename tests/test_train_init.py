@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from ffn_edge.runtime.errors import ConfigError
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import ConfigError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 from ffn_edge.train import TrainConfig, build_models, resolve
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..sampling import segment_indices
+from ..core.sampling import segment_indices
 from .annotations import Kind, VideoRecord, read_class_names, read_list
 from .errors import DatasetError
 from .transforms import TrainTransform, ValTransform

@@ -1,6 +1,6 @@
 """DatasetError: a bad annotation list, frame or video, reported in one line naming the file."""
 
-from ..runtime.errors import FFNError
+from ..core.errors import FFNError
 
 
 class DatasetError(FFNError):

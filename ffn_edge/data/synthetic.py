@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..runtime.errors import ConfigError, run_cli
+from ..core.errors import ConfigError, run_cli
 from .annotations import CLASSES_FILE, Kind, VideoRecord, write_list
 from .errors import DatasetError
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..runtime.manifest import InputSpec
-from ..runtime.preprocess import Preprocessor
+from ..bundle.manifest import InputSpec
+from ..bundle.preprocess import Preprocessor
 
 TSM_SCALES = (1.0, 0.875, 0.75, 0.66)
 # Crop positions in quarters of the free space (x, y): TSM's "more_fix_crop" offsets.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..runtime.validate import DEFAULT_SHIFT, SHIFT_MODES
+from ..core.validate import DEFAULT_SHIFT, SHIFT_MODES
 from .context import FrameContext
 
 

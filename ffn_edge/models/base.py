@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.sampling import nearest_subnet
 from ..layers.context import FrameContext
-from ..sampling import nearest_subnet
 
 
 class VideoClassifier(nn.Module):

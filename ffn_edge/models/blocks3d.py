@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..runtime.validate import DEFAULT_SHIFT
+from ..core.validate import DEFAULT_SHIFT
 from .base import VideoClassifier
 
 Triple = tuple[int, int, int]

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ..core.sampling import frame_count_set
 from ..layers import AlterationSite, Altered, SpecialisedNorm, WeightAlteration
-from ..sampling import frame_count_set
 from .base import VideoClassifier
 
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)

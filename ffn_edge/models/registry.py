@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from ..runtime import validate as V
-from ..runtime.errors import ConfigError
-from ..sampling import frame_count_set
+from ..core import validate as V
+from ..core.errors import ConfigError
+from ..core.sampling import frame_count_set
 from .base import VideoClassifier
 from .blocks3d import check_no_shift
 from .convert import make_frame_flexible
@@ -161,7 +161,7 @@ def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """{name: tensor} from a regular .pth (weights only) or .safetensors file, or one-line ConfigError."""
-    from ..runtime.files import check_regular
+    from ..core.files import check_regular
 
     check_regular(path, ConfigError, follow_symlinks=True)
     try:

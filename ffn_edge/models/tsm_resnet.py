@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.validate import DEFAULT_SHIFT
 from ..layers import TemporalShift
-from ..runtime.validate import DEFAULT_SHIFT
 from .base import VideoClassifier
 
 

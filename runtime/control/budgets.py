@@ -5,7 +5,7 @@ replaces fields of it (``Budgets.replace``, ``KEEP`` leaves a field as it is, ``
 and every result reports it (``Budgets.state``). Each field is checked here, once.
 
 * ``budget_ms``: latency per decision, in ``Prediction.latency_ms`` terms (the inference of the n-frame
-  clip; see ``ffn_runtime.Prediction``).
+  clip; see ``results.Prediction``).
 * ``power_w``: board power from the INA3221 rails (Jetson).
 * ``battery_policy``: ``BatteryPolicy`` or ``"PERCENT:FRAMES"``; ``thermal_policy``: ``ThermalPolicy``
   or ``"CELSIUS:FRAMES"``.
@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FFNError
+from ...core.errors import FFNError
 from .signals import Signals
 
 

@@ -23,21 +23,20 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..sampling import nearest_subnet
-from . import validate as V
-from .budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
-from .errors import ConfigError
-from .inputs import check_stream_options
-from .online import StepGraphs
+from ...core import validate as V
+from ...core.errors import ConfigError
+from ...core.sampling import nearest_subnet
+from ..backends.steps import StepGraphs
+from ..control.budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
+from ..control.policy import Choice, FrameCountPolicy, SchedulerLike
+from ..media.inputs import check_stream_options
+from ..media.sources import CaptureThread, FrameSource, Opener, SourceEvent
+from ..results import OnlineResult, Prediction
 from .online_labels import OnlineLabels
-from .policy import Choice, FrameCountPolicy, SchedulerLike
-from .sources import CaptureThread, FrameSource, Opener, SourceEvent
+from .session_api import Session
 from .stream import Stream, StreamOptions
-
-if TYPE_CHECKING:
-    from .ffn_runtime import FFNRuntime, Prediction
 
 MAX_CPU_SHARE = 1.0  # more than all of one stream's wall time cannot be spent on its steps
 
@@ -48,53 +47,6 @@ def check_cpu_share(value: Any) -> float:
         return V.check_float("cpu share", value, 0.0, MAX_CPU_SHARE, lo_open=True)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-
-
-@dataclasses.dataclass(frozen=True)
-class OnlineResult:
-    """One step of an online stream: what ran, and the label in force after it."""
-
-    step: int  # 0, 1, 2, ...
-    prediction: Prediction | None  # the label in force: fresh if ``warm``, else the last warm one (or None)
-    warm: bool  # the label is the mean of the last n logits of the sub-network that ran this step
-    subnet: int  # the sub-network that ran
-    frames: int  # its n: logits per label, steps per window
-    stride_ms: float  # source time between two steps: window / n
-    latency_ms: float  # wall time of this step's run (one frame)
-    cpu_ms: float  # CPU time of that run
-    warm_steps: int  # frames of this sub-network in its logit ring (n once warm)
-    switched: bool  # this step is the first of a newly started sub-network (buffers from zeros)
-    stamp: float  # of the frame that ran (seconds)
-    capture_to_label_ms: float | None  # frame captured -> this result; None for a file read offline
-    reason: str
-    reasons: tuple[str, ...]
-    budget_ms: float | None  # step compute allowed per window (cpu_share x window), None without
-    cpu_share: float | None
-    within_budget: bool | None  # this step's rate fits: latency_ms x n <= budget_ms
-    predicted_ms: float | None  # the scheduler's prediction for the window (n steps)
-    feasible: bool | None
-    budget: dict[str, Any]
-    events: tuple[str, ...]
-
-    @property
-    def window(self) -> tuple[float, float]:
-        """(first, last) stamp of the frames behind the label in force (the step's frame alone without one)."""
-        return (self.prediction.timestamps[0] if self.prediction else self.stamp), self.stamp
-
-    def to_json(self) -> dict[str, Any]:
-        def r3(v: float | None) -> float | None:
-            return None if v is None else round(v, 3)
-
-        return {
-            "step": self.step,
-            "prediction": None if self.prediction is None else self.prediction.to_json(),
-            **{k: getattr(self, k) for k in ("warm", "subnet", "frames", "warm_steps", "switched", "reason",
-                                             "budget_ms", "cpu_share", "within_budget", "feasible", "budget")},
-            "label": None if self.prediction is None else self.prediction.label,
-            "stride_ms": r3(self.stride_ms), "latency_ms": r3(self.latency_ms), "cpu_ms": r3(self.cpu_ms),
-            "stamp": round(self.stamp, 4), "capture_to_label_ms": r3(self.capture_to_label_ms),
-            "reasons": list(self.reasons), "predicted_ms": r3(self.predicted_ms), "events": list(self.events),
-        }
 
 
 @dataclasses.dataclass
@@ -113,7 +65,7 @@ class _Window:
 class OnlineStream(Stream):
     """A source classified online on ``session``'s step graphs; see the module docstring. Iterable once."""
 
-    def __init__(self, session: FFNRuntime, source: str | FrameSource, policy: FrameCountPolicy,
+    def __init__(self, session: Session, source: str | FrameSource, policy: FrameCountPolicy,
                  options: StreamOptions, graphs: StepGraphs, opener: Opener | None = None,
                  on_event: Callable[[SourceEvent], None] | None = None) -> None:
         super().__init__(session, source, policy, options, opener=opener, on_event=on_event)
@@ -219,7 +171,7 @@ class OnlineStream(Stream):
                             c.budget, self.drain_events())
 
 
-def online_stream(session: FFNRuntime, source: str | FrameSource, options: StreamOptions, *,
+def online_stream(session: Session, source: str | FrameSource, options: StreamOptions, *,
                   frames: int | None, cpu_share: float | None, budgets: Budgets | None,
                   scheduler: SchedulerLike | None, signals: Callable[[float], Any] | None,
                   opener: Opener | None, on_event: Callable[[SourceEvent], None] | None) -> OnlineStream:

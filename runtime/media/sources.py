@@ -49,8 +49,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .errors import SourceError
-from .preprocess import Preprocessor
+from ...bundle.preprocess import Preprocessor
+from ...core.errors import SourceError
 
 SOURCE_KINDS = ("camera", "file", "url", "gstreamer")
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")

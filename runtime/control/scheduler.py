@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ffn_edge.sampling import nearest_subnet
+from ffn_edge.core.sampling import nearest_subnet
 
 from .budgets import KEEP, Budgets, SchedulerError, _Keep, check_frames, check_positive
 from .budgets import BatteryPolicy as BatteryPolicy  # re-exported: the scheduler's public names

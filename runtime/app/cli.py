@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .argparsing import Parser
-from .budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
-from .errors import ConfigError, run_cli
-from .ffn_runtime import FFNRuntime
-from .inputs import check_output_file, check_stream_options, check_video_file, require_decisions
-from .online_stream import OnlineResult, check_cpu_share
+from ...core.argparsing import Parser
+from ...core.errors import ConfigError, run_cli
+from ..control.budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
+from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
+from ..results import OnlineResult, StreamResult
+from ..session import FFNRuntime
+from ..streaming.online_stream import check_cpu_share
 from .quiet import quiet_third_party_logs
-from .stream import StreamResult
 from .summary import RunningSummary
 
 EXAMPLES = """\
@@ -177,7 +177,7 @@ class Annotator:
 
     def opener(self, spec: Any) -> Any:
         """A source opener (live sources) whose captures hand every raw frame to ``draw``."""
-        from .sources import open_capture
+        from ..media.sources import open_capture
 
         return _TappedCapture(open_capture(spec), self)
 
@@ -267,7 +267,7 @@ def run(argv: list[str] | None = None) -> int:
     _check_mode(args)
     if args.output:
         check_output_file(args.output)
-    from .sources import parse_source
+    from ..media.sources import parse_source
 
     spec = parse_source(args.video)
     if spec.kind == "file":

@@ -23,7 +23,6 @@ CPUs this process may run on (``os.sched_getaffinity``), so ``taskset`` is honou
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -33,18 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from ..sampling import nearest_subnet, segment_indices
-from .backends import Backend, open_backend
-from .budgets import Budgets
-from .errors import ConfigError
-from .inputs import check_clip, check_finite, check_predict_args, check_stream_options
-from .manifest import GraphEntry, Manifest, load_manifest
-from .online import StepGraphs
-from .online_stream import online_stream
-from .policy import FrameCountPolicy, SchedulerLike
-from .preprocess import Preprocessor
-from .sources import FrameSource, Opener, SourceEvent
-from .stream import WAIT_TIMEOUT_S, Stream, StreamOptions
+from ..bundle.manifest import GraphEntry, Manifest, load_manifest
+from ..bundle.preprocess import Preprocessor
+from ..core.errors import ConfigError
+from ..core.sampling import nearest_subnet, segment_indices
+from .backends.base import Backend
+from .backends.select import open_backend
+from .backends.steps import StepGraphs
+from .control.budgets import Budgets
+from .control.policy import FrameCountPolicy, SchedulerLike
+from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options
+from .media.sources import FrameSource, Opener, SourceEvent
+from .results import Prediction, RunResult
+from .streaming.online_stream import online_stream
+from .streaming.stream import WAIT_TIMEOUT_S, Stream, StreamOptions
 
 
 def default_threads() -> int:
@@ -53,50 +54,6 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """One run of a graph: its logits and what it cost."""
-
-    logits: np.ndarray  # (N, K) float32
-    frames: int  # frames fed
-    subnet: int  # sub-network index that ran
-    latency_ms: float  # wall time of the backend run (see Prediction.latency_ms)
-    cpu_ms: float  # CPU time of the calling thread during the run (the run's own cost)
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    """The answer for one clip.
-
-    ``latency_ms`` means one thing everywhere (``predict``, streams, the scheduler, budgets): the wall
-    time of the backend run on the n sampled, preprocessed frames, i.e. the part a frame-count decision
-    changes. It does not include preprocessing raw frames (``predict``) or capture (streams).
-    """
-
-    label: str
-    index: int
-    score: float  # softmax probability of ``label``
-    topk: list[tuple[str, float]]  # (label, probability), best first
-    frames: int  # frames fed to the network
-    subnet: int  # sub-network index that ran (into manifest.subnet_frame_counts)
-    latency_ms: float  # the backend run (see above)
-    timestamps: tuple[float, ...]  # of the frames used (seconds; frame indices for plain predict)
-    cpu_ms: float | None = None  # CPU time of the calling thread during that run
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "index": self.index,
-            "score": round(self.score, 6),
-            "topk": [[lbl, round(s, 6)] for lbl, s in self.topk],
-            "frames": self.frames,
-            "subnet": self.subnet,
-            "latency_ms": round(self.latency_ms, 3),
-            "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
-            "timestamps": [round(t, 4) for t in self.timestamps],
-        }
 
 
 class FFNRuntime:

@@ -29,9 +29,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import SourceError
+from ..core.errors import SourceError
+from ..core.validate import check_frame_shape
 from .manifest import InputSpec
-from .validate import check_frame_shape
 
 
 class Preprocessor:

@@ -26,68 +26,21 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
-from .errors import ConfigError, SourceError
-from .inputs import check_stream_options
-from .policy import FrameCountPolicy
-from .sources import CaptureThread, FrameSource, Opener, SourceEvent
-
-if TYPE_CHECKING:
-    from .ffn_runtime import FFNRuntime, Prediction
+from ...core.errors import ConfigError, SourceError
+from ..control.budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
+from ..control.policy import FrameCountPolicy
+from ..media.inputs import check_stream_options
+from ..media.sources import CaptureThread, FrameSource, Opener, SourceEvent
+from ..results import StreamResult
+from .session_api import Session
 
 log = logging.getLogger("ffn_edge.runtime")
 
 WAIT_TIMEOUT_S = 10.0  # longest wait for a frame before a stream decision is skipped / ends
 MAX_PENDING_EVENTS = 100  # source events kept between two decisions
 REPORTED_EVENTS = ("lost", "retry", "reopened", "rejected", "error", "stuck")  # also logged as warnings
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamResult:
-    """One decision of a stream: the prediction plus why that frame count and the budget state."""
-
-    decision: int  # 0, 1, 2, ...
-    prediction: Prediction
-    window: tuple[float, float]  # (start, end) seconds of the video the decision looked at
-    frames_available: int  # frames in the window (the prediction sampled ``frames`` of them)
-    requested_frames: int  # n the policy asked for (served by the nearest sub-network)
-    reason: str  # "fixed", "max", or the scheduler's reasons joined by "," ("warmup", "budget", ...)
-    budget_ms: float | None
-    within_budget: bool | None  # latency <= budget (None without a budget)
-    events: tuple[str, ...]  # source events since the previous decision (lost, reopened, ...)
-    reasons: tuple[str, ...] = ()  # the same reasons as a list (scheduler.REASONS, "fixed" or "max")
-    predicted_ms: float | None = None  # the scheduler's high-percentile latency prediction for n
-    feasible: bool | None = None  # False: even the smallest count was predicted over the budget
-    budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # budgets in force + sensor readings
-
-    @property
-    def latency_ms(self) -> float:
-        """The run this decision timed (``Prediction.latency_ms``; an online result's step, alike)."""
-        return self.prediction.latency_ms
-
-    @property
-    def frames(self) -> int:
-        """Frames the network looked at (an online result's n, alike)."""
-        return self.prediction.frames
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            **self.prediction.to_json(),
-            "window": [round(self.window[0], 4), round(self.window[1], 4)],
-            "frames_available": self.frames_available,
-            "requested_frames": self.requested_frames,
-            "reason": self.reason,
-            "budget_ms": self.budget_ms,
-            "within_budget": self.within_budget,
-            "events": list(self.events),
-            "reasons": list(self.reasons),
-            "predicted_ms": None if self.predicted_ms is None else round(self.predicted_ms, 3),
-            "feasible": self.feasible,
-            "budget": self.budget,
-        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +61,7 @@ class StreamOptions:
 class Stream:
     """A source classified on ``session``; see the module docstring. Iterable once."""
 
-    def __init__(self, session: FFNRuntime, source: str | FrameSource, policy: FrameCountPolicy,
+    def __init__(self, session: Session, source: str | FrameSource, policy: FrameCountPolicy,
                  options: StreamOptions, opener: Opener | None = None,
                  on_event: Callable[[SourceEvent], None] | None = None) -> None:
         self._check_options(options)

@@ -33,8 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import validate as V
-from .errors import ConfigError, InputError, SourceError
+from ...core import validate as V
+from ...core.errors import ConfigError, InputError, SourceError
 
 ClipKind = Literal["raw", "preprocessed"]
 

@@ -23,10 +23,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from . import validate as V
-from .atomic import atomic_write_bytes
-from .errors import BundleError
-from .files import open_regular, parse_json, read_regular
+from ..core import validate as V
+from ..core.atomic import atomic_write_bytes
+from ..core.errors import BundleError
+from ..core.files import open_regular, parse_json, read_regular
 from .onnx_refs import GraphInfo, read_graph_info
 
 FORMAT = "ffn-bundle"

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .backends import import_onnxruntime, session_options
-from .errors import BundleError, InputError
-from .manifest import Manifest, StepGraph, load_manifest, resolve, step_spec
+from ...bundle.manifest import Manifest, StepGraph, load_manifest, resolve, step_spec
+from ...core.errors import BundleError, InputError
+from .ort import import_onnxruntime, session_options
 
 State = dict[str, np.ndarray]  # one sub-network's shift buffers: graph input name -> (1, C, H, W)
 

@@ -9,14 +9,10 @@ results (one per step) count as decisions; their warm labels and sub-network swi
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .stream import StreamResult
-
-if TYPE_CHECKING:
-    from .online_stream import OnlineResult
+from ..results import OnlineResult, StreamResult
 
 RECENT = 1000  # decisions the latency percentile looks back over
 

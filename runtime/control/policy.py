@@ -3,7 +3,7 @@
 * ``frames`` fixed: always that count (reason "fixed").
 * ``scheduler``: any object with ``decide(now_s, signals) -> decision`` (with ``.n`` and ``.reasons``)
   and ``observe(n, subnet, latency_ms, now_s, cpu_ms=None)``.
-* any budget on (``Budgets``): ``ffn_edge.runtime.scheduler.Scheduler`` with them (warm-up, latency
+* any budget on (``Budgets``): ``ffn_edge.runtime.control.scheduler.Scheduler`` with them (warm-up, latency
   model, caps, switching; reasons "warmup", "budget", "battery", ...).
 * nothing: the largest count (reason "max").
 
@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ...core.errors import ConfigError
 from .budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
-from .errors import ConfigError
 from .scheduler import Scheduler
 from .signals import Signals, default_providers, read_signals
 
@@ -40,7 +40,7 @@ class Choice:
 
 
 class SchedulerLike(Protocol):
-    """What a stream needs from a frame-count scheduler (ffn_edge.runtime.scheduler.Scheduler)."""
+    """What a stream needs from a frame-count scheduler (ffn_edge.runtime.control.scheduler.Scheduler)."""
 
     def decide(self, now_s: float, signals: Any) -> Any: ...
 

@@ -2,14 +2,13 @@
 
 ONNX Runtime and OpenCV are extras (``ffn-edge[cpu]`` or ``ffn-edge[gpu]``), not base dependencies,
 so that a device keeps the builds it has (onnxruntime-gpu, the Jetson wheel, JetPack's OpenCV).
-``ffn_run`` is the ``ffn-run`` console entry: it checks them before importing the CLI, whose
-modules import OpenCV at load time.
+The hints live here, below every layer, so a backend, an exporter or a CLI can name the fix
+for a missing package in the same words.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 ORT_HINT = ("pip install 'ffn-edge[cpu]' (CPU) or 'ffn-edge[gpu]' (NVIDIA GPU; one of the two, never both); "
             "on Jetson, the onnxruntime-gpu wheel built for your JetPack")
@@ -27,14 +26,3 @@ def missing_message(module: str) -> str | None:
     except (ImportError, ValueError):  # a module set to None in sys.modules, a broken install
         found = False
     return None if found else HINTS[module]
-
-
-def ffn_run() -> None:
-    """``ffn-run``: one line and exit 2 when OpenCV is missing, else the CLI (ONNX Runtime is checked on open)."""
-    message = missing_message("cv2")
-    if message is not None:
-        print(f"ffn-run: error: {message}", file=sys.stderr)
-        sys.exit(2)
-    from .cli import main
-
-    main()

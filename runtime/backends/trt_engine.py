@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ..sampling import nearest_subnet
-from .errors import BundleError, ConfigError
-from .manifest import Manifest
+from ...bundle.manifest import Manifest
+from ...core.errors import BundleError, ConfigError
+from ...core.sampling import nearest_subnet
 
 ENGINES_DIR = "engines"
 MAX_BATCH = 8  # the largest batch every engine accepts unless ffn-export engines --max-batch says otherwise

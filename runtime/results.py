@@ -1,0 +1,149 @@
+"""What the runtime answers: a graph run, a clip's prediction, a stream decision, an online step.
+
+Plain frozen dataclasses with ``to_json``, below the session and the streams so that every layer
+above (streams, summary, CLI, apps) can name them without importing the code that makes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """One run of a graph: its logits and what it cost."""
+
+    logits: np.ndarray  # (N, K) float32
+    frames: int  # frames fed
+    subnet: int  # sub-network index that ran
+    latency_ms: float  # wall time of the backend run (see Prediction.latency_ms)
+    cpu_ms: float  # CPU time of the calling thread during the run (the run's own cost)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The answer for one clip.
+
+    ``latency_ms`` means one thing everywhere (``predict``, streams, the scheduler, budgets): the wall
+    time of the backend run on the n sampled, preprocessed frames, i.e. the part a frame-count decision
+    changes. It does not include preprocessing raw frames (``predict``) or capture (streams).
+    """
+
+    label: str
+    index: int
+    score: float  # softmax probability of ``label``
+    topk: list[tuple[str, float]]  # (label, probability), best first
+    frames: int  # frames fed to the network
+    subnet: int  # sub-network index that ran (into manifest.subnet_frame_counts)
+    latency_ms: float  # the backend run (see above)
+    timestamps: tuple[float, ...]  # of the frames used (seconds; frame indices for plain predict)
+    cpu_ms: float | None = None  # CPU time of the calling thread during that run
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "index": self.index,
+            "score": round(self.score, 6),
+            "topk": [[lbl, round(s, 6)] for lbl, s in self.topk],
+            "frames": self.frames,
+            "subnet": self.subnet,
+            "latency_ms": round(self.latency_ms, 3),
+            "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
+            "timestamps": [round(t, 4) for t in self.timestamps],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamResult:
+    """One decision of a stream: the prediction plus why that frame count and the budget state."""
+
+    decision: int  # 0, 1, 2, ...
+    prediction: Prediction
+    window: tuple[float, float]  # (start, end) seconds of the video the decision looked at
+    frames_available: int  # frames in the window (the prediction sampled ``frames`` of them)
+    requested_frames: int  # n the policy asked for (served by the nearest sub-network)
+    reason: str  # "fixed", "max", or the scheduler's reasons joined by "," ("warmup", "budget", ...)
+    budget_ms: float | None
+    within_budget: bool | None  # latency <= budget (None without a budget)
+    events: tuple[str, ...]  # source events since the previous decision (lost, reopened, ...)
+    reasons: tuple[str, ...] = ()  # the same reasons as a list (scheduler.REASONS, "fixed" or "max")
+    predicted_ms: float | None = None  # the scheduler's high-percentile latency prediction for n
+    feasible: bool | None = None  # False: even the smallest count was predicted over the budget
+    budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # budgets in force + sensor readings
+
+    @property
+    def latency_ms(self) -> float:
+        """The run this decision timed (``Prediction.latency_ms``; an online result's step, alike)."""
+        return self.prediction.latency_ms
+
+    @property
+    def frames(self) -> int:
+        """Frames the network looked at (an online result's n, alike)."""
+        return self.prediction.frames
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            **self.prediction.to_json(),
+            "window": [round(self.window[0], 4), round(self.window[1], 4)],
+            "frames_available": self.frames_available,
+            "requested_frames": self.requested_frames,
+            "reason": self.reason,
+            "budget_ms": self.budget_ms,
+            "within_budget": self.within_budget,
+            "events": list(self.events),
+            "reasons": list(self.reasons),
+            "predicted_ms": None if self.predicted_ms is None else round(self.predicted_ms, 3),
+            "feasible": self.feasible,
+            "budget": self.budget,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineResult:
+    """One step of an online stream: what ran, and the label in force after it."""
+
+    step: int  # 0, 1, 2, ...
+    prediction: Prediction | None  # the label in force: fresh if ``warm``, else the last warm one (or None)
+    warm: bool  # the label is the mean of the last n logits of the sub-network that ran this step
+    subnet: int  # the sub-network that ran
+    frames: int  # its n: logits per label, steps per window
+    stride_ms: float  # source time between two steps: window / n
+    latency_ms: float  # wall time of this step's run (one frame)
+    cpu_ms: float  # CPU time of that run
+    warm_steps: int  # frames of this sub-network in its logit ring (n once warm)
+    switched: bool  # this step is the first of a newly started sub-network (buffers from zeros)
+    stamp: float  # of the frame that ran (seconds)
+    capture_to_label_ms: float | None  # frame captured -> this result; None for a file read offline
+    reason: str
+    reasons: tuple[str, ...]
+    budget_ms: float | None  # step compute allowed per window (cpu_share x window), None without
+    cpu_share: float | None
+    within_budget: bool | None  # this step's rate fits: latency_ms x n <= budget_ms
+    predicted_ms: float | None  # the scheduler's prediction for the window (n steps)
+    feasible: bool | None
+    budget: dict[str, Any]
+    events: tuple[str, ...]
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """(first, last) stamp of the frames behind the label in force (the step's frame alone without one)."""
+        return (self.prediction.timestamps[0] if self.prediction else self.stamp), self.stamp
+
+    def to_json(self) -> dict[str, Any]:
+        def r3(v: float | None) -> float | None:
+            return None if v is None else round(v, 3)
+
+        return {
+            "step": self.step,
+            "prediction": None if self.prediction is None else self.prediction.to_json(),
+            **{k: getattr(self, k) for k in ("warm", "subnet", "frames", "warm_steps", "switched", "reason",
+                                             "budget_ms", "cpu_share", "within_budget", "feasible", "budget")},
+            "label": None if self.prediction is None else self.prediction.label,
+            "stride_ms": r3(self.stride_ms), "latency_ms": r3(self.latency_ms), "cpu_ms": r3(self.cpu_ms),
+            "stamp": round(self.stamp, 4), "capture_to_label_ms": r3(self.capture_to_label_ms),
+            "reasons": list(self.reasons), "predicted_ms": r3(self.predicted_ms), "events": list(self.events),
+        }
