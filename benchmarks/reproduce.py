@@ -42,10 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cost import count_macs, count_params  # noqa: E402
 
 from ffn_edge.checkpoint import load_checkpoint, read_meta  # noqa: E402
+from ffn_edge.core.defaults import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from ffn_edge.data import VideoDataset, make_synthetic, read_list, write_list  # noqa: E402
 from ffn_edge.evaluate import evaluate, serving  # noqa: E402
 from ffn_edge.models import VideoClassifier  # noqa: E402
-from ffn_edge.train import IMAGENET_MEAN, IMAGENET_STD, TrainConfig, train  # noqa: E402
+from ffn_edge.train import TrainConfig, train  # noqa: E402
 
 EXPERIMENTS = ("table1", "tfd", "anyframe", "ablation")
 ANY_FRAMES = tuple(range(2, 21, 2))  # paper Fig. 8

@@ -1,4 +1,4 @@
-"""Budget scheduler on this machine: old vs new controller, interleaved in one stream, under a switching load.
+"""Budget scheduler on this machine, in one stream under a switching load (optionally beside a recorded run).
 
 Part 1 (live): an FFN bundle (TSM-MobileNetV2, sub-networks 4/8/16, graphs that take any frame
 count, so every n in 4..16 is a candidate) runs ``FFNRuntime.stream`` in real time on a generated
@@ -13,11 +13,10 @@ core, via multiprocessing) switches on and off on a schedule (default 20 s off /
   the largest count whose calibrated median (made monotone in n) fits the budget. A decision is
   *feasible* unless even the smallest count would have missed the budget under the slowdown that
   decision's run saw: its wall / CPU ratio x the calibrated median CPU ms of the smallest count.
-* **A/B** (``--mode ab``, the default): ONE stream whose decisions alternate between the old
-  controller (``legacy_scheduler.LegacyScheduler``, the code before issue 11) and the new one
-  (``ffn_edge.runtime.control.scheduler.Scheduler``); each sees only its own decisions and runs. Same video,
-  same load, same minutes: on a machine shared with other jobs this is the only fair comparison.
-  ``--mode new`` runs the new controller alone.
+* **Baseline** (``--baseline RUN.json``): a run recorded earlier with ``--json`` is printed as a second
+  column beside this one. It ran on other minutes, so the comparison is only as fair as the two loads
+  were alike (the load averages of both runs are printed). The interleaved A/B of the previous
+  controller against this one, when both lived in the tree, is kept in ``docs/scheduler/README.md``.
 
 Printed per controller: share of decisions within budget over feasible decisions and over all
 (steady state: warm-up and the RECOVERY_WINDOW decisions after each load step left out; goal >= 99 %
@@ -45,7 +44,6 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -53,8 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # legacy_scheduler, next to this file
 
 GOALS = {"within": 0.99, "recovery": 3, "off_ratio": 0.95, "ratio": 0.9, "switches_per_s": 1.0}
 BUDGET_PERCENTILE = 95  # the budget comes from this percentile of the calibration runs
@@ -207,46 +203,10 @@ def oracle(latency: dict[int, float], budget_ms: float) -> int:
 # -- the A/B stream ---------------------------------------------------------------------------------
 
 
-class _LegacyAdapter:
-    """The old controller behind the new observe() signature (it never saw CPU time)."""
-
-    def __init__(self, frame_counts: Sequence[int], budget_ms: float) -> None:
-        from legacy_scheduler import LegacyScheduler
-
-        self.inner = LegacyScheduler(frame_counts, budget_ms)
-
-    def decide(self, now_s: float, signals: Any) -> Any:
-        return self.inner.decide(now_s, signals)
-
-    def observe(self, n: int, subnet: int, latency_ms: float, now_s: float, cpu_ms: float | None = None) -> None:
-        self.inner.observe(n, subnet, latency_ms, now_s)
-
-
-class Interleaved:
-    """Decisions alternate between controllers; each observes only the runs it decided."""
-
-    def __init__(self, controllers: dict[str, Any]) -> None:
-        self.controllers = controllers
-        self.names = list(controllers)
-        self.turn = 0  # index of the controller whose decision is pending
-        self.budgets = getattr(controllers[self.names[-1]], "budgets", None)
-
-    @property
-    def current(self) -> str:
-        return self.names[self.turn]
-
-    def decide(self, now_s: float, signals: Any) -> Any:
-        return self.controllers[self.current].decide(now_s, signals)
-
-    def observe(self, n: int, subnet: int, latency_ms: float, now_s: float, cpu_ms: float | None = None) -> None:
-        self.controllers[self.current].observe(n, subnet, latency_ms, now_s, cpu_ms=cpu_ms)
-        self.turn = (self.turn + 1) % len(self.names)
-
-
 @dataclasses.dataclass
 class Record:
     t: float  # seconds since the stream started
-    controller: str  # "old" or "new"
+    controller: str  # "new": the controller in the tree (a --baseline run is printed as "baseline")
     load: bool  # the load state the decision ran under
     n: int
     latency_ms: float
@@ -256,15 +216,11 @@ class Record:
 
 
 def run_stream(rt: Any, video: Path, budget_ms: float, load: CpuLoad, phase_s: float, cycles: int,
-               stride_ms: float, mode: str) -> list[Record]:
+               stride_ms: float) -> list[Record]:
     """Stream in real time while the load is off / on for ``phase_s`` each, ``cycles`` times."""
     from ffn_edge.runtime.control.scheduler import Scheduler
 
-    counts = rt.manifest.subnet_frame_counts
-    controllers: dict[str, Any] = {"new": Scheduler(counts, budget_ms)}
-    if mode == "ab":
-        controllers = {"old": _LegacyAdapter(counts, budget_ms), **controllers}
-    sched = Interleaved(controllers)
+    sched = Scheduler(rt.manifest.subnet_frame_counts, budget_ms)
     records: list[Record] = []
     load.set(False)
     t0 = time.monotonic()
@@ -272,9 +228,8 @@ def run_stream(rt: Any, video: Path, budget_ms: float, load: CpuLoad, phase_s: f
                    duration_s=2 * phase_s * cycles) as stream:
         for r in stream:
             now = time.monotonic() - t0
-            who = sched.names[(sched.turn - 1) % len(sched.names)]  # observe() has moved the turn on
             p = r.prediction
-            records.append(Record(now, who, load.on, p.frames, p.latency_ms, p.cpu_ms, r.predicted_ms, r.reasons))
+            records.append(Record(now, "new", load.on, p.frames, p.latency_ms, p.cpu_ms, r.predicted_ms, r.reasons))
             want = int(now // phase_s) % 2 == 1  # off, on, off, on, ...
             if want != load.on:
                 load.set(want)
@@ -396,7 +351,7 @@ def battery_table(replay: dict[str, Any]) -> list[str]:
 
 # -- report -----------------------------------------------------------------------------------------
 
-COLORS = {"old": "tab:purple", "new": "tab:green"}
+COLORS = {"baseline": "tab:purple", "new": "tab:green"}
 
 
 def plot(path: Path, records: list[Record], budget_ms: float, oracles: dict[bool, int], replay: dict[str, Any],
@@ -496,8 +451,8 @@ def print_tables(results: dict[str, dict[str, Any]], budget_ms: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("ab", "new"), default="ab", help="ab: old and new controllers interleaved "
-                    "in one stream (default); new: the new controller alone")
+    ap.add_argument("--baseline", type=Path, default=None, help="a --json file of an earlier run, printed beside "
+                    "this one (other minutes: compare the load averages too)")
     ap.add_argument("--phase-s", type=float, default=20.0, help="seconds per load-off / load-on phase")
     ap.add_argument("--cycles", type=int, default=4, help="off+on cycles")
     ap.add_argument("--budget-ms", type=float, default=None, help="latency budget (default: from the calibration)")
@@ -539,9 +494,9 @@ def main() -> None:
         budget = args.budget_ms or float(np.percentile(samples[(False, middle)], BUDGET_PERCENTILE))
         print(f"bundle {bundle} (backend {rt.backend_name}, {rt.threads} thread(s)); budget {budget:.1f} ms "
               f"(p{BUDGET_PERCENTILE} of {args.calib_runs} calibration runs of n={middle}, load off); stream "
-              f"{duration:.0f} s, load {args.load_procs} procs {args.phase_s:g} s off / on; mode {args.mode}; "
+              f"{duration:.0f} s, load {args.load_procs} procs {args.phase_s:g} s off / on; "
               f"load average before {load_before[0]:.2f}", flush=True)
-        records = run_stream(rt, video, budget, load, args.phase_s, args.cycles, args.stride_ms, args.mode)
+        records = run_stream(rt, video, budget, load, args.phase_s, args.cycles, args.stride_ms)
         calibrate(rt, video, candidates, load, max(1, args.calib_runs // 2), args.calib_stride_ms, samples, cpu)
     load_after = os.getloadavg()
     medians = {key: statistics.median(v) for key, v in samples.items()}
@@ -550,6 +505,11 @@ def main() -> None:
     smallest_cpu = {on: statistics.median(cpu[(on, candidates[0])]) for on in (False, True)}
     results = {who: analyse([r for r in records if r.controller == who], budget, oracles, smallest_cpu)
                for who in dict.fromkeys(r.controller for r in records)}
+    if args.baseline is not None:
+        recorded = json.loads(args.baseline.read_text())
+        results = {"baseline": recorded["results"]["new"], **results}
+        print(f"baseline {args.baseline}: budget {recorded['budget_ms']:.1f} ms, load average before "
+              f"{recorded['loadavg']['before'][0]:.2f} / after {recorded['loadavg']['after'][0]:.2f}")
     replay = battery_replay(args.battery_policy, budget_ms=50.0)
 
     runs = len(samples[(False, candidates[0])])
@@ -565,7 +525,7 @@ def main() -> None:
           f"(the scripted load adds {args.load_procs} while on)")
     print()
     print("\n".join(battery_table(replay)))
-    title = (f"ffn-edge scheduler, {' vs '.join(results)} interleaved: TSM-MobileNetV2 w{args.width:g} "
+    title = (f"ffn-edge scheduler: TSM-MobileNetV2 w{args.width:g} "
              f"{args.size}px on {rt.backend_name}, {args.load_procs}-process load {args.phase_s:g} s off / on, "
              f"budget {budget:.1f} ms")
     plot(args.png, records, budget, oracles, replay, title)

@@ -29,18 +29,8 @@ import torch
 from onnx import numpy_helper
 
 from .. import __version__
-from ..bundle.manifest import (
-    PRECISION_KEY,
-    QUANT_KEY,
-    STEP_KEY,
-    GraphEntry,
-    InputSpec,
-    Manifest,
-    StepBuffer,
-    file_entry,
-    load_manifest,
-    write_manifest,
-)
+from ..bundle.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
+from ..bundle.sections import PRECISION_KEY, QUANT_KEY, STEP_KEY, StepBuffer
 from ..checkpoint import CheckpointMeta, load_checkpoint
 from ..core.atomic import cleanup_stale, replace_dir, temp_dir_for
 from ..core.sampling import nearest_subnet

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core import defaults as D
 from ..core.argparsing import Parser
 from ..core.errors import ConfigError, run_cli
 from ..core.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
@@ -107,7 +108,8 @@ def _engines_parser() -> argparse.ArgumentParser:
                 "(cached per GPU model, TensorRT version and precision).")
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
     p.add_argument("--fp16", action="store_true", help="fp16 engines (default fp32)")
-    p.add_argument("--max-batch", type=int, default=8, help="largest batch the engines accept (default 8)")
+    p.add_argument("--max-batch", type=int, default=D.MAX_BATCH,
+                   help=f"largest batch the engines accept (default {D.MAX_BATCH})")
     p.add_argument("--rebuild", action="store_true", help="rebuild even when cached engines match this device")
     return p
 

@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..bundle.manifest import StepBuffer
+from ..bundle.sections import StepBuffer
 from ..layers import TemporalShift
 from ..layers.temporal_shift import causal_shift_channels
 from ..models import VideoClassifier

@@ -31,7 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..bundle.manifest import Manifest, file_entry, load_manifest, quant_spec, resolve, write_manifest
+from ..bundle.manifest import Manifest, file_entry, load_manifest, resolve, write_manifest
+from ..core import defaults as D
 from ..core.atomic import atomic_write_bytes
 from ..core.errors import ConfigError
 from ..runtime.backends import trt_engine as trt_mod
@@ -128,7 +129,7 @@ def _cached(bundle: Path, m: Manifest, key: str) -> dict[str, Any] | None:
     return entry
 
 
-def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_batch: int = trt_mod.MAX_BATCH,
+def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_batch: int = D.MAX_BATCH,
                   workspace_gib: float = 4.0, rebuild: bool = False, device: int = 0) -> dict[str, Any]:
     """Build (or find cached) engines for this device and record them in the manifest; returns the entry."""
     if max_batch < 1:
@@ -138,7 +139,7 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
     root = Path(bundle)
     m = load_manifest(root, verify=True)
     precision = _precision(fp16)
-    q = quant_spec(m)
+    q = m.quantization
     if q is not None:
         precision = _int8_precision(q.activations, fp16)
     key = device_key(gpu, trt.__version__, precision)

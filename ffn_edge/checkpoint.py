@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .core import defaults as D
 from .core import validate as V
 from .core.atomic import atomic_write_bytes
 from .core.errors import FFNError
@@ -52,10 +53,10 @@ class CheckpointError(FFNError):
 class CheckpointMeta:
     config: ModelConfig
     class_names: list[str]
-    input_size: int = 224  # square crop fed to the network
-    resize_shorter: int = 256  # shorter side before the centre crop
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    input_size: int = D.INPUT_SIZE  # square crop fed to the network
+    resize_shorter: int = D.RESIZE_SHORTER  # shorter side before the centre crop
+    mean: tuple[float, float, float] = D.IMAGENET_MEAN
+    std: tuple[float, float, float] = D.IMAGENET_STD
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # trainer's notes
 
     def to_json(self) -> str:

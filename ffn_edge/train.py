@@ -60,6 +60,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
+from .core import defaults as D
 from .core import validate as V
 from .core.argparsing import Parser
 from .core.errors import ConfigError, FFNError, run_cli
@@ -71,7 +72,6 @@ from .recipes import RECIPES, init_model, param_groups, step_factor
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 LOSSES = ("paper", "ce_td")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
@@ -90,7 +90,7 @@ class TrainConfig:
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
     shift: str = opt(V.DEFAULT_SHIFT, "temporal shift direction (causal: past frames only, runs online)",
                      choices=V.SHIFT_MODES)
-    frame_counts: tuple[int, ...] = opt((4, 8, 16), "sub-network frame counts L M H")
+    frame_counts: tuple[int, ...] = opt(D.FRAME_COUNTS, "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
     mix_alpha: float = opt(1.0, "mixed: mixup coefficient ~ Beta(alpha, alpha)")
@@ -115,9 +115,9 @@ class TrainConfig:
     on_error: str = opt("raise", "a bad list line / unreadable frame: raise, or skip and count",
                         choices=("raise", "skip"))
     flip: bool = opt(False, "random horizontal flip (off for direction-sensitive labels)")
-    input_size: int | None = opt(None, "crop size (default 224; synthetic: 7/8 of --synth-size)", type=int)
-    resize_shorter: int | None = opt(None, "shorter side before cropping (default 256; synthetic: --synth-size)",
-                                     type=int)
+    input_size: int | None = opt(None, f"crop size (default {D.INPUT_SIZE}; synthetic: 7/8 of --synth-size)", type=int)
+    resize_shorter: int | None = opt(
+        None, f"shorter side before cropping (default {D.RESIZE_SHORTER}; synthetic: --synth-size)", type=int)
     data_dir: str | None = opt(None, "synthetic: where to generate it (default OUT/synthetic)", type=str)
     synth_classes: int = opt(10, "synthetic: number of classes (at most 10)")
     synth_train_per_class: int = opt(24, "synthetic: training videos per class")
@@ -287,8 +287,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         cfg,
         frame_counts=counts,
         frames=frames,
-        input_size=cfg.input_size or (cfg.synth_size * 7 // 8 if synthetic else 224),
-        resize_shorter=cfg.resize_shorter or (cfg.synth_size if synthetic else 256),
+        input_size=cfg.input_size or (cfg.synth_size * 7 // 8 if synthetic else D.INPUT_SIZE),
+        resize_shorter=cfg.resize_shorter or (cfg.synth_size if synthetic else D.RESIZE_SHORTER),
     )
 
 
@@ -369,8 +369,8 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
             dist.barrier()
         s = json.loads(record.read_text())
         kind, train_list, val_list, root = "frames", s["train_list"], s["val_list"], s["root"]
-    common = dict(kind=kind, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter, mean=IMAGENET_MEAN,
-                  std=IMAGENET_STD, template=cfg.template, start_index=cfg.start_index, on_error=cfg.on_error,
+    common = dict(kind=kind, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter, mean=D.IMAGENET_MEAN,
+                  std=D.IMAGENET_STD, template=cfg.template, start_index=cfg.start_index, on_error=cfg.on_error,
                   seed=cfg.seed)
     train_set = VideoDataset(train_list, root, frame_counts=item_counts, train=True, flip=cfg.flip, **common)
     val_set = VideoDataset(val_list, root, frame_counts=val_counts, train=False, **common)
@@ -583,7 +583,7 @@ def _save(out: Path, stem: str, configs: Sequence[ModelConfig], members: Sequenc
             tensors, extra["optimizer"] = optimizer_tensors(optim)
             extra["scaler"] = scaler.state_dict() if scaler is not None and scaler.is_enabled() else None
         meta = CheckpointMeta(configs[i], class_names, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter,
-                              mean=IMAGENET_MEAN, std=IMAGENET_STD, extra=extra)
+                              mean=D.IMAGENET_MEAN, std=D.IMAGENET_STD, extra=extra)
         save_checkpoint(out / f"{stem}{suffixes[i]}.safetensors", members[i], meta, extra_tensors=tensors)
 
 

@@ -24,7 +24,7 @@ from ffn_edge.runtime.backends.ort import OrtBackend
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, quant_spec
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError, ConfigError, FFNError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
@@ -133,7 +133,7 @@ def test_shared_calibration_gives_every_sub_network_one_range_table_and_per_subn
     a, b = (_activation_scales(per_subnet, f"f{n}.onnx") for n in FRAMES)
     assert len(a) < 0.5 * len(_activation_scales(shared, "f4.onnx"))
     for bundle, scope in ((shared, "shared"), (per_subnet, "per-subnet")):
-        assert quant_spec(load_manifest(bundle)).calib_scope == scope
+        assert load_manifest(bundle).quantization.calib_scope == scope
 
 
 def test_merge_ranges_is_minmax_over_all_tables():
@@ -143,7 +143,7 @@ def test_merge_ranges_is_minmax_over_all_tables():
 
 def test_manifest_records_precision_and_calibration_and_the_runtime_checks_them(per_subnet, tmp_path):
     m = load_manifest(per_subnet)
-    q = quant_spec(m)
+    q = m.quantization
     assert (m.extra["precision"], q.format, q.calib_method, q.calib_count, q.layout) == \
         ("int8", "QDQ", "MinMax", 4, "shared")
     assert q.calib_data.startswith("synthetic")

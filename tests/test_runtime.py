@@ -21,7 +21,7 @@ from ffn_edge.export import export_bundle
 from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.backends.select import open_backend
 from ffn_edge.runtime.backends.sharing import external_tensors
-from ffn_edge.runtime.backends.tensorrt import pick_engine_set, tensorrt_engine_sets
+from ffn_edge.runtime.backends.tensorrt import pick_engine_set
 from ffn_edge.runtime.media.sources import FrameSource
 
 from ffn_edge.bundle.manifest import load_manifest
@@ -341,7 +341,7 @@ def test_tensorrt_engines_for_another_device_are_refused_with_a_clear_message():
     manifest = dataclasses.replace(load_manifest_stub(), extra={"engines": {"k": {
         "gpu": "NVIDIA H100 80GB HBM3", "tensorrt": "10.3.0", "precision": "fp16", "stripped": True,
         "engines": {"4": {"file": "engines/k/f4.engine", "profile": 0, "refit_from": "f4.onnx"}}}}})
-    sets = tensorrt_engine_sets(manifest)
+    sets = manifest.engine_sets
     ref = sets[0].engines[4]  # an entry without a T range accepts exactly its own frame count
     assert (ref.file, ref.profile, ref.refit_from, ref.t_min, ref.t_max) == ("engines/k/f4.engine", 0, "f4.onnx", 4, 4)
     assert pick_engine_set(sets, "NVIDIA H100 80GB HBM3", "10.3.0", None) is sets[0]

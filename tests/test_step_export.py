@@ -18,7 +18,7 @@ from ffn_edge.export.step import StepGraph, run_frames
 from ffn_edge.export.verify import synthetic_clips
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, step_spec
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
@@ -53,7 +53,7 @@ def test_every_subnet_steps_to_the_clip_graph(causal) -> None:
     """n frames one by one from zero buffers, per-frame logits averaged == the causal clip graph (ORT both)."""
     model, bundle = causal
     m = load_manifest(bundle)
-    step = step_spec(m)
+    step = m.step
     assert step is not None and [g.subnet for g in step.graphs] == [0, 1, 2]
     for g in m.graphs:  # f4, f8, f16: sub-networks 0, 1, 2 at their own frame counts
         clips = synthetic_clips(2, g.frames, SIZE, m.input.resize_shorter, m.input.mean, m.input.std, seed=g.frames)
@@ -76,7 +76,7 @@ def test_step_graph_is_causal_and_batches(causal) -> None:
     """Frame t's logits do not depend on later frames; a batch of two streams steps like each alone."""
     model, bundle = causal
     m = load_manifest(bundle)
-    sg = step_spec(m).for_subnet(1)
+    sg = m.step.for_subnet(1)
     sess = _sess(bundle / sg.file)
     clip = synthetic_clips(2, 8, SIZE, m.input.resize_shorter, m.input.mean, m.input.std)
     later = clip[0].copy()
@@ -85,7 +85,7 @@ def test_step_graph_is_causal_and_batches(causal) -> None:
     assert np.array_equal(a[:5], b[:5]) and np.abs(a[5:] - b[5:]).max() > 1e-5 * np.abs(a).max()
     state = {x.input: np.zeros((2, *x.shape), np.float32) for x in sg.buffers}
     for t in range(3):
-        out = sess.run([m.output_name, *(x.output for x in sg.buffers)], {step_spec(m).input_name: clip[:, t], **state})
+        out = sess.run([m.output_name, *(x.output for x in sg.buffers)], {m.step.input_name: clip[:, t], **state})
         state = {x.input: o for x, o in zip(sg.buffers, out[1:], strict=True)}
     alone = run_frames(sess, list(sg.buffers), clip[1][:3])
     np.testing.assert_allclose(out[0][1], alone[2], atol=1e-5)
@@ -95,7 +95,7 @@ def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
     """Step graphs hold no tensor of their own: weights and per-sub-network constants are stored once."""
     model, bundle = causal
     m = load_manifest(bundle, verify=True)
-    step = step_spec(m)
+    step = m.step
     assert set(m.files) == {m.weights_file, *(g.file for g in m.graphs), *(g.file for g in step.graphs)}
     for g in step.graphs:
         proto = onnx.load(str(bundle / g.file), load_external_data=False)
@@ -110,7 +110,7 @@ def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
     save_checkpoint(tmp_path / "b.safetensors", both, CheckpointMeta(cfg, list("abcde"), input_size=SIZE,
                                                                      resize_shorter=72))
     plain = export_bundle(tmp_path / "b.safetensors", [4, 8, 16], tmp_path / "b.ffn", verify=False)
-    assert step_spec(load_manifest(plain)) is None  # bidirectional: no step graphs
+    assert load_manifest(plain).step is None  # bidirectional: no step graphs
     assert not list(plain.glob("step_*"))
     size = {b: sum(p.stat().st_size for p in b.iterdir()) for b in (bundle, plain)}
     steps = sum((bundle / g.file).stat().st_size for g in step.graphs)

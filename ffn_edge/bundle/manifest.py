@@ -16,6 +16,7 @@ Both sides use this one module (it is torch-free), so the format has one definit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,16 @@ from ..core.atomic import atomic_write_bytes
 from ..core.errors import BundleError
 from ..core.files import open_regular, parse_json, read_regular
 from .onnx_refs import GraphInfo, read_graph_info
+from .sections import (
+    EngineSet,
+    QuantSpec,
+    StepSpec,
+    as_object,
+    parse_engines,
+    parse_precision,
+    parse_quantization,
+    parse_step,
+)
 
 FORMAT = "ffn-bundle"
 FORMAT_VERSION = 1
@@ -93,156 +104,33 @@ class Manifest:
         except ValueError as e:
             raise BundleError(f"manifest is malformed: {e}") from None
 
+    # The optional sections, parsed once on first use (``load_manifest`` touches each, so a bundle
+    # with a malformed section is refused at open, not at the first online stream).
+    @functools.cached_property
+    def step(self) -> StepSpec | None:
+        """The step graphs (causal bundles), or None."""
+        return parse_step(self.extra, self.model_config, self.subnet_frame_counts)
+
+    @functools.cached_property
+    def precision(self) -> str:
+        """"fp32" or "int8"."""
+        return parse_precision(self.extra)
+
+    @functools.cached_property
+    def quantization(self) -> QuantSpec | None:
+        """How an INT8 bundle was quantized, or None (fp32)."""
+        return parse_quantization(self.extra)
+
+    @functools.cached_property
+    def engine_sets(self) -> tuple[EngineSet, ...]:
+        """The TensorRT engine sets built for this bundle (``ffn-export engines``), possibly none."""
+        return parse_engines(self.extra)
+
     def graph_for(self, frames: int) -> GraphEntry:
         for g in self.graphs:
             if g.frames == frames:
                 return g
         raise KeyError(frames)
-
-
-@dataclasses.dataclass(frozen=True)
-class StepBuffer:
-    """One temporal shift's state between frames: graph input ``input`` -> graph output ``output``.
-
-    A float32 tensor (N, *shape): the previous frame's shifted channels at that shift (zeros before
-    the first frame of a stream).
-    """
-
-    input: str
-    output: str
-    shape: tuple[int, int, int]  # (channels, height, width)
-
-
-@dataclasses.dataclass(frozen=True)
-class StepGraph:
-    """Sub-network ``subnet`` of a causal model, one frame at a time: (frame, buffers) -> (logits, buffers)."""
-
-    subnet: int
-    file: str
-    buffers: tuple[StepBuffer, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class StepSpec:
-    """The step graphs of a bundle (``manifest.extra["step"]``; causal checkpoints only).
-
-    Running a clip's n frames one by one through sub-network k's step graph, from zero buffers, and
-    averaging the per-frame logits gives the clip graph's logits for those n frames.
-    """
-
-    input_name: str  # one preprocessed frame (N, 3, H, W), H, W = manifest input size
-    output_name: str  # that frame's logits (N, classes)
-    graphs: tuple[StepGraph, ...]
-
-    def for_subnet(self, subnet: int) -> StepGraph:
-        for g in self.graphs:
-            if g.subnet == subnet:
-                return g
-        raise KeyError(subnet)
-
-
-STEP_KEY = "step"  # key of the StepSpec in manifest.extra
-
-
-def step_spec(m: Manifest) -> StepSpec | None:
-    """The StepSpec ``m.extra["step"]`` describes (None when absent), every field checked (BundleError)."""
-    if STEP_KEY not in m.extra:
-        return None
-    try:
-        return _parse_step(_obj("extra.step", m.extra[STEP_KEY]), m)
-    except KeyError as e:
-        raise BundleError(f"manifest is malformed: extra.step: missing key {e}") from None
-    except ValueError as e:
-        raise BundleError(f"manifest is malformed: extra.step: {e}") from None
-
-
-PRECISION_KEY = "precision"  # manifest.extra: "fp32" (also when absent) or "int8"
-QUANT_KEY = "quantization"  # manifest.extra of an INT8 bundle: a QuantSpec
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantSpec:
-    """How an INT8 bundle's graphs were quantized (QDQ) and calibrated; ``ffn-export --int8`` writes it."""
-
-    format: str  # "QDQ": QuantizeLinear / DequantizeLinear pairs around float ops
-    activations: str  # V.INT8_ACTIVATIONS
-    layout: str  # V.INT8_LAYOUTS
-    calib_data: str  # what the clips were ("synthetic (seed 1)", "list val.txt (frames)", ...)
-    calib_count: int  # clips per sub-network
-    calib_method: str  # V.CALIB_METHODS
-    calib_scope: str  # V.INT8_SCOPES: ranges per sub-network, or one table shared by all
-
-
-def precision(m: Manifest) -> str:
-    """The bundle's precision, "fp32" or "int8" (BundleError when the field is bad)."""
-    try:
-        return V.check_choice("extra.precision", m.extra.get(PRECISION_KEY, "fp32"), V.PRECISIONS)
-    except ValueError as e:
-        raise BundleError(f"manifest is malformed: {e}") from None
-
-
-def quant_spec(m: Manifest) -> QuantSpec | None:
-    """The QuantSpec of an INT8 bundle (None for fp32), every field checked (BundleError)."""
-    p = precision(m)
-    if p == "fp32":
-        if QUANT_KEY in m.extra:
-            raise BundleError("manifest is malformed: extra.quantization in a bundle whose precision is fp32")
-        return None
-    try:
-        d = _obj("extra.quantization", m.extra[QUANT_KEY])
-        c = _obj("extra.quantization.calibration", d["calibration"])
-        if d["format"] != "QDQ":
-            raise ValueError(f"extra.quantization.format must be 'QDQ', got {d['format']!r}")
-        return QuantSpec(
-            format="QDQ",
-            activations=V.check_choice("extra.quantization.activations", d["activations"], V.INT8_ACTIVATIONS),
-            layout=V.check_choice("extra.quantization.layout", d["layout"], V.INT8_LAYOUTS),
-            calib_data=V.check_str("extra.quantization.calibration.data", c["data"], 512),
-            calib_count=V.check_int("extra.quantization.calibration.count", c["count"], 1, V.MAX_CALIB_CLIPS),
-            calib_method=V.check_choice("extra.quantization.calibration.method", c["method"], V.CALIB_METHODS),
-            calib_scope=V.check_choice("extra.quantization.calibration.scope", c["scope"], V.INT8_SCOPES),
-        )
-    except KeyError as e:
-        raise BundleError(f"manifest is malformed: an int8 bundle's extra.quantization lacks {e}") from None
-    except ValueError as e:
-        raise BundleError(f"manifest is malformed: {e}") from None
-
-
-def _parse_step(d: dict[str, Any], m: Manifest) -> StepSpec:
-    if m.model_config.get("shift", V.DEFAULT_SHIFT) != "causal":
-        raise ValueError("step graphs need a causal model (model_config.shift is not 'causal')")
-    frame = V.check_str("input", d["input"], 255)
-    logits = V.check_str("output", d["output"], 255)
-    graphs, subnets = [], set()
-    for i, g in enumerate(V.check_list("graphs", d["graphs"], 1, len(m.subnet_frame_counts))):
-        g = _obj(f"graphs[{i}]", g)
-        k = V.check_int(f"graphs[{i}].subnet", g["subnet"], 0, len(m.subnet_frame_counts) - 1)
-        if k in subnets:
-            raise ValueError(f"two step graphs for sub-network {k}")
-        subnets.add(k)
-        buffers = []
-        for j, b in enumerate(V.check_list(f"graphs[{i}].buffers", g["buffers"], 1, V.MAX_STEP_BUFFERS)):
-            b = _obj(f"graphs[{i}].buffers[{j}]", b)
-            at = f"graphs[{i}].buffers[{j}]"
-            shape = V.check_list(f"{at}.shape", b["shape"], 3, 3)
-            buffers.append(StepBuffer(
-                input=V.check_str(f"{at}.input", b["input"], 255),
-                output=V.check_str(f"{at}.output", b["output"], 255),
-                shape=(V.check_int(f"{at}.shape[0]", shape[0], 1, V.MAX_BUFFER_CHANNELS),
-                       V.check_int(f"{at}.shape[1]", shape[1], 1, V.MAX_INPUT_SIZE),
-                       V.check_int(f"{at}.shape[2]", shape[2], 1, V.MAX_INPUT_SIZE)),
-            ))
-        ins, outs = [frame, *(b.input for b in buffers)], [logits, *(b.output for b in buffers)]
-        if len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
-            raise ValueError(f"graphs[{i}]: input or output names repeat")
-        graphs.append(StepGraph(k, V.check_str(f"graphs[{i}].file", g["file"], 255), tuple(buffers)))
-    return StepSpec(frame, logits, tuple(graphs))
-
-
-def _obj(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be an object, got {type(value).__name__}")
-    return value
 
 
 def _parse(d: dict[str, Any]) -> Manifest:
@@ -256,7 +144,7 @@ def _parse(d: dict[str, Any]) -> Manifest:
         raise ValueError(f"subnet_frame_counts {list(counts)} differ from model_config.frame_counts")
     graphs = []
     for i, g in enumerate(V.check_list("graphs", d["graphs"], 1, V.MAX_FRAME_COUNT)):
-        g = _obj(f"graphs[{i}]", g)
+        g = as_object(f"graphs[{i}]", g)
         unknown = sorted(set(g) - {"frames", "subnet", "file", "dynamic_frames"})
         if unknown:
             raise ValueError(f"graphs[{i}] has unknown keys {unknown}")
@@ -269,7 +157,7 @@ def _parse(d: dict[str, Any]) -> Manifest:
     frames = [g.frames for g in graphs]
     if len(set(frames)) != len(frames):
         raise ValueError(f"two graphs serve the same frame count ({sorted(frames)})")
-    inp = _obj("input", d["input"])
+    inp = as_object("input", d["input"])
     size = V.check_list("input.size", inp["size"], 2, 2)
     height = V.check_int("input.size[0]", size[0], V.MIN_INPUT_SIZE, V.MAX_INPUT_SIZE)
     width = V.check_int("input.size[1]", size[1], V.MIN_INPUT_SIZE, V.MAX_INPUT_SIZE)
@@ -277,8 +165,8 @@ def _parse(d: dict[str, Any]) -> Manifest:
     if inp["layout"] != "NTCHW":
         raise ValueError(f"input.layout must be 'NTCHW', got {inp['layout']!r}")
     files = {}
-    for rel, entry in _obj("files", d["files"]).items():
-        entry = _obj(f"files[{rel!r}]", entry)
+    for rel, entry in as_object("files", d["files"]).items():
+        entry = as_object(f"files[{rel!r}]", entry)
         sha = entry.get("sha256")
         if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ValueError(f"files[{rel!r}].sha256 must be 64 lowercase hex digits")
@@ -303,7 +191,7 @@ def _parse(d: dict[str, Any]) -> Manifest:
         class_names=tuple(V.check_class_names(d["class_names"], config["num_classes"])),
         opset=V.check_int("opset", d["opset"], 1, V.MAX_OPSET),
         files=files,
-        extra=dict(_obj("extra", d.get("extra", {}))),
+        extra=dict(as_object("extra", d.get("extra", {}))),
     )
 
 
@@ -370,8 +258,8 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
     except BundleError as e:
         raise BundleError(f"{mpath}: {e}") from None
     try:
-        step = step_spec(m)
-        quant_spec(m)
+        step = m.step
+        _ = m.quantization, m.engine_sets
     except BundleError as e:
         raise BundleError(f"{mpath}: {e}") from None
     needed = {m.weights_file, *(g.file for g in m.graphs), *(g.file for g in (step.graphs if step else ()))}

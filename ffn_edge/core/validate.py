@@ -43,7 +43,7 @@ MAX_OPSET = 100
 MAX_FILES = 10_000  # files one bundle may list
 MAX_STEP_BUFFERS = 1024  # temporal-shift buffers of one step graph (TSM-ResNet-50: 16)
 MAX_BUFFER_CHANNELS = 1 << 16
-# INT8 bundles (``ffn-export --int8``; checked on load by ``manifest.quant_spec``)
+# INT8 bundles (``ffn-export --int8``; checked on load by ``Manifest.quantization``)
 PRECISIONS = ("fp32", "int8")
 INT8_SCOPES = ("per-subnet", "shared")  # activation ranges per sub-network, or one table for all
 INT8_ACTIVATIONS = ("u8", "s8")  # u8: ORT on x86 without VNNI; s8 (symmetric): what TensorRT takes

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..core import defaults as D
 from ..core.sampling import segment_indices
 from .annotations import Kind, VideoRecord, read_class_names, read_list
 from .errors import DatasetError
@@ -39,12 +40,12 @@ class VideoDataset(Dataset):
         root: str | Path,
         *,
         kind: Kind,
-        frame_counts: Sequence[int] = (4, 8, 16),
+        frame_counts: Sequence[int] = D.FRAME_COUNTS,
         train: bool,
-        input_size: int = 224,
-        resize_shorter: int = 256,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        input_size: int = D.INPUT_SIZE,
+        resize_shorter: int = D.RESIZE_SHORTER,
+        mean: Sequence[float] = D.IMAGENET_MEAN,
+        std: Sequence[float] = D.IMAGENET_STD,
         flip: bool = False,
         template: str = "{:05d}.jpg",
         start_index: int = 1,

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..core import defaults as D
 from ..core import validate as V
 from ..core.errors import ConfigError
 from ..core.sampling import frame_count_set
@@ -35,7 +36,7 @@ log = logging.getLogger("ffn_edge")
 class ModelConfig:
     arch: str
     num_classes: int
-    frame_counts: tuple[int, ...] = (4, 8, 16)
+    frame_counts: tuple[int, ...] = D.FRAME_COUNTS
     specialised_norm: bool = True
     weight_alteration: bool = True
     dropout: float = 0.5
@@ -60,7 +61,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         V.check_model_config(d, tuple(MODELS))  # strict types first: no 10.5 classes, no "4" frames
-        return ModelConfig(**{**d, "frame_counts": tuple(d.get("frame_counts", (4, 8, 16)))})
+        return ModelConfig(**{**d, "frame_counts": tuple(d.get("frame_counts", D.FRAME_COUNTS))})
 
 
 MODELS: dict[str, Callable[[ModelConfig], VideoClassifier]] = {}

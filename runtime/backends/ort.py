@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...bundle.manifest import Manifest, quant_spec, resolve
+from ...bundle.manifest import Manifest, resolve
 from ...core.errors import BundleError, ConfigError
 from . import trt_engine as trt_mod
 from .ort_options import CPU_EP, import_onnxruntime, provider_name, session_options, with_trt_profiles
@@ -31,7 +31,7 @@ class OrtBackend:
     GPU providers never pool: their weights live in device memory, and an optimised model cannot be
     saved from a session whose nodes a TensorRT EP has compiled.
 
-    INT8 bundles (``manifest.quant_spec``) keep ORT's weight pre-packing in shared mode: its quantized
+    INT8 bundles (``manifest.quantization``) keep ORT's weight pre-packing in shared mode: its quantized
     convolutions run on weights packed at load, and without them re-pack on every run (TSM-ResNet-50,
     224 px, 4 frames, 1 thread: INT8 0.83x FP32 latency without pre-packing, 0.56x with). Each session
     then holds its own packed copy of the INT8 weights (a quarter of the FP32 bytes each) next to the
@@ -63,7 +63,7 @@ class OrtBackend:
         if not graphs:
             raise BundleError(f"{self.bundle}: no graph for frame counts {sorted(wanted)}")
         self.pool = TensorPool() if self.share_weights else None
-        prepack = quant_spec(manifest) is not None
+        prepack = manifest.quantization is not None
         if self.share_weights:
             register_shared_arena()
         self.sessions: dict[int, Any] = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...bundle.manifest import GraphEntry, Manifest
+from ...core import defaults as D
 from ...core import deps
 from ...core.errors import ConfigError
 from . import trt_engine as trt_mod
@@ -59,7 +60,7 @@ def ort_providers(kind: str, device: int = 0, *, cache_dir: Path | None = None, 
 
 
 def with_trt_profiles(providers: Sequence[Any], manifest: Manifest, graph: GraphEntry,
-                      max_batch: int = trt_mod.MAX_BATCH) -> list[Any]:
+                      max_batch: int = D.MAX_BATCH) -> list[Any]:
     """``providers`` with explicit TensorRT EP profiles for ``graph``: batch 1..max_batch, its T range.
 
     Without them the EP builds for the first shape it sees and rebuilds mid-stream on a new one.

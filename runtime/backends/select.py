@@ -11,14 +11,14 @@ import logging
 import os
 from pathlib import Path
 
-from ...bundle.manifest import Manifest, quant_spec
+from ...bundle.manifest import Manifest
 from ...core import deps
 from ...core.errors import ConfigError, FFNError
 from . import trt_engine as trt_mod
 from .base import BACKENDS, Backend
 from .ort import OrtBackend
 from .ort_options import CPU_EP, CUDA_EP, TRT_EP, import_onnxruntime, ort_providers, ort_trt_cache_dir
-from .tensorrt import TensorRTBackend, tensorrt_engine_sets
+from .tensorrt import TensorRTBackend
 
 log = logging.getLogger("ffn_edge.runtime")
 
@@ -52,7 +52,7 @@ def _open_one(name: str, bundle: Path, manifest: Manifest, device: int, threads:
 
 def _check_trt_int8(manifest: Manifest) -> None:
     """TensorRT (native or ORT's EP) runs QDQ graphs only with symmetric INT8 activations."""
-    q = quant_spec(manifest)
+    q = manifest.quantization
     if q is not None and q.activations != "s8":
         raise ConfigError(f"this INT8 bundle has {q.activations} activations (for ONNX Runtime on the CPU); TensorRT "
                           "takes symmetric int8 only: re-export with --int8 --int8-activations s8")
@@ -66,7 +66,7 @@ def candidates(backend: str, manifest: Manifest) -> list[str]:
         available = set(import_onnxruntime().get_available_providers())
     except ConfigError:
         available = set()
-    out = ["tensorrt"] if backend == "auto" and tensorrt_engine_sets(manifest) else []
+    out = ["tensorrt"] if backend == "auto" and manifest.engine_sets else []
     out += [n for n, ep in (("ort-tensorrt", TRT_EP), ("ort-cuda", CUDA_EP)) if ep in available]
     return out + ["ort-cpu"]
 

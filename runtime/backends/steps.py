@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ...bundle.manifest import Manifest, StepGraph, load_manifest, resolve, step_spec
+from ...bundle.manifest import Manifest, load_manifest, resolve
+from ...bundle.sections import StepGraph
 from ...core.errors import BundleError, InputError
 from .ort import import_onnxruntime, session_options
 
@@ -42,7 +43,7 @@ class StepGraphs:
 
     def __init__(self, bundle: str | os.PathLike[str], manifest: Manifest, threads: int | None = None) -> None:
         self.bundle = Path(bundle)
-        spec = step_spec(manifest)
+        spec = manifest.step
         if spec is None:
             raise BundleError(f"{self.bundle}: no step graphs, so no online mode (the bundle was not exported "
                               "from a causal checkpoint: train with --shift causal and export that)")

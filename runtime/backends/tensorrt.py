@@ -11,7 +11,6 @@ The engines themselves are loaded and run by ``trt_engine`` (the module the expo
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,53 +18,9 @@ from typing import Any
 import numpy as np
 
 from ...bundle.manifest import Manifest, resolve
+from ...bundle.sections import EngineSet
 from ...core.errors import BundleError
 from . import trt_engine as trt_mod
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineRef:
-    """Where one frame count's engine is: file, optimisation profile, graph to refit from, T range."""
-
-    file: str
-    profile: int
-    refit_from: str
-    t_min: int
-    t_max: int
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineSet:
-    """The engines a bundle holds for one device key."""
-
-    gpu: str
-    trt_version: str
-    precision: str  # "fp32" | "fp16" | "int8" (explicit quantization from an INT8 bundle's QDQ graphs)
-    stripped: bool
-    engines: dict[int, EngineRef]  # frames -> engine
-    max_batch: int = trt_mod.MAX_BATCH
-
-    def describe(self) -> str:
-        return f"{self.gpu!r} / TensorRT {self.trt_version} / {self.precision}"
-
-
-def tensorrt_engine_sets(manifest: Manifest) -> list[EngineSet]:
-    """Every engine set the manifest lists (empty when none); BundleError when malformed.
-
-    Entries written before T ranges were recorded accept exactly their own frame count.
-    """
-    sets = []
-    try:
-        for entry in (manifest.extra.get("engines") or {}).values():
-            engines = {int(t): EngineRef(str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]),
-                                         int(e.get("t_min", t)), int(e.get("t_max", t)))
-                       for t, e in entry["engines"].items()}
-            sets.append(EngineSet(str(entry["gpu"]), str(entry["tensorrt"]), str(entry["precision"]),
-                                  bool(entry.get("stripped", True)), engines,
-                                  int(entry.get("max_batch", trt_mod.MAX_BATCH))))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise BundleError(f"manifest extra.engines is malformed: {type(e).__name__}: {e}") from None
-    return sets
 
 
 def pick_engine_set(sets: Sequence[EngineSet], gpu: str, trt_version: str, precision: str | None) -> EngineSet:
@@ -98,7 +53,7 @@ class TensorRTBackend:
         self._contexts: trt_mod.EngineContexts | None = None
         trt_mod.cuda_call(cudart.cudaSetDevice(device), "cudaSetDevice")
         gpu = trt_mod.gpu_name(cudart, device)
-        chosen = pick_engine_set(tensorrt_engine_sets(manifest), gpu, trt.__version__, precision)
+        chosen = pick_engine_set(manifest.engine_sets, gpu, trt.__version__, precision)
         logger = trt.Logger(trt.Logger.WARNING)
         engines: dict[str, Any] = {}
         loaded: dict[int, trt_mod.LoadedEngine] = {}

@@ -39,7 +39,6 @@ from ...core.errors import BundleError, ConfigError
 from ...core.sampling import nearest_subnet
 
 ENGINES_DIR = "engines"
-MAX_BATCH = 8  # the largest batch every engine accepts unless ffn-export engines --max-batch says otherwise
 SUPPORTED_MAJORS = (10, 11)
 MIN_VERSION = (10, 3)  # set_device_memory / device_memory_size_v2 / OnnxParserRefitter, JetPack 6.1's TensorRT
 INSTALL_HINT = ("pip install 'ffn-edge[tensorrt]' (x86, CUDA 12 driver), 'ffn-edge[tensorrt-cu13]' (x86, CUDA 13 "
