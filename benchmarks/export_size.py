@@ -1,6 +1,6 @@
 """Bytes on disk: one FFN bundle serving 4/8/16 frames vs what Separated Training ships.
 
-Claim (issue 4): an FFN bundle for frame counts 4/8/16 costs at most 1.05x one single-frame-count
+Claim: an FFN bundle for frame counts 4/8/16 costs at most 1.05x one single-frame-count
 export, where ST needs three separate models (3x). Rows:
 
 * FFN bundle: one checkpoint with 3 sub-networks -> ``ffn-export --frames 4 8 16`` (``--shift causal``:

@@ -1,4 +1,4 @@
-"""Long fuzz / attack run (issue 14): >= 1,000 inputs per surface and a 10,000-call predict soak; prints counts.
+"""Long fuzz / attack run: >= 1,000 inputs per surface and a 10,000-call predict soak; prints counts.
 
 Surfaces (each in its own child process, address space capped, so a crash or an unbounded allocation is
 counted instead of taking the run down; every input has an alarm, and the parent a watchdog, so a hang is

@@ -1,6 +1,6 @@
 """INT8 vs FP32 bundles, side by side in one run: bytes, ORT CPU latency per sub-network, top-1, export time.
 
-Claim (issue 13), on this machine (AVX2, no VNNI): an INT8 bundle is <= 0.35x the FP32 bundle's bytes,
+Claim, on this machine (AVX2, no VNNI): an INT8 bundle is <= 0.35x the FP32 bundle's bytes,
 its ORT CPU latency <= 0.6x FP32 at each frame count, and its top-1 drops <= 1 point at 4/8/16 with
 per-sub-network calibration. Per model, four exports of one checkpoint:
 

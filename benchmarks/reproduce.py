@@ -1,4 +1,4 @@
-"""Reproduce the paper's findings at small scale (issue 7): Table 1, Figs 1/2, Fig 8 and Table 4.
+"""Reproduce the paper's findings at small scale: Table 1, Figs 1/2, Fig 8 and Table 4.
 
 Trains every model with ``ffn_edge.train.train`` and evaluates it with ``ffn_edge.evaluate``, then
 writes ``OUT/report.md`` and PNG plots. Runs are shared across sections: ST at H is also the plain

@@ -1,4 +1,4 @@
-"""Online (streaming) mode vs window mode (issue 12), side by side in one run, on this CPU.
+"""Online (streaming) mode vs window mode, side by side in one run, on this CPU.
 
 Two models: the demo-sized FFN (TSM-ResNet-18 x0.25, 56 px, 10 synthetic classes; its causal variant
 fine-tuned here from the shipped ``models/demo_ffn.safetensors``) and TSM-MobileNetV2 (x1.0, 224 px,

@@ -1,4 +1,4 @@
-"""Training cost of FFN vs Separated Training (issue 3, item 5).
+"""Training cost of FFN vs Separated Training.
 
 Claim checked: one FFN epoch (L, M, H forwards of every video, one backward) costs about what the
 three ST runs at L, M and H cost together — goal FFN ≤ 1.05 × Σ ST epoch time — and its peak

@@ -26,7 +26,7 @@ What is folded, and why not more:
   long as the copies' extra bytes stay within ``--fold-budget`` x the shared weights (default 2 %:
   TSM-ResNet-18 copies conv1, layer1.0's two convs and layer2.0.downsample, 0.36 MB per
   sub-network; 5 % was not clearly faster within the noise of a loaded machine and would take a
-  4/8/16 bundle past issue 4's 1.05x of one export). Every
+  4/8/16 bundle past the 1.05x-of-one-export size goal). Every
   other norm is exported as ``(conv + shift/scale) * scale``: ONNX Runtime folds the Add into the
   conv's bias without touching the shared weight, and runs the remaining per-channel Mul inside
   its NCHWc layout. The plain ``conv * scale + shift`` form (``bias_first=False``) made ORT leave

@@ -32,7 +32,7 @@ def ffn_loss(
     """Loss for sub-network predictions ordered by frame count, the last (highest) being the teacher.
 
     ``distill=False`` is the paper's "w/o temporal distillation" ablation: CE on every sub-network.
-    ``ce_all=True`` (``--loss ce_td``, issue 16) adds CE on every student to the distillation, so L and M
+    ``ce_all=True`` (``--loss ce_td``) adds CE on every student to the distillation, so L and M
     learn from the labels as Separated Training does and not only from a teacher that learns late.
     """
     if not logits:

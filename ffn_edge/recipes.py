@@ -1,4 +1,4 @@
-"""Training recipes (``ffn-train --recipe``): the project's default and the FFN authors' (issue 16).
+"""Training recipes (``ffn-train --recipe``): the project's default and the FFN authors'.
 
 One table, one source: ``resolve`` fills ``--batch-size``/``--lr``/``--warmup-epochs`` from it when
 the user did not give them, and the trainer reads the rest (schedule, classifier learning-rate

@@ -503,7 +503,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 break
             lr = lr_at(epoch * steps_per_epoch + it, total_steps, warmup_steps, cfg)
             for g in optim.param_groups:
-                g["lr"] = lr * g.get("lr_mult", 1.0)  # checkpoints before issue 16 have no lr_mult
+                g["lr"] = lr * g.get("lr_mult", 1.0)  # older checkpoints have no lr_mult
             lam = lam_at(epoch * steps_per_epoch + it, steps_per_epoch, cfg)
             clips = [c.to(device, non_blocking=True) for c in clips]
             labels = labels.to(device, non_blocking=True)
@@ -603,7 +603,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
-    for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # before issue 16
+    for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
     changed = sorted(k for k in new if old.get(k) != new[k])

@@ -1,7 +1,7 @@
 """Silence the libraries' own stderr lines (FFmpeg via OpenCV, OpenCV, ONNX Runtime) unless verbose.
 
-A corrupt video makes FFmpeg print one line per damaged macroblock (104 on one file of the issue-14
-pass), drowning the one-line error the CLI promises. FFmpeg's level is read once, when OpenCV first
+A corrupt video makes FFmpeg print one line per damaged macroblock (104 on one corrupt test
+file), drowning the one-line error the CLI promises. FFmpeg's level is read once, when OpenCV first
 opens an FFmpeg capture (``OPENCV_FFMPEG_LOGLEVEL``; -8 is AV_LOG_QUIET), so call this at CLI start,
 before any source opens. Our own warnings (logging "ffn_edge.*") are not affected.
 """
