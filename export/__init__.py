@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["export_bundle"]
+__all__ = ["ExportOptions", "export_bundle"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "export_bundle":
-        from .bundle import export_bundle
+    if name in __all__:
+        from . import bundle
 
-        return export_bundle
+        return getattr(bundle, name)
     raise AttributeError(f"module 'ffn_edge.export' has no attribute {name!r}")

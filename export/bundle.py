@@ -146,12 +146,12 @@ def _checked(p: Any, what: str) -> dict[str, Any]:
     return dataclasses.asdict(p)
 
 
-def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tuple[int, ...], tmp: Path, *,
-           verify: bool, opset: int, frame_dim: FrameDim, n_verify: int, verify_data: VerifyData | None,
-           fold_budget: float, bias_first: bool, int8: Int8Options | None = None) -> Manifest:
+def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tuple[int, ...], tmp: Path,
+           o: ExportOptions) -> Manifest:
+    verify, opset, n_verify, verify_data, int8 = o.verify, o.opset, o.n_verify, o.verify_data, o.int8
     counts = model.frame_counts or meta.config.frame_counts
     size = (meta.input_size, meta.input_size)
-    dynamic, frame_note = _choose_frame_dim(model, frame_dim, frames, size, opset)
+    dynamic, frame_note = _choose_frame_dim(model, o.frame_dim, frames, size, opset)
     plan = _plan(frames, counts, dynamic)
 
     graphs, folding, subnet_of = {}, {}, {}
@@ -170,7 +170,7 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
             steps[k] = (file, buffers)
     params = {f"{GRAPH_PREFIX}{name}" for name in model.state_dict()}
     fold_all = int8 is not None and int8.config.layout == "folded"  # every norm into per-sub-network weights
-    norms = _fold_norms(graphs, subnet_of, params, math.inf if fold_all else fold_budget, bias_first)
+    norms = _fold_norms(graphs, subnet_of, params, math.inf if fold_all else o.fold_budget, o.bias_first)
     if fold_all:
         norms["conv_copy_budget"] = "all (--int8-layout folded)"
     checks: dict[str, Any] = {}
@@ -236,23 +236,39 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
     )
 
 
-def export_bundle(
-    ckpt_path: str | os.PathLike[str],
-    frames: Sequence[int],
-    out_dir: str | os.PathLike[str],
-    *,
-    force: bool = False,
-    verify: bool = True,
-    opset: int = DEFAULT_OPSET,
-    frame_dim: FrameDim = fd.DEFAULT_CHOICE,
-    n_verify: int = 2,
-    verify_data: VerifyData | None = None,
-    trt: bool = False,
-    fp16: bool = False,
-    fold_budget: float = DEFAULT_FOLD_BUDGET,
-    bias_first: bool = True,
-    int8: Int8Options | None = None,
-) -> Path:
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """How ``export_bundle`` exports, every default in one place (``ffn-export``'s flags map onto it).
+
+    ``fold_budget``: extra weight bytes (a fraction of the shared ones) the bundle may spend on
+    per-sub-network convolution copies with the norm folded in (``fold.choose_conv_copies``).
+    ``bias_first``: export the other norms as Add then Mul (``fold.fold_norms``); False gives the
+    older Mul then Add form, kept to measure against.
+    ``int8``: quantize every graph to QDQ INT8 (``export.int8``); the FP32 parity check then runs
+    before quantization, and each INT8 graph must agree with its FP32 graph (top-1) on the
+    verification clips at least ``int8.min_agreement`` of the time.
+    """
+
+    force: bool = False  # replace an existing --out
+    verify: bool = True  # parity of every graph with PyTorch on real or synthetic clips
+    opset: int = DEFAULT_OPSET
+    frame_dim: FrameDim = fd.DEFAULT_CHOICE
+    n_verify: int = 2  # verification clips
+    verify_data: VerifyData | None = None
+    trt: bool = False  # also build TensorRT engines here
+    fp16: bool = False  # those engines in fp16
+    fold_budget: float = DEFAULT_FOLD_BUDGET
+    bias_first: bool = True
+    int8: Int8Options | None = None
+
+    def __post_init__(self) -> None:
+        check_fold_budget(self.fold_budget)
+        check_opset(self.opset)
+        check_verify_clips(self.n_verify)
+
+
+def export_bundle(ckpt_path: str | os.PathLike[str], frames: Sequence[int], out_dir: str | os.PathLike[str],
+                  options: ExportOptions | None = None, **kwargs: Any) -> Path:
     """Export ``ckpt_path`` for ``frames`` into the bundle directory ``out_dir`` and return its path.
 
     ``fold_budget``: extra weight bytes (a fraction of the shared ones) the bundle may spend on
@@ -263,21 +279,22 @@ def export_bundle(
     before quantization, and each INT8 graph must agree with its FP32 graph (top-1) on the
     verification clips at least ``int8.min_agreement`` of the time.
 
+    ``options`` (or its fields as keywords, not both): see ``ExportOptions``.
     Raises an FFNError (one line) on bad input or a failed check; ``out_dir`` is then untouched.
     """
+    if options is not None and kwargs:
+        raise TypeError("give export_bundle either options= or keyword options, not both")
+    o = options if options is not None else ExportOptions(**kwargs)
     counts = parse_frames(frames)
-    check_fold_budget(fold_budget)
-    check_opset(opset)
-    check_verify_clips(n_verify)
     out = Path(out_dir)
-    check_out(out, force)
+    check_out(out, o.force)
     check_checkpoint_path(Path(ckpt_path))
-    if trt:
+    if o.trt:
         from . import tensorrt as trt_build
 
         trt_build.require()  # before minutes of export work, not after
     model, meta = load_checkpoint(ckpt_path)
-    if int8 is not None and meta.config.shift == "causal":
+    if o.int8 is not None and meta.config.shift == "causal":
         raise ExportError("--int8 does not quantize causal checkpoints yet (their step graphs take buffer inputs "
                           "that calibration does not feed); export this checkpoint without --int8")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -288,14 +305,12 @@ def export_bundle(
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the bundle private to its writer
     try:
         with torch.no_grad():
-            manifest = _build(model, meta, Path(ckpt_path), counts, tmp, verify=verify, opset=opset,
-                              frame_dim=frame_dim, n_verify=n_verify, verify_data=verify_data,
-                              fold_budget=fold_budget, bias_first=bias_first, int8=int8)
+            manifest = _build(model, meta, Path(ckpt_path), counts, tmp, o)
         write_manifest(tmp, manifest)
         load_manifest(tmp, verify=True)  # what the runtime will do first
-        if trt:
-            trt_build.build_engines(tmp, fp16=fp16)
-        check_out(out, force)  # someone may have created it meanwhile
+        if o.trt:
+            trt_build.build_engines(tmp, fp16=o.fp16)
+        check_out(out, o.force)  # someone may have created it meanwhile
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
