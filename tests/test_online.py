@@ -2,7 +2,7 @@
 
 One tiny causal bundle (TSM-ResNet-18 x0.125, 32 px, sub-networks at 2 and 4 frames, perturbed so they
 differ) and a 3 s, 30 fps synthetic video. Labels are checked against a reference built from
-``StepRunner`` (the step graphs one frame at a time) and the causal clip graph.
+the session's step graphs (one frame at a time, buffers kept here) and the causal clip graph.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.app.cli import run
-from ffn_edge.runtime.backends.steps import StepRunner
 from ffn_edge.runtime.control.scheduler import Decision, Scheduler
 from ffn_edge.runtime.streaming.online_labels import OnlineLabels
 
@@ -101,29 +100,33 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def _check_against_steprunner(results, bundle: Path, decoded: list[np.ndarray]) -> int:
-    """Replay the frames the stream ran through StepRunner; every label must be the mean of the last n
+def _check_against_step_graphs(results, bundle: Path, decoded: list[np.ndarray]) -> int:
+    """Replay the frames the stream ran through the step graphs; every label must be the mean of the last n
     logits of the running sub-network since its (re)start, else the previous warm label. Returns fresh labels."""
-    runner = StepRunner(bundle, threads=1)
-    ring: list[np.ndarray] = []
-    last = None
-    fresh = 0
-    for r in results:
-        if r.switched:
-            runner.reset(r.subnet)
-            ring = []
-        ring.append(runner.step(decoded[round(r.stamp * FPS)], r.subnet))
-        assert r.warm_steps == min(len(ring), r.frames) and r.frames == COUNTS[r.subnet]
-        if len(ring) >= r.frames:
-            assert r.warm and r.prediction.subnet == r.subnet and r.prediction.frames == r.frames
-            want = _softmax(np.mean(ring[-r.frames:], axis=0))
-            got = dict(r.prediction.topk)
-            for i, name in enumerate(("a", "b", "c")):
-                assert abs(got[name] - want[i]) < 1e-5
-            last = r.prediction
-            fresh += 1
-        else:  # warming: no mean of fewer than n frames, no mixing: the previous warm label, stale
-            assert not r.warm and r.prediction is last
+    with FFNRuntime.open(bundle, threads=1, warmup=False) as session:  # its own step graphs, not the stream's
+        steps = session.step_graphs()
+        ring: list[np.ndarray] = []
+        state: dict = {}
+        last = None
+        fresh = 0
+        for r in results:
+            if r.switched:  # every change of sub-network is a switch: its buffers start from zeros
+                state = steps.zero_state(r.subnet)
+                ring = []
+            step = steps.run(decoded[round(r.stamp * FPS)], r.subnet, state)
+            state = step.state
+            ring.append(step.logits)
+            assert r.warm_steps == min(len(ring), r.frames) and r.frames == COUNTS[r.subnet]
+            if len(ring) >= r.frames:
+                assert r.warm and r.prediction.subnet == r.subnet and r.prediction.frames == r.frames
+                want = _softmax(np.mean(ring[-r.frames:], axis=0))
+                got = dict(r.prediction.topk)
+                for i, name in enumerate(("a", "b", "c")):
+                    assert abs(got[name] - want[i]) < 1e-5
+                last = r.prediction
+                fresh += 1
+            else:  # warming: no mean of fewer than n frames, no mixing: the previous warm label, stale
+                assert not r.warm and r.prediction is last
     return fresh
 
 
@@ -134,7 +137,7 @@ def test_online_labels_are_the_mean_of_the_last_n_step_logits(rt, bundle, video,
     assert all(r.subnet == 1 and r.frames == 4 and r.stride_ms == 250.0 for r in results)
     assert [r.prediction is None for r in results[:4]] == [True, True, True, False]
     assert [r.switched for r in results] == [True] + [False] * 11  # buffers carry on from window to window
-    assert _check_against_steprunner(results, bundle, decoded) == 9
+    assert _check_against_step_graphs(results, bundle, decoded) == 9
     # the first warm label (from zero buffers) is the causal clip graph on those four frames
     clip = np.stack([decoded[round(r.stamp * FPS)] for r in results[:4]])[None]
     want = _softmax(rt.run(4, clip).logits[0])
@@ -152,7 +155,7 @@ def test_switch_rewarms_and_never_mixes_subnetworks(rt, bundle, video, decoded) 
     assert len(switches) >= 5 and [r.subnet for r in switches[:3]] == [1, 0, 1]
     for r in switches[1:]:  # the new sub-network starts cold: the old label is kept, marked stale
         assert not r.warm and r.prediction is not None and r.prediction.subnet != r.subnet
-    assert _check_against_steprunner(results, bundle, decoded) > 0
+    assert _check_against_step_graphs(results, bundle, decoded) > 0
     # one observation per window: n steps of one sub-network, their wall and CPU ms summed
     windows, i = [], 0
     while i < len(results):
