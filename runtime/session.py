@@ -234,7 +234,8 @@ class FFNRuntime:
         Each decision looks at the last ``window_s`` seconds and samples n frames: ``frames`` if fixed,
         else chosen by ``scheduler``, else by a ``Scheduler`` for the budgets, else the largest count.
         ``signals(now_s) -> Signals`` replaces the live sensors; ``opener`` opens the source's
-        captures; ``on_event`` sees every source event. Online mode is ``online_stream``.
+        captures; ``on_event`` sees every source event. Online mode is ``online_stream`` (``online=True``
+        here is refused with a one-line ConfigError pointing to it).
         """
         opts = StreamOptions.build(options, **shortcuts)
         dynamic = any(g.dynamic_frames for g in self._graphs.values())

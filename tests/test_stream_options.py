@@ -89,7 +89,7 @@ def test_a_bad_option_is_one_config_error(cls, kw, text) -> None:
 def test_shortcuts_replace_fields_of_the_options() -> None:
     base = StreamOptions(window_s=2.0, topk=3)
     assert StreamOptions.build(base, budget_ms=30) == StreamOptions(window_s=2.0, topk=3, budget_ms=30.0)
-    assert StreamOptions.build() == StreamOptions() and StreamOptions.build(base) is not None
+    assert StreamOptions.build() == StreamOptions() and StreamOptions.build(base) == base
     caps = Budgets(power_w=5.0, battery_policy="20:4")
     assert StreamOptions.build(budgets=caps, budget_ms=10) == StreamOptions(power_w=5.0, battery_policy="20:4",
                                                                             budget_ms=10.0)

@@ -163,7 +163,7 @@ class DecisionLoop:
                 if result is END:
                     return
                 if result is not None:
-                    yield result  # type: ignore[misc]
+                    yield result
                     count += 1
 
 
