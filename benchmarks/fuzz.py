@@ -393,8 +393,8 @@ def run_options(i: int, work: Path, case: Path) -> tuple[str, str]:
     except ImportError:
         check_stream_options = None
     if check_stream_options is not None:
-        check_stream_options(opts["window_s"], opts["stride_ms"], opts["duration_s"], opts["threads"],
-                             frames=opts["frames"], budget_ms=opts["budget_ms"])
+        check_stream_options(window_s=opts["window_s"], stride_ms=opts["stride_ms"], duration_s=opts["duration_s"],
+                             threads=opts["threads"], frames=opts["frames"], budget_ms=opts["budget_ms"])
     rt = _runtime(work)
     kw = {k: v for k, v in opts.items() if k != "threads"}
     results = list(rt.stream(str(work / "clip.avi"), max_decisions=2, **kw))

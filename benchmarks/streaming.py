@@ -7,7 +7,7 @@ CPUs this process may use (run it under ``taskset -c 0``) with one ONNX Runtime 
 
 1. **Per-label compute**: median wall ms of the clip graph at n vs one step of sub-network n, taking
    turns run by run; n x step / clip (goal: step <= 1.2 / n of the clip, i.e. ratio <= 1.2).
-2. **Real time**: the model's online stream (``FFNRuntime.stream(online=True, frames=n)``, n = the
+2. **Real time**: the model's online stream (``FFNRuntime.online_stream(source, frames=n)``, n = the
    largest count, window 1 s) on a 30 fps file played in real time: capture-to-label p50 / p99 over
    warm labels (frame handed to the ring -> its label; goal p99 <= 50 ms for the demo model), warm
    labels per second, and the process's CPU share (all threads: decode, preprocessing, steps).
@@ -145,7 +145,7 @@ def realtime(bundle: Path, video: Path, n: int, seconds: float) -> dict[str, flo
     """The online stream at n on a file played at its frame rate: latency, label rate, CPU share."""
     ages, stamps = [], []
     with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
-        stream = rt.stream(str(video), online=True, frames=n, window_s=RT_WINDOW_S, realtime=True,
+        stream = rt.online_stream(str(video), frames=n, window_s=RT_WINDOW_S, realtime=True,
                            duration_s=seconds)
         cpu0 = wall0 = None
         for r in stream:
@@ -233,7 +233,7 @@ def switch_flips(bundle: Path, video: Path, window_s: float, plan: Plan) -> dict
         for name, kwargs in (("fixed", {"frames": hi}), ("switching", {"scheduler": _Alternate(hi, lo, 2)})):
             labels, switches, at_switch, vs_fixed, before = [], 0, 0, 0, None
             warming = False
-            for r in rt.stream(str(video), online=True, window_s=window_s, **kwargs):
+            for r in rt.online_stream(str(video), window_s=window_s, **kwargs):
                 if r.switched and labels:
                     switches, warming, before = switches + 1, True, labels[-1]
                 if r.prediction is None:

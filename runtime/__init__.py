@@ -20,7 +20,8 @@ _EXPORTS = {
     "SourceError": "..core.errors", "FFNRuntime": ".session", "Prediction": ".results", "RunResult": ".results",
     "StreamResult": ".results", "OnlineResult": ".results", "FrameCountPolicy": ".control.policy",
     "Budgets": ".control.budgets", "Scheduler": ".control.scheduler", "Stream": ".streaming.stream",
-    "StreamOptions": ".streaming.stream", "OnlineStream": ".streaming.online_stream", "StepRunner": ".backends.steps",
+    "StreamOptions": ".streaming.options", "OnlineOptions": ".streaming.options",
+    "OnlineStream": ".streaming.online_stream",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,8 +1,10 @@
 """FFNRuntime: the session. It opens a bundle and runs clips on its sub-networks (no torch).
 
 Feels like an ``onnxruntime.InferenceSession``: one object, explicit backend and device, no hidden
-state shared between objects. Live video is a separate object, a ``Stream`` (``stream.py``), that
-runs on a session and owns capture, scheduler, budgets and events::
+state shared between objects. Live video is a separate object, a ``Stream`` (``streaming/``), that
+runs on a session and owns capture, scheduler, budgets and events; its settings are one
+``StreamOptions`` (``rt.stream(source, options)``), the online mode's one ``OnlineOptions``
+(``rt.online_stream(source, options)``)::
 
     with FFNRuntime.open("model.ffn", backend="auto") as rt:
         print(rt.backend_name)                       # which backend "auto" picked
@@ -34,18 +36,17 @@ import numpy as np
 
 from ..bundle.manifest import GraphEntry, Manifest, load_manifest
 from ..bundle.preprocess import Preprocessor
-from ..core.errors import ConfigError
 from ..core.sampling import nearest_subnet, segment_indices
 from .backends.base import Backend
 from .backends.select import open_backend
 from .backends.steps import StepGraphs
-from .control.budgets import Budgets
 from .control.policy import FrameCountPolicy, SchedulerLike
 from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options
 from .media.sources import FrameSource, Opener, SourceEvent
 from .results import Prediction, RunResult
-from .streaming.online_stream import online_stream
-from .streaming.stream import WAIT_TIMEOUT_S, Stream, StreamOptions
+from .streaming.online_stream import OnlineStream, open_online_stream
+from .streaming.options import OnlineOptions, StreamOptions
+from .streaming.stream import Stream
 
 
 def default_threads() -> int:
@@ -221,43 +222,36 @@ class FFNRuntime:
 
 
     # -- live video --------------------------------------------------------------------------------
-    def stream(self, source: str | FrameSource, budget_ms: float | None = None, frames: int | None = None,
-               window_s: float = 1.0, stride_ms: float = 500.0, *, budgets: Budgets | None = None,
+    def stream(self, source: str | FrameSource, options: StreamOptions | None = None, *,
                scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None,
-               topk: int = 5, max_decisions: int | None = None, duration_s: float | None = None,
-               realtime: bool | None = None, opener: Opener | None = None,
-               on_event: Callable[[SourceEvent], None] | None = None, capacity: int | None = None,
-               wait_timeout_s: float = WAIT_TIMEOUT_S, backoff_s: float = 0.5, online: bool = False,
-               cpu_share: float | None = None) -> Stream:
-        """A ``Stream`` classifying ``source`` on this session: one ``StreamResult`` every ``stride_ms``.
+               opener: Opener | None = None, on_event: Callable[[SourceEvent], None] | None = None,
+               **shortcuts: Any) -> Stream:
+        """A ``Stream`` classifying ``source`` on this session in window mode: one ``StreamResult`` per stride.
 
-        Each decision looks at the last ``window_s`` seconds (frames preprocessed once, in the capture
-        thread) and samples n of them; n is ``frames`` if fixed, else chosen by ``scheduler``, else by
-        a ``Scheduler`` for ``budgets`` (``budget_ms`` is short for ``Budgets(budget_ms=...)``), else the
-        largest count. ``signals(now_s) -> Signals`` replaces the live sensors. Files are read offline
-        by default (decisions at media times window_s, window_s + stride, ... until the file ends;
-        ``realtime=True`` paces them like a camera); live sources decide on wall-clock strides and
-        survive a lost camera (reopened with back-off; events come in the next result). Ends at the end
-        of a file, after ``max_decisions`` or ``duration_s`` (wall clock), or at ``Stream.close``.
-
-        ``online=True`` (causal bundles, ``online_stream.OnlineStream``): one step graph run per sampled
-        frame, a stride of window_s / n, one ``OnlineResult`` per step (``max_decisions`` counts steps,
-        ``stride_ms`` does not apply); the budget is ``cpu_share`` (step compute / wall time), not
-        ``budget_ms``; ``budgets.budget_ms`` there is the step compute allowed per window.
+        ``options`` (``StreamOptions``: window, stride, frames, budgets and caps, topk, limits, pacing)
+        holds every setting and its default; keyword shortcuts are its field names and replace them
+        (``rt.stream("cam0", budget_ms=30)``; ``budgets=Budgets(...)`` gives its fields that are set).
+        Each decision looks at the last ``window_s`` seconds and samples n frames: ``frames`` if fixed,
+        else chosen by ``scheduler``, else by a ``Scheduler`` for the budgets, else the largest count.
+        ``signals(now_s) -> Signals`` replaces the live sensors; ``opener`` opens the source's
+        captures; ``on_event`` sees every source event. Online mode is ``online_stream`` (``online=True``
+        here is refused with a one-line ConfigError pointing to it).
         """
-        options = StreamOptions(window_s, stride_ms, topk, max_decisions, duration_s, realtime, capacity,
-                                wait_timeout_s, backoff_s)
-        if online:
-            if budget_ms is not None:
-                raise ConfigError("online streams are budgeted in compute (cpu_share), not in latency per "
-                                  "decision (budget_ms)")
-            return online_stream(self, source, options, frames=frames, cpu_share=cpu_share, budgets=budgets,
-                                 scheduler=scheduler, signals=signals, opener=opener, on_event=on_event)
-        if cpu_share is not None:
-            raise ConfigError("cpu_share budgets online streams only (online=True); a window stream takes budget_ms")
-        if budget_ms is not None:
-            budgets = (budgets or Budgets()).replace(budget_ms=budget_ms)
+        opts = StreamOptions.build(options, **shortcuts)
         dynamic = any(g.dynamic_frames for g in self._graphs.values())
-        policy = FrameCountPolicy(self.manifest.subnet_frame_counts, frames, budgets, scheduler, signals,
+        policy = FrameCountPolicy(self.manifest.subnet_frame_counts, opts.frames, opts.budgets(), scheduler, signals,
                                   candidates=None if dynamic else self.frame_counts)
-        return Stream(self, source, policy, options, opener=opener, on_event=on_event)
+        return Stream(self, source, policy, opts, opener=opener, on_event=on_event)
+
+    def online_stream(self, source: str | FrameSource, options: OnlineOptions | None = None, *,
+                      scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None,
+                      opener: Opener | None = None, on_event: Callable[[SourceEvent], None] | None = None,
+                      **shortcuts: Any) -> OnlineStream:
+        """An ``OnlineStream`` classifying ``source`` one frame at a time (causal bundles; BundleError otherwise).
+
+        One step graph run per sampled frame, a stride of ``window_s / n``, one ``OnlineResult`` per
+        step (``max_decisions`` counts steps). ``options`` is ``OnlineOptions``, keyword shortcuts and
+        the other arguments as for ``stream``; the budget is ``cpu_share`` (step compute / wall time).
+        """
+        opts = OnlineOptions.build(options, **shortcuts)
+        return open_online_stream(self, source, opts, scheduler, signals, opener=opener, on_event=on_event)

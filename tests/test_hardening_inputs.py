@@ -154,7 +154,8 @@ def test_bad_stream_option_is_one_config_error(case, kw, text):
 
 def test_default_stream_options_pass():
     check_stream_options()
-    check_stream_options(2.0, 250, 10, 4, frames=8, budget_ms=30, power_w=5, max_decisions=3, topk=3, capacity=64)
+    check_stream_options(window_s=2.0, stride_ms=250, duration_s=10, threads=4, frames=8, budget_ms=30, power_w=5,
+                         max_decisions=3, topk=3, capacity=64)
 
 
 def test_thin_frame_is_refused_before_the_resize_allocates():

@@ -125,4 +125,4 @@ def test_the_layer_test_sees_an_upward_import() -> None:
     """The walker itself: a bundle module importing the session is caught."""
     assert layer("ffn_edge.runtime.session") not in ALLOWED["bundle"]
     assert "ffn_edge.runtime.session" in GRAPH["ffn_edge.runtime.app.cli"]
-    assert "ffn_edge.core.errors" in GRAPH["ffn_edge.runtime.session"]
+    assert "ffn_edge.core.sampling" in GRAPH["ffn_edge.runtime.session"]

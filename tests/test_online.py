@@ -1,8 +1,8 @@
-"""Online mode (issue 12, item 3): rt.stream(online=True) and ffn-run --online on a causal bundle.
+"""Online mode (issue 12, item 3): rt.online_stream and ffn-run --online on a causal bundle.
 
 One tiny causal bundle (TSM-ResNet-18 x0.125, 32 px, sub-networks at 2 and 4 frames, perturbed so they
 differ) and a 3 s, 30 fps synthetic video. Labels are checked against a reference built from
-``StepRunner`` (the step graphs one frame at a time) and the causal clip graph.
+the session's step graphs (one frame at a time, buffers kept here) and the causal clip graph.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.app.cli import run
-from ffn_edge.runtime.backends.steps import StepRunner
 from ffn_edge.runtime.control.scheduler import Decision, Scheduler
 from ffn_edge.runtime.streaming.online_labels import OnlineLabels
 
@@ -101,58 +100,62 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def _check_against_steprunner(results, bundle: Path, decoded: list[np.ndarray]) -> int:
-    """Replay the frames the stream ran through StepRunner; every label must be the mean of the last n
+def _check_against_step_graphs(results, bundle: Path, decoded: list[np.ndarray]) -> int:
+    """Replay the frames the stream ran through the step graphs; every label must be the mean of the last n
     logits of the running sub-network since its (re)start, else the previous warm label. Returns fresh labels."""
-    runner = StepRunner(bundle, threads=1)
-    ring: list[np.ndarray] = []
-    last = None
-    fresh = 0
-    for r in results:
-        if r.switched:
-            runner.reset(r.subnet)
-            ring = []
-        ring.append(runner.step(decoded[round(r.stamp * FPS)], r.subnet))
-        assert r.warm_steps == min(len(ring), r.frames) and r.frames == COUNTS[r.subnet]
-        if len(ring) >= r.frames:
-            assert r.warm and r.prediction.subnet == r.subnet and r.prediction.frames == r.frames
-            want = _softmax(np.mean(ring[-r.frames:], axis=0))
-            got = dict(r.prediction.topk)
-            for i, name in enumerate(("a", "b", "c")):
-                assert abs(got[name] - want[i]) < 1e-5
-            last = r.prediction
-            fresh += 1
-        else:  # warming: no mean of fewer than n frames, no mixing: the previous warm label, stale
-            assert not r.warm and r.prediction is last
+    with FFNRuntime.open(bundle, threads=1, warmup=False) as session:  # its own step graphs, not the stream's
+        steps = session.step_graphs()
+        ring: list[np.ndarray] = []
+        state: dict = {}
+        last = None
+        fresh = 0
+        for r in results:
+            if r.switched:  # every change of sub-network is a switch: its buffers start from zeros
+                state = steps.zero_state(r.subnet)
+                ring = []
+            step = steps.run(decoded[round(r.stamp * FPS)], r.subnet, state)
+            state = step.state
+            ring.append(step.logits)
+            assert r.warm_steps == min(len(ring), r.frames) and r.frames == COUNTS[r.subnet]
+            if len(ring) >= r.frames:
+                assert r.warm and r.prediction.subnet == r.subnet and r.prediction.frames == r.frames
+                want = _softmax(np.mean(ring[-r.frames:], axis=0))
+                got = dict(r.prediction.topk)
+                for i, name in enumerate(("a", "b", "c")):
+                    assert abs(got[name] - want[i]) < 1e-5
+                last = r.prediction
+                fresh += 1
+            else:  # warming: no mean of fewer than n frames, no mixing: the previous warm label, stale
+                assert not r.warm and r.prediction is last
     return fresh
 
 
 def test_online_labels_are_the_mean_of_the_last_n_step_logits(rt, bundle, video, decoded) -> None:
-    results = list(rt.stream(str(video), online=True, frames=4, window_s=1.0))
+    results = list(rt.online_stream(str(video), frames=4, window_s=1.0))
     assert len(results) == 12  # 3 s of video at a stride of 1 s / 4 frames
     assert [r.stamp for r in results] == pytest.approx([k * 0.25 for k in range(12)], abs=1 / FPS)
     assert all(r.subnet == 1 and r.frames == 4 and r.stride_ms == 250.0 for r in results)
     assert [r.prediction is None for r in results[:4]] == [True, True, True, False]
     assert [r.switched for r in results] == [True] + [False] * 11  # buffers carry on from window to window
-    assert _check_against_steprunner(results, bundle, decoded) == 9
+    assert _check_against_step_graphs(results, bundle, decoded) == 9
     # the first warm label (from zero buffers) is the causal clip graph on those four frames
     clip = np.stack([decoded[round(r.stamp * FPS)] for r in results[:4]])[None]
     want = _softmax(rt.run(4, clip).logits[0])
     assert np.abs(np.array([p for _, p in sorted(results[3].prediction.topk)]) - want).max() < 1e-5
     # capture-to-label is a real-time quantity: none for a file read offline
     assert all(r.capture_to_label_ms is None for r in results)
-    frames3 = list(rt.stream(str(video), online=True, frames=3, window_s=1.0, max_decisions=2))
+    frames3 = list(rt.online_stream(str(video), frames=3, window_s=1.0, max_decisions=2))
     assert [r.frames for r in frames3] == [4, 4]  # served by the nearest sub-network (tie -> higher)
 
 
 def test_switch_rewarms_and_never_mixes_subnetworks(rt, bundle, video, decoded) -> None:
     sched = Alternate()
-    results = list(rt.stream(str(video), online=True, scheduler=sched, window_s=0.4))
+    results = list(rt.online_stream(str(video), scheduler=sched, window_s=0.4))
     switches = [r for r in results if r.switched]
     assert len(switches) >= 5 and [r.subnet for r in switches[:3]] == [1, 0, 1]
     for r in switches[1:]:  # the new sub-network starts cold: the old label is kept, marked stale
         assert not r.warm and r.prediction is not None and r.prediction.subnet != r.subnet
-    assert _check_against_steprunner(results, bundle, decoded) > 0
+    assert _check_against_step_graphs(results, bundle, decoded) > 0
     # one observation per window: n steps of one sub-network, their wall and CPU ms summed
     windows, i = [], 0
     while i < len(results):
@@ -178,14 +181,14 @@ def test_online_labels_state_machine() -> None:
 
 
 def test_cpu_share_budget_is_step_compute_per_window(rt, video) -> None:
-    s = rt.stream(str(video), online=True, cpu_share=0.2, window_s=0.5)
+    s = rt.online_stream(str(video), cpu_share=0.2, window_s=0.5)
     assert s.budgets.budget_ms == pytest.approx(100.0) and s.cpu_share == pytest.approx(0.2)
     s.set_budget(cpu_share=0.5)
     assert s.budgets.budget_ms == pytest.approx(250.0)
     with pytest.raises(ConfigError, match=r"cpu share must be in \(0, 1\]"):
         s.set_budget(cpu_share=1.5)
     with pytest.raises(ConfigError, match="online streams are budgeted in compute"):
-        rt.stream(str(video), online=True, budget_ms=30)
+        rt.online_stream(str(video), budget_ms=30)
     with pytest.raises(ConfigError, match="cpu_share budgets online streams only"):
         rt.stream(str(video), cpu_share=0.5)
 
@@ -194,7 +197,7 @@ def test_cpu_share_budget_is_step_compute_per_window(rt, video) -> None:
 def test_scheduler_picks_n_from_the_compute_share(rt, video, share, settled) -> None:
     """A whole window's worth of compute fits every n; a vanishing share fits none (the smallest runs)."""
     sched = Scheduler(COUNTS, candidates=COUNTS, warmup_repeats=1)
-    results = list(rt.stream(str(video), online=True, scheduler=sched, cpu_share=share, window_s=0.2))
+    results = list(rt.online_stream(str(video), scheduler=sched, cpu_share=share, window_s=0.2))
     assert sched.budget_ms == pytest.approx(share * 200.0)
     after = [r for r in results if "warmup" not in r.reasons]
     assert after and {r.frames for r in after} == {settled}
@@ -215,7 +218,7 @@ def _no_step_graphs(bundle: Path, dest: Path) -> Path:
 def test_online_needs_step_graphs(bundle, video, tmp_path) -> None:
     plain = _no_step_graphs(bundle, tmp_path / "plain.ffn")
     with FFNRuntime.open(plain, threads=1) as rt, pytest.raises(BundleError, match="no step graphs, so no online"):
-        rt.stream(str(video), online=True)
+        rt.online_stream(str(video))
     out = subprocess.run([sys.executable, "-m", "ffn_edge.runtime.app.cli", "--bundle", str(plain), "--video",
                           str(video), "--online"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""

@@ -176,45 +176,52 @@ def test_bidirectional_model_has_no_step_graph() -> None:
         StepGraph(model, 0)
 
 
-def test_step_runner_reproduces_the_clip_graph(causal) -> None:
-    """runtime.online.StepRunner (torch-free): per-sub-network buffers, reset, parity with the clip graphs."""
-    from ffn_edge.runtime.backends.steps import StepRunner
+def test_session_step_graphs_reproduce_the_clip_graph(causal) -> None:
+    """FFNRuntime.step_graphs() (torch-free): explicit buffers per sub-network, parity with the clip graphs."""
+    from ffn_edge.runtime import FFNRuntime
 
     from ffn_edge.core.errors import InputError
 
     _, bundle = causal
-    runner = StepRunner(bundle, threads=1)
-    m = runner.manifest
-    assert runner.subnets == (0, 1, 2)
-    for g in m.graphs:
-        clip = synthetic_clips(1, g.frames, SIZE, m.input.resize_shorter, m.input.mean, m.input.std, seed=g.frames)
-        want = _sess(bundle / g.file).run([m.output_name], {m.input.name: clip})[0][0]
-        for _ in range(2):  # the second pass after a reset: nothing of the first stream is left
-            runner.step(clip[0][0], 0 if g.subnet else 1)  # another sub-network's steps do not interfere
-            got = np.mean([runner.step(f, g.subnet) for f in clip[0]], axis=0)
-            assert np.abs(got - want).max() <= 1e-4, g.subnet
-            runner.reset(g.subnet)
-        runner.step(clip[0][0], g.subnet)  # without a reset the next clip starts from this frame's buffers
-        assert np.abs(np.mean([runner.step(f, g.subnet) for f in clip[0]], axis=0) - want).max() > 1e-6
-        runner.reset()
-    with pytest.raises(InputError, match="float32 frame of shape"):
-        runner.step(np.zeros((3, SIZE, SIZE), np.float64), 0)
-    with pytest.raises(InputError, match="sub-network 3"):
-        runner.step(np.zeros((3, SIZE, SIZE), np.float32), 3)
+    with FFNRuntime.open(bundle, threads=1, warmup=False) as rt:
+        steps, m = rt.step_graphs(), rt.manifest
+        assert steps.subnets == (0, 1, 2)
+
+        def run(frames, subnet, state):  # logits per frame; the buffers advance
+            logits = []
+            for f in frames:
+                r = steps.run(f, subnet, state)
+                state = r.state
+                logits.append(r.logits)
+            return np.mean(logits, axis=0), state
+
+        for g in m.graphs:
+            clip = synthetic_clips(1, g.frames, SIZE, m.input.resize_shorter, m.input.mean, m.input.std, seed=g.frames)
+            want = _sess(bundle / g.file).run([m.output_name], {m.input.name: clip})[0][0]
+            for _ in range(2):  # a second pass from zero buffers: nothing of the first stream is left
+                run(clip[0][:1], 0 if g.subnet else 1, steps.zero_state(0 if g.subnet else 1))  # another's steps
+                got, _ = run(clip[0], g.subnet, steps.zero_state(g.subnet))
+                assert np.abs(got - want).max() <= 1e-4, g.subnet
+            _, carried = run(clip[0][:1], g.subnet, steps.zero_state(g.subnet))  # buffers not reset: this frame's
+            assert np.abs(run(clip[0], g.subnet, carried)[0] - want).max() > 1e-6
+        with pytest.raises(InputError, match="float32 frame of shape"):
+            steps.run(np.zeros((3, SIZE, SIZE), np.float64), 0, steps.zero_state(0))
+        with pytest.raises(InputError, match="sub-network 3"):
+            steps.zero_state(3)
 
 
-def test_step_runner_refuses_a_bidirectional_bundle(tmp_path) -> None:
-    from ffn_edge.runtime.backends.steps import StepRunner
+def test_session_step_graphs_refuse_a_bidirectional_bundle(tmp_path) -> None:
+    from ffn_edge.runtime import FFNRuntime
 
     cfg = ModelConfig("tsm_resnet18", 5, width_mult=0.125, frame_counts=(4,))
     save_checkpoint(tmp_path / "b.safetensors", create_model(cfg).eval(),
                     CheckpointMeta(cfg, list("abcde"), input_size=32, resize_shorter=36))
     bundle = export_bundle(tmp_path / "b.safetensors", [4], tmp_path / "b.ffn", verify=False)
-    with pytest.raises(BundleError, match="no step graphs"):
-        StepRunner(bundle)
+    with FFNRuntime.open(bundle, threads=1, warmup=False) as rt, pytest.raises(BundleError, match="no step graphs"):
+        rt.step_graphs()
 
 
-def test_step_runner_runs_where_torch_cannot_be_imported(causal) -> None:
+def test_session_step_graphs_run_where_torch_cannot_be_imported(causal) -> None:
     import subprocess
     import sys
     import textwrap
@@ -224,9 +231,9 @@ def test_step_runner_runs_where_torch_cannot_be_imported(causal) -> None:
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
-        from ffn_edge.runtime.backends.steps import StepRunner
-        r = StepRunner({str(bundle)!r}, threads=1)
-        print("OK", r.step(np.zeros((3, {SIZE}, {SIZE}), np.float32), 2).shape)
+        from ffn_edge.runtime import FFNRuntime
+        steps = FFNRuntime.open({str(bundle)!r}, threads=1, warmup=False).step_graphs()
+        print("OK", steps.run(np.zeros((3, {SIZE}, {SIZE}), np.float32), 2, steps.zero_state(2)).logits.shape)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -18,11 +18,12 @@ import numpy as np
 
 from ...core.argparsing import Parser
 from ...core.errors import ConfigError, run_cli
-from ..control.budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
 from ..results import OnlineResult, StreamResult
 from ..session import FFNRuntime
-from ..streaming.online_stream import check_cpu_share
+from ..streaming.online_stream import OnlineStream
+from ..streaming.options import OnlineOptions, StreamOptions
+from ..streaming.stream import Stream
 from .quiet import quiet_third_party_logs
 from .summary import RunningSummary
 
@@ -80,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "sampled frame, a label every step from the last n frames, stride --window-s / n")
     p.add_argument("--cpu-share", type=float, default=None, metavar="SHARE",
                    help="--online budget: share of wall time the steps may compute, in (0, 1] (e.g. 0.25)")
-    p.add_argument("--window-s", type=float, default=1.0, help="seconds of past video each decision looks at "
-                   "(--online: the video n frames are spread over)")
-    p.add_argument("--stride-ms", type=float, default=None, help="time between decisions (ms; default 500; "
-                   "not with --online, whose stride is --window-s / n)")
+    p.add_argument("--window-s", type=float, default=StreamOptions.window_s, help="seconds of past video each "
+                   "decision looks at (--online: the video n frames are spread over; default %(default)g)")
+    p.add_argument("--stride-ms", type=float, default=None, help=f"time between decisions (ms; default "
+                   f"{StreamOptions.stride_ms:g}; not with --online, whose stride is --window-s / n)")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | ort-cpu | ort-cuda | ort-tensorrt | "
                    "ort-tensorrt-fp16 | tensorrt (default auto: the best available, reported on stderr)")
     p.add_argument("--device", type=int, default=0, help="GPU index for GPU backends")
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "this process may use, so taskset is honoured)")
     p.add_argument("--private-weights", action="store_true", help="CPU: give each sub-network session its own "
                    "fused weights (about 10 %% faster, about N times the memory; default: one shared copy)")
-    p.add_argument("--topk", type=int, default=3, help="classes listed per decision")
+    p.add_argument("--topk", type=int, default=StreamOptions.topk, help="classes listed per decision "
+                   "(default %(default)d)")
     p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
     p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
     p.add_argument("--show", action="store_true", help="show the video with the overlay in a window")
@@ -216,19 +218,30 @@ class _TappedCapture:
         self.capture.release()
 
 
-def _budgets(args: argparse.Namespace) -> Budgets:
-    """The stream's budgets from the flags; a bad value is a one-line ConfigError naming its flag."""
-    for flag, value in (("--budget-ms", args.budget_ms), ("--power-w", args.power_w)):
-        if value is not None and not 0 < value < float("inf"):
-            raise ConfigError(f"{flag} must be a positive number, got {value:g}")
-    policies: dict[str, Any] = {}
-    for flag, text, parse, key in (("--battery-policy", args.battery_policy, BatteryPolicy.parse, "battery_policy"),
-                                   ("--thermal-c", args.thermal_c, ThermalPolicy.parse, "thermal_policy")):
+# ffn-run flag (its argparse dest) -> the option it sets. A flag left at None (or a switch left off)
+# leaves the option at its default: StreamOptions / OnlineOptions hold every default, once.
+OPTION_FLAGS = {"window_s": "window_s", "stride_ms": "stride_ms", "frames": "frames", "topk": "topk",
+                "budget_ms": "budget_ms", "cpu_share": "cpu_share", "power_w": "power_w",
+                "battery_policy": "battery_policy", "thermal_c": "thermal_policy",
+                "max_decisions": "max_decisions", "duration": "duration_s", "realtime": "realtime"}
+API_ONLY_OPTIONS = {"capacity", "wait_timeout_s", "backoff_s"}  # no flag: library callers' tuning
+
+
+def stream_options(args: argparse.Namespace) -> StreamOptions | OnlineOptions:
+    """The stream's options from the flags; a bad value is a one-line ConfigError naming its flag."""
+    _check_mode(args)
+    cls = OnlineOptions if args.online else StreamOptions
+    values = {}
+    for dest, name in OPTION_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None or value is False:
+            continue
         try:
-            policies[key] = None if text is None else parse(text)
-        except SchedulerError as e:
-            raise ConfigError(f"{flag}: {e}") from None
-    return Budgets(budget_ms=args.budget_ms, power_w=args.power_w, **policies)
+            cls.build(**{name: value})
+        except ConfigError as e:
+            raise ConfigError(f"--{dest.replace('_', '-')}: {e}") from None
+        values[name] = value
+    return cls.build(**values)
 
 
 def _check_mode(args: argparse.Namespace) -> None:
@@ -239,8 +252,6 @@ def _check_mode(args: argparse.Namespace) -> None:
                               "with --cpu-share (the share of wall time its steps may compute)")
         if args.stride_ms is not None:
             raise ConfigError("--stride-ms does not apply to --online: its stride is --window-s / n")
-        if args.cpu_share is not None:
-            check_cpu_share(args.cpu_share)
     elif args.cpu_share is not None:
         raise ConfigError("--cpu-share budgets --online streams; a window stream takes --budget-ms")
 
@@ -261,10 +272,8 @@ def run(argv: list[str] | None = None) -> int:
                         format="ffn-run: %(message)s")
     quiet_third_party_logs(args.verbose)  # FFmpeg / OpenCV / ORT lines drown our one-line errors
     # Every option, the output path and the source are checked before the (slower) bundle load.
-    check_stream_options(args.window_s, args.stride_ms, args.duration, args.threads, frames=args.frames,
-                         max_decisions=args.max_decisions, topk=args.topk)
-    budgets = _budgets(args)
-    _check_mode(args)
+    check_stream_options(threads=args.threads)
+    options = stream_options(args)
     if args.output:
         check_output_file(args.output)
     from ..media.sources import parse_source
@@ -276,13 +285,11 @@ def run(argv: list[str] | None = None) -> int:
     summary = RunningSummary()
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          share_weights=not args.private_weights) as rt:
-        stream = rt.stream(
-            args.video, frames=args.frames, window_s=args.window_s, budgets=budgets,
-            topk=args.topk, max_decisions=args.max_decisions,
-            duration_s=args.duration, realtime=True if args.realtime else None,
-            opener=annotator.opener if annotator and spec.live else None, online=args.online,
-            cpu_share=args.cpu_share, **({} if args.stride_ms is None else {"stride_ms": args.stride_ms}),
-        )
+        opener = annotator.opener if annotator and spec.live else None
+        if isinstance(options, OnlineOptions):
+            stream: Stream | OnlineStream = rt.online_stream(args.video, options, opener=opener)
+        else:
+            stream = rt.stream(args.video, options, opener=opener)
         finished = False
         try:
             for r in stream:

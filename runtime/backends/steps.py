@@ -2,11 +2,10 @@
 
 ``StepGraphs`` holds the ONNX Runtime sessions and nothing else: ``run`` takes a frame and the shift
 buffers and returns the frame's logits and the new buffers, so the state lives with whoever streams
-(an online ``Stream`` keeps its own; a session's ``StepGraphs`` is shared by all its streams).
-``StepRunner`` is ``StepGraphs`` plus one set of buffers per sub-network: zeros after ``reset``, then
-the previous frame's shifted channels. Feeding a clip's n frames to sub-network k from a reset and
-averaging the returned logits gives sub-network k's clip-graph logits for that clip. CPU ONNX Runtime
-sessions, one per step graph.
+(an online stream keeps its own; a session's ``StepGraphs``, ``FFNRuntime.step_graphs()``, is shared
+by all its streams and is the one way to open them). Feeding a clip's n frames to sub-network k from
+``zero_state(k)``, each with the buffers the previous one returned, and averaging the logits gives
+sub-network k's clip-graph logits for that clip. CPU ONNX Runtime sessions, one per step graph.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ...bundle.manifest import Manifest, load_manifest, resolve
+from ...bundle.manifest import Manifest, resolve
 from ...bundle.sections import StepGraph
 from ...core.errors import BundleError, InputError
-from .ort import import_onnxruntime, session_options
+from .ort_options import import_onnxruntime, session_options
 
 State = dict[str, np.ndarray]  # one sub-network's shift buffers: graph input name -> (1, C, H, W)
 
@@ -98,32 +97,3 @@ class StepGraphs:
         if isinstance(subnet, bool) or not isinstance(subnet, int) or subnet not in self._graphs:
             raise InputError(f"no step graph for sub-network {subnet!r} (have {list(self.subnets)})")
         return subnet
-
-
-class StepRunner:
-    """Per-frame logits from a causal bundle's step graphs, with per-sub-network shift buffers."""
-
-    def __init__(self, bundle: str | os.PathLike[str], threads: int | None = None) -> None:
-        self.bundle = Path(bundle)
-        self.manifest = load_manifest(self.bundle, verify=True)
-        self.graphs = StepGraphs(self.bundle, self.manifest, threads)
-        self.spec = self.graphs.spec
-        self.size = self.manifest.input.size
-        self._state: dict[int, State] = {}
-        self.reset()
-
-    @property
-    def subnets(self) -> tuple[int, ...]:
-        return self.graphs.subnets
-
-    def reset(self, subnet: int | None = None) -> None:
-        """Zero the buffers of ``subnet`` (None: every sub-network): the next frame starts a new stream."""
-        for k in self.subnets if subnet is None else (self.graphs.check_subnet(subnet),):
-            self._state[k] = self.graphs.zero_state(k)
-
-    def step(self, frame: np.ndarray, subnet: int) -> np.ndarray:
-        """Logits (classes,) of one preprocessed frame (3, H, W) float32 on ``subnet``; its buffers advance."""
-        k = self.graphs.check_subnet(subnet)
-        r = self.graphs.run(frame, k, self._state[k])
-        self._state[k] = r.state
-        return r.logits

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,34 +125,37 @@ def check_predict_args(total: int, n: Any = None, topk: Any = 5, timestamps: Any
         raise InputError("timestamps must be finite")
 
 
-def check_stream_options(window_s: Any = 1.0, stride_ms: Any = 500.0, duration_s: Any = None, threads: Any = None,
-                         *, frames: Any = None, budget_ms: Any = None, power_w: Any = None,
-                         max_decisions: Any = None, topk: Any = 5, wait_timeout_s: Any = 10.0,
-                         backoff_s: Any = 0.5, capacity: Any = None) -> None:
-    """Stream / ``ffn-run`` options: finite, positive and bounded (``None`` means not given).
+STREAM_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {  # name -> check (ValueError), limits in core.validate
+    "window_s": lambda v: V.check_float("window (s)", v, V.MIN_WINDOW_S, V.MAX_WINDOW_S),
+    "stride_ms": lambda v: V.check_float("stride (ms)", v, V.MIN_STRIDE_MS, V.MAX_STRIDE_MS),
+    "duration_s": lambda v: V.check_float("duration (s)", v, 0.0, V.MAX_DURATION_S, lo_open=True),
+    "threads": V.check_threads,
+    "frames": lambda v: V.check_int("frames", v, 1, V.MAX_FRAME_COUNT),
+    "budget_ms": lambda v: V.check_float("budget (ms)", v, 0.0, V.MAX_STRIDE_MS, lo_open=True),
+    "cpu_share": lambda v: V.check_float("cpu share", v, 0.0, V.MAX_CPU_SHARE, lo_open=True),
+    "power_w": lambda v: V.check_float("power (W)", v, 0.0, 1e6, lo_open=True),
+    "max_decisions": lambda v: V.check_int("max decisions", v, 1, 1 << 62),
+    "topk": lambda v: V.check_int("topk", v, 1, V.MAX_TOPK),
+    "realtime": lambda v: V.check_bool("realtime", v),
+    "wait_timeout_s": lambda v: V.check_float("wait timeout (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
+    "backoff_s": lambda v: V.check_float("backoff (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
+    "capacity": lambda v: V.check_int("capacity", v, 1, V.MAX_CLIP_FRAMES),
+}
 
-    ``threads`` is the session's (``FFNRuntime.open(threads=...)``, ``--threads``): the session may call
-    ``check_stream_options(threads=threads)`` alone (the other defaults are valid).
+
+def check_stream_options(**options: Any) -> None:
+    """Stream / ``ffn-run`` options by name: finite, positive and bounded (``None`` means not given).
+
+    ``StreamOptions`` / ``OnlineOptions`` (``streaming/options.py``) call this with all their fields on
+    creation; the session calls ``check_stream_options(threads=threads)`` alone.
     """
-    checks: Sequence[tuple[Any, Callable[[Any], Any]]] = (
-        (window_s, lambda v: V.check_float("window (s)", v, V.MIN_WINDOW_S, V.MAX_WINDOW_S)),
-        (stride_ms, lambda v: V.check_float("stride (ms)", v, V.MIN_STRIDE_MS, V.MAX_STRIDE_MS)),
-        (duration_s, lambda v: V.check_float("duration (s)", v, 0.0, V.MAX_DURATION_S, lo_open=True)),
-        (threads, V.check_threads),
-        (frames, lambda v: V.check_int("frames", v, 1, V.MAX_FRAME_COUNT)),
-        (budget_ms, lambda v: V.check_float("budget (ms)", v, 0.0, V.MAX_STRIDE_MS, lo_open=True)),
-        (power_w, lambda v: V.check_float("power (W)", v, 0.0, 1e6, lo_open=True)),
-        (max_decisions, lambda v: V.check_int("max decisions", v, 1, 1 << 62)),
-        (topk, lambda v: V.check_int("topk", v, 1, V.MAX_TOPK)),
-        (wait_timeout_s, lambda v: V.check_float("wait timeout (s)", v, 0.0, 3600.0, lo_open=True)),
-        (backoff_s, lambda v: V.check_float("backoff (s)", v, 0.0, 3600.0, lo_open=True)),
-        (capacity, lambda v: V.check_int("capacity", v, 1, V.MAX_CLIP_FRAMES)),
-    )
-    for value, check in checks:
+    for name, value in options.items():
+        if name not in STREAM_OPTION_CHECKS:
+            raise TypeError(f"check_stream_options: no stream option {name!r}")
         if value is None:
             continue
         try:
-            check(value)
+            STREAM_OPTION_CHECKS[name](value)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 

@@ -1,80 +1,47 @@
-"""OnlineStream: a stream in online mode, one frame at a time through a causal bundle's step graphs.
+"""OnlineStream: a source classified online, one frame at a time through a causal bundle's step graphs.
 
-``FFNRuntime.stream(source, online=True, cpu_share=...)`` builds one (``ffn-run --online``). The
-policy (scheduler, budgets, caps: the same ``FrameCountPolicy`` a window stream uses) picks n among the
-sub-networks' frame counts once per *window* (n steps, ``window_s`` of video); n fixes the stride,
-``window_s / n`` of source time, and each sampled frame runs once through sub-network n's step graph.
-Every step gives a result; its label is the mean of the last n per-frame logits (``OnlineLabels``).
+``FFNRuntime.online_stream(source, OnlineOptions(...))`` builds one (``ffn-run --online``; keyword
+shortcuts: ``rt.online_stream("cam0", cpu_share=0.25)``). It is the capture/decision loop
+(``loop.py``) running the online mode (``online_mode.py``: windows, steps, labels, switching).
 
-State, all of it in the stream: the running sub-network's shift buffers and its logit ring. A switch
-to another sub-network starts it from zero buffers; until n frames of it have run the label is the
-previous warm label marked stale (``warm=False``), or none at the very start.
-
-The budget is compute, not latency: every sub-network's step costs about the same (shared convolutions),
-so what n changes is how many steps run per second. The scheduler therefore sees one run per window,
-the n steps of it (wall and CPU ms summed), and its latency budget is the step compute allowed per
-window: ``cpu_share x window``. A share at most 1 also keeps every step, on average, within its stride.
+The budget is compute, not latency: every sub-network's step costs about the same (shared
+convolutions), so what n changes is how many steps run per second. The scheduler therefore sees one
+run per window, the n steps of it, and its latency budget is the step compute allowed per window:
+``cpu_share x window``. A share at most 1 also keeps every step, on average, within its stride.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from ...core import validate as V
 from ...core.errors import ConfigError
 from ...core.sampling import nearest_subnet
 from ..backends.steps import StepGraphs
-from ..control.budgets import KEEP, BatteryPolicy, Budgets, ThermalPolicy, _Keep
-from ..control.policy import Choice, FrameCountPolicy, SchedulerLike
+from ..control.budgets import KEEP, BatteryPolicy, ThermalPolicy, _Keep
+from ..control.policy import FrameCountPolicy, SchedulerLike
 from ..media.inputs import check_stream_options
-from ..media.sources import CaptureThread, FrameSource, Opener, SourceEvent
-from ..results import OnlineResult, Prediction
-from .online_labels import OnlineLabels
+from ..media.sources import FrameSource, Opener, SourceEvent
+from ..results import OnlineResult
+from .loop import DecisionLoop, StreamBase
+from .online_mode import OnlineMode
+from .options import OnlineOptions
 from .session_api import Session
-from .stream import Stream, StreamOptions
-
-MAX_CPU_SHARE = 1.0  # more than all of one stream's wall time cannot be spent on its steps
 
 
-def check_cpu_share(value: Any) -> float:
-    """A compute share in (0, MAX_CPU_SHARE] (ConfigError otherwise)."""
-    try:
-        return V.check_float("cpu share", value, 0.0, MAX_CPU_SHARE, lo_open=True)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-@dataclasses.dataclass
-class _Window:
-    """The n steps one decision covers: which sub-network, and what they cost so far."""
-
-    choice: Choice
-    frames: int
-    subnet: int
-    t0: float  # stamp the first step aims at
-    steps: int = 0
-    wall_ms: float = 0.0
-    cpu_ms: float = 0.0
-
-
-class OnlineStream(Stream):
+class OnlineStream(StreamBase[OnlineResult]):
     """A source classified online on ``session``'s step graphs; see the module docstring. Iterable once."""
 
     def __init__(self, session: Session, source: str | FrameSource, policy: FrameCountPolicy,
-                 options: StreamOptions, graphs: StepGraphs, opener: Opener | None = None,
+                 options: OnlineOptions, graphs: StepGraphs, opener: Opener | None = None,
                  on_event: Callable[[SourceEvent], None] | None = None) -> None:
-        super().__init__(session, source, policy, options, opener=opener, on_event=on_event)
-        self.graphs = graphs
-        self.subnet_counts = session.manifest.subnet_frame_counts
+        self.session, self.options, self.graphs = session, options, graphs
+        loop = DecisionLoop(session.preprocessor, source, options, opener=opener, on_event=on_event)
+        super().__init__(loop, OnlineMode(session, policy, options, graphs), policy)
 
     @property
     def window_ms(self) -> float:
-        return self.options.window_s * 1000.0
+        return self.options.window_ms
 
     @property
     def cpu_share(self) -> float | None:
@@ -82,107 +49,31 @@ class OnlineStream(Stream):
         b = self.policy.budget_ms
         return None if b is None else b / self.window_ms
 
-    def set_budget(self, cpu_share: float | None | _Keep = KEEP, *,  # type: ignore[override]
-                   power_w: float | None | _Keep = KEEP,
+    def set_budget(self, cpu_share: float | None | _Keep = KEEP, *, power_w: float | None | _Keep = KEEP,
                    battery_policy: BatteryPolicy | str | None | _Keep = KEEP,
-                   thermal_policy: ThermalPolicy | str | None | _Keep = KEEP) -> None:
+                   thermal_policy: ThermalPolicy | str | None | _Keep = KEEP, budget_ms: Any = KEEP) -> None:
         """Change budgets from the next window on (thread-safe): the compute share, caps; ``None`` turns one off."""
-        budget_ms: float | None | _Keep = cpu_share
+        if budget_ms is not KEEP:
+            raise ConfigError("an online stream is budgeted in compute: set_budget(cpu_share=...) (a share of wall "
+                              "time in (0, 1]); budget_ms is the window mode's latency per decision")
+        share: float | None | _Keep = cpu_share
         if cpu_share is not KEEP and cpu_share is not None:
-            budget_ms = check_cpu_share(cpu_share) * self.window_ms
-        self.policy.set_budget(budget_ms, power_w=power_w, battery_policy=battery_policy,
-                               thermal_policy=thermal_policy)
-
-    # -- the step loop -----------------------------------------------------------------------------
-    def _decisions(self) -> Iterator[OnlineResult]:  # type: ignore[override]
-        o, src = self.options, self.source
-        cap = o.capacity or int(math.ceil(o.window_s * 60)) + 16
-        capture = CaptureThread(src, self.session.preprocessor, capacity=cap, realtime=o.realtime,
-                                on_event=self._note, backoff_s=o.backoff_s, max_backoff_s=max(8.0, o.backoff_s))
-        started = time.monotonic()
-        labels = OnlineLabels()
-        last: Prediction | None = None
-        window: _Window | None = None
-        state: dict = {}
-        step = 0
-        with capture:
-            if not capture.wait_for(-math.inf, o.wait_timeout_s):
-                self._raise_if_failed(capture, "no frame")
-                return
-            oldest = capture.first_at(-math.inf)
-            t = oldest[1] if oldest is not None else capture.latest_time() or 0.0
-            while (o.max_decisions is None or step < o.max_decisions) and not self._stop.is_set():
-                if o.duration_s is not None and time.monotonic() - started >= o.duration_s:
-                    return
-                if window is None or window.steps == window.frames:
-                    window = self._next_window(window, t)
-                    if labels.subnet != window.subnet or labels.frames != window.frames:
-                        labels.start(window.subnet, window.frames)
-                        state = self.graphs.zero_state(window.subnet)
-                stride_s = o.window_s / window.frames
-                t = window.t0 + window.steps * stride_s
-                if not capture.wait_for(t, o.wait_timeout_s):
-                    self._raise_if_failed(capture, f"no frame for t={t:.3f} s")
-                    return  # the file has ended
-                got = capture.first_at(t)
-                if got is None:  # a live ring lost its frames in between: wait for the next one
-                    continue
-                frame, stamp = got
-                hold = capture.paused() if not src.live else contextlib.nullcontext()
-                with hold:
-                    run = self.graphs.run(frame, window.subnet, state)
-                state = run.state
-                switched = labels.warm_steps == 0
-                label = labels.add(run.logits, stamp)
-                if label is not None:
-                    last = self.session.label_prediction(label.logits, label.frames, label.subnet, run.latency_ms,
-                                                         label.stamps, self.options.topk, cpu_ms=run.cpu_ms)
-                captured = capture.clock_of(stamp)
-                age = None if captured is None else (src.clock() - captured) * 1000.0
-                window.steps += 1
-                window.wall_ms += run.latency_ms
-                window.cpu_ms += run.cpu_ms
-                yield self._result(step, window, run.latency_ms, run.cpu_ms, last, label is not None, labels.warm_steps,
-                                   switched, stamp, age)
-                step += 1
-                if src.live:  # fallen more than a stride behind the camera: skip ahead instead of lagging
-                    newest = capture.latest_time()
-                    if newest is not None and newest - (window.t0 + window.steps * stride_s) > stride_s:
-                        window.t0 = newest - window.steps * stride_s
-
-    def _next_window(self, done: _Window | None, t: float) -> _Window:
-        """Feed the finished window's n steps back to the policy as one run; decide the next n."""
-        now = time.monotonic()
-        if done is not None:
-            self.policy.observe(done.frames, done.subnet, done.wall_ms, now, cpu_ms=done.cpu_ms)
-            t = done.t0 + done.steps * self.options.window_s / done.frames
-        choice = self.policy.decide(now)
-        k = nearest_subnet(choice.n, self.subnet_counts)
-        return _Window(choice, self.subnet_counts[k], k, t)
-
-    def _result(self, step: int, w: _Window, latency_ms: float, cpu_ms: float, pred: Prediction | None, warm: bool,
-                warm_steps: int, switched: bool, stamp: float, age: float | None) -> OnlineResult:
-        budget = self.policy.budget_ms
-        c = w.choice
-        return OnlineResult(step, pred, warm, w.subnet, w.frames, self.window_ms / w.frames, latency_ms, cpu_ms,
-                            warm_steps, switched, stamp, age, c.reason, c.reasons, budget,
-                            None if budget is None else budget / self.window_ms,
-                            None if budget is None else latency_ms * w.frames <= budget, c.predicted_ms, c.feasible,
-                            c.budget, self.drain_events())
+            check_stream_options(cpu_share=cpu_share)
+            share = cpu_share * self.window_ms
+        self.policy.set_budget(share, power_w=power_w, battery_policy=battery_policy, thermal_policy=thermal_policy)
 
 
-def online_stream(session: Session, source: str | FrameSource, options: StreamOptions, *,
-                  frames: int | None, cpu_share: float | None, budgets: Budgets | None,
-                  scheduler: SchedulerLike | None, signals: Callable[[float], Any] | None,
-                  opener: Opener | None, on_event: Callable[[SourceEvent], None] | None) -> OnlineStream:
-    """The OnlineStream ``FFNRuntime.stream(online=True)`` returns (BundleError without step graphs)."""
+def open_online_stream(session: Session, source: str | FrameSource, options: OnlineOptions,
+                       scheduler: SchedulerLike | None = None, signals: Callable[[float], Any] | None = None,
+                       opener: Opener | None = None,
+                       on_event: Callable[[SourceEvent], None] | None = None) -> OnlineStream:
+    """The OnlineStream ``FFNRuntime.online_stream`` returns (BundleError without step graphs).
+
+    A fixed ``frames`` is served by the nearest sub-network with a step graph (tie -> higher).
+    """
     graphs = session.step_graphs()
     counts = session.manifest.subnet_frame_counts
     served = tuple(counts[k] for k in graphs.subnets)
-    if cpu_share is not None:
-        budgets = (budgets or Budgets()).replace(budget_ms=check_cpu_share(cpu_share) * options.window_s * 1000.0)
-    if frames is not None:
-        check_stream_options(frames=frames)
-        frames = served[nearest_subnet(frames, served)]
-    policy = FrameCountPolicy(counts, frames, budgets, scheduler, signals, candidates=served)
+    frames = None if options.frames is None else served[nearest_subnet(options.frames, served)]
+    policy = FrameCountPolicy(counts, frames, options.budgets(), scheduler, signals, candidates=served)
     return OnlineStream(session, source, policy, options, graphs, opener=opener, on_event=on_event)

@@ -1,0 +1,125 @@
+"""Online mode: one frame at a time through a causal bundle's step graphs, a label every step.
+
+The policy (scheduler, budgets, caps: the same ``FrameCountPolicy`` a window stream uses) picks n among
+the sub-networks' frame counts once per *window* (n steps, ``window_s`` of video); n fixes the stride,
+``window_s / n`` of source time, and each sampled frame runs once through sub-network n's step graph.
+Every step gives a result; its label is the mean of the last n per-frame logits (``OnlineLabels``).
+
+State, all of it here: the running sub-network's shift buffers and its logit ring. A switch to
+another sub-network starts it from zero buffers; until n frames of it have run the label is the
+previous warm label marked stale (``warm=False``), or none at the very start. The scheduler sees one
+run per window, the n steps of it (wall and CPU ms summed). A live source that has run more than a
+stride ahead of the steps is caught up with (the steps skip ahead instead of lagging).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from ...core.sampling import nearest_subnet
+from ..backends.steps import State, StepGraphs, StepRun
+from ..control.policy import Choice, FrameCountPolicy
+from ..results import OnlineResult, Prediction
+from .loop import END, End, Run
+from .online_labels import OnlineLabels
+from .options import OnlineOptions
+from .session_api import Session
+
+
+@dataclasses.dataclass
+class Window:
+    """The n steps one decision covers: which sub-network, and what they cost so far."""
+
+    choice: Choice
+    frames: int
+    subnet: int
+    t0: float  # stamp the first step aims at
+    steps: int = 0
+    wall_ms: float = 0.0
+    cpu_ms: float = 0.0
+
+
+class OnlineMode:
+    """The online mode's turn of the loop (``loop.Mode``): one ``OnlineResult`` per step."""
+
+    def __init__(self, session: Session, policy: FrameCountPolicy, options: OnlineOptions, graphs: StepGraphs) -> None:
+        self.session, self.policy, self.options, self.graphs = session, policy, options, graphs
+        self.subnet_counts = session.manifest.subnet_frame_counts
+        self.labels = OnlineLabels()
+        self.last: Prediction | None = None
+        self.window: Window | None = None
+        self.state: State = {}
+        self.step = 0
+        self.t = 0.0  # the stamp the next step aims at
+        self._stepped = False  # a step ran since the last catch-up check
+
+    def begin(self, run: Run) -> None:
+        oldest = run.capture.first_at(-math.inf)
+        self.t = oldest[1] if oldest is not None else run.capture.latest_time() or 0.0
+
+    def tick(self, run: Run) -> OnlineResult | End | None:
+        if self._stepped and run.live:
+            self._catch_up(run)
+        self._stepped = False
+        if self.window is None or self.window.steps == self.window.frames:
+            self.window = self._next_window(self.window)
+        w = self.window
+        self.t = w.t0 + w.steps * self.options.window_s / w.frames
+        if not run.wait_frame(self.t, f"no frame for t={self.t:.3f} s"):
+            return END  # the file has ended
+        got = run.capture.first_at(self.t)
+        if got is None:  # a live ring lost its frames in between: wait for the next one
+            return None
+        frame, stamp = got
+        with run.held():
+            step = self.graphs.run(frame, w.subnet, self.state)
+        result = self._label(run, w, step, stamp)
+        self.step += 1
+        self._stepped = True
+        return result
+
+    def _next_window(self, done: Window | None) -> Window:
+        """Feed the finished window's n steps back to the policy as one run; decide the next n."""
+        now = time.monotonic()
+        t = self.t
+        if done is not None:
+            self.policy.observe(done.frames, done.subnet, done.wall_ms, now, cpu_ms=done.cpu_ms)
+            t = done.t0 + done.steps * self.options.window_s / done.frames
+        choice = self.policy.decide(now)
+        k = nearest_subnet(choice.n, self.subnet_counts)
+        window = Window(choice, self.subnet_counts[k], k, t)
+        if self.labels.subnet != window.subnet or self.labels.frames != window.frames:
+            self.labels.start(window.subnet, window.frames)
+            self.state = self.graphs.zero_state(window.subnet)
+        return window
+
+    def _catch_up(self, run: Run) -> None:
+        """Live: fallen more than a stride behind the camera, skip ahead instead of lagging."""
+        w = self.window
+        newest = run.capture.latest_time()
+        stride_s = self.options.window_s / w.frames
+        if newest is not None and newest - (w.t0 + w.steps * stride_s) > stride_s:
+            w.t0 = newest - w.steps * stride_s
+
+    def _label(self, run: Run, w: Window, step: StepRun, stamp: float) -> OnlineResult:
+        """The step's logits into the ring; the result with the label in force."""
+        self.state = step.state
+        switched = self.labels.warm_steps == 0
+        label = self.labels.add(step.logits, stamp)
+        if label is not None:
+            self.last = self.session.label_prediction(label.logits, label.frames, label.subnet, step.latency_ms,
+                                                      label.stamps, self.options.topk, cpu_ms=step.cpu_ms)
+        captured = run.capture.clock_of(stamp)
+        age = None if captured is None else (run.source.clock() - captured) * 1000.0
+        w.steps += 1
+        w.wall_ms += step.latency_ms
+        w.cpu_ms += step.cpu_ms
+        budget = self.policy.budget_ms
+        window_ms, c = self.options.window_ms, w.choice
+        return OnlineResult(self.step, self.last, label is not None, w.subnet, w.frames, window_ms / w.frames,
+                            step.latency_ms, step.cpu_ms, self.labels.warm_steps, switched, stamp, age, c.reason,
+                            c.reasons, budget, None if budget is None else budget / window_ms,
+                            None if budget is None else step.latency_ms * w.frames <= budget, c.predicted_ms,
+                            c.feasible, c.budget, run.events())
