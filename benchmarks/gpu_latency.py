@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ffn_edge.gpucheck.stats import parity, percentiles  # noqa: F401 (shared with the GPU check)
+
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"trt_fp16_vs_ort_cuda": 0.5, "memory_all_vs_one": 1.3, "cached_open_s": 2.0}
 METHODS = ("trt-fp32", "trt-fp16", "ort-cuda", "ort-tensorrt", "torch-cuda")
@@ -58,21 +60,6 @@ def require_gpu(device: int = 0) -> str:
 
 
 # -- pure helpers (tested without a GPU) ------------------------------------------------------------
-
-
-def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
-    """(p50, p95) of latency samples in ms."""
-    if not samples_ms:
-        raise ValueError("no samples")
-    return float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 95))
-
-
-def parity(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> tuple[bool, float]:
-    """(top-1 identical on every clip, max |delta logit|) of ``got`` against ``reference``."""
-    if len(reference) != len(got) or not reference:
-        raise ValueError("parity needs the same non-zero number of outputs on both sides")
-    same = all(int(np.argmax(r)) == int(np.argmax(g)) for r, g in zip(reference, got, strict=True))
-    return same, max(float(np.abs(np.asarray(r) - np.asarray(g)).max()) for r, g in zip(reference, got, strict=True))
 
 
 def interleaved(methods: dict[str, Callable[[], object]], rounds: int, seed: int = 0) -> dict[str, list[float]]:

@@ -413,7 +413,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is available")
-    ddp = world > 1
+    ddp = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ  # a one-process torchrun is DDP too (checkable on 1 GPU)
     device = init_distributed(use_cuda, local_rank, ddp)
     master = rank == 0
     try:
@@ -544,7 +544,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             "val_top1": {str(n): v for n, v in top1.items()},
             "val_top5": {str(n): v for n, v in zip(val["frames"], val["top5"], strict=True)},
             "train_time": train_time, "val_time": time.perf_counter() - t1, "time": time.perf_counter() - t0,
-            "peak_mem_mb": _peak_mem_mb(device),
+            "peak_mem_mb": _peak_mem_mb(device), "ddp": ddp,
         }
 
         # ---- log and checkpoint (rank 0 only) ----

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,3 +35,48 @@ def test_clipping_under_amp_is_a_stated_option(amp, flag, clips):
 def test_clip_grad_amp_is_on_the_command_line():
     assert build_parser().parse_args(["--clip-grad-amp"]).clip_grad_amp is True
     assert build_parser().parse_args([]).clip_grad_amp is False
+
+
+# -- on a real GPU (skipped without one): ./run.sh test-gpu ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from ffn_edge.data import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("synthetic"), num_classes=4, train_per_class=4, val_per_class=2,
+                          frames=16, size=32, seed=0)
+
+
+def _cuda_config(synth, out, **kw) -> TrainConfig:
+    return TrainConfig(**{**dict(dataset="frames", train_list=str(synth.train_list), val_list=str(synth.val_list),
+                                 root=str(synth.root), width_mult=0.25, input_size=32, resize_shorter=32,
+                                 batch_size=4, workers=0, epochs=2, quiet=True, device="cuda", out=str(out)), **kw})
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_training_on_cuda_under_each_precision(synth, tmp_path, amp):
+    from ffn_edge.checkpoint import load_checkpoint
+
+    rec = train_mod.train(_cuda_config(synth, tmp_path, amp=amp))
+    assert np.isfinite(rec["train_loss"]) and rec["peak_mem_mb"] > 0
+    _, meta = load_checkpoint(tmp_path / "last.safetensors")
+    assert (meta.extra["scaler"] is not None) == (amp == "fp16")  # GradScaler only for fp16
+
+
+@pytest.mark.gpu
+def test_evaluation_on_cuda_matches_the_cpu(synth, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from ffn_edge.checkpoint import load_checkpoint
+    from ffn_edge.data import VideoDataset
+    from ffn_edge.evaluate import evaluate
+
+    train_mod.train(_cuda_config(synth, tmp_path))
+    model, meta = load_checkpoint(tmp_path / "best.safetensors")
+    val = VideoDataset(synth.val_list, synth.root, kind="frames", frame_counts=model.frame_counts, train=False,
+                       input_size=32, resize_shorter=32, mean=meta.mean, std=meta.std)
+    cpu = evaluate([model], DataLoader(val, batch_size=2), model.frame_counts)
+    gpu = evaluate([model.cuda()], DataLoader(val, batch_size=2), model.frame_counts)
+    assert gpu["top1"] == cpu["top1"] and gpu["num_videos"] == cpu["num_videos"]
