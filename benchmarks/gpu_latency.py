@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffn_edge.gpucheck.stats import parity, percentiles  # noqa: F401 (shared with the GPU check)
+from ffn_edge.gpucheck.stats import parity, percentiles  # shared with the GPU check
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"trt_fp16_vs_ort_cuda": 0.5, "memory_all_vs_one": 1.3, "cached_open_s": 2.0}

@@ -12,7 +12,7 @@ import torch
 
 # The libraries each part of the check needs beyond torch and numpy (module -> package to install).
 TRAINING = {"safetensors": "safetensors", "tqdm": "tqdm", "cv2": "opencv-python-headless"}
-EXPORT = {"onnx": "onnx", "onnxruntime": "onnxruntime"}
+EXPORT = {"onnx": "onnx", "onnxscript": "onnxscript", "onnxruntime": "onnxruntime"}
 
 
 def no_cuda(device: str) -> str | None:
