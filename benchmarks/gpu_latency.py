@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +131,24 @@ def _runtime_latency_module():
     return module
 
 
+def open_engines(bundle: Path, precisions: Sequence[str]) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """Build the bundle's TensorRT engines per precision (seconds of the first build), then open them.
+
+    The manifest is read after the builds: each build records its engines in it, and a manifest
+    read before would list none ("no TensorRT engines for this device")."""
+    from ffn_edge.export.tensorrt import build_engines
+    from ffn_edge.runtime.backends import open_backend
+    from ffn_edge.runtime.manifest import load_manifest
+
+    first: dict[str, float] = {}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        build_engines(bundle, fp16=precision == "fp16")
+        first[f"trt-{precision}"] = time.perf_counter() - t0
+    m = load_manifest(bundle)
+    return m, first, {f"trt-{p}": open_backend(bundle, m, "tensorrt", tensorrt_precision=p) for p in precisions}
+
+
 def measure(args: argparse.Namespace, work: Path) -> None:
     import shutil
 
@@ -143,15 +162,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     model, ffn, st = _runtime_latency_module().build_bundles(args.arch, args.width, args.size, counts, args.classes,
                                                                work, {"default": {}})
     bundle = ffn["default"]
-    m = load_manifest(bundle)
-    first: dict[str, float] = {}
-    for precision in ("fp32", "fp16"):
-        t0 = time.perf_counter()
-        build_engines(bundle, fp16=precision == "fp16")
-        first[f"trt-{precision}"] = time.perf_counter() - t0
+    m, first, opened = open_engines(bundle, ("fp32", "fp16"))
     for b in st.values():
         build_engines(b, fp16=True)
-    opened = {f"trt-{p}": open_backend(bundle, m, "tensorrt", tensorrt_precision=p) for p in ("fp32", "fp16")}
     opened["ort-cuda"] = open_backend(bundle, m, "ort-cuda")
     opened["ort-tensorrt"] = open_backend(bundle, m, "ort-tensorrt")
     st_open = {n: {"st-trt-fp16": open_backend(b, load_manifest(b), "tensorrt", tensorrt_precision="fp16"),
