@@ -396,6 +396,16 @@ def init_distributed(use_cuda: bool, local_rank: int, ddp: bool) -> torch.device
     return device
 
 
+def to_channels_last(net: nn.Module) -> nn.Module:
+    """Channels-last weights: ``channels_last`` for 4-D (2-D convolutions), ``channels_last_3d`` for 5-D
+    (the 3-D convolutions of TEA's ME, UniFormer, SlowFast, X3D); ``Module.to`` takes one format only."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for t in [*net.parameters(), *net.buffers()]:
+        if t.dim() in formats:
+            t.data = t.data.contiguous(memory_format=formats[t.dim()])
+    return net
+
+
 def clips_gradients(cfg: TrainConfig, amp_dtype: torch.dtype | None) -> bool:
     """Whether a step clips at ``--clip-grad``: always without AMP; under AMP only with ``--clip-grad-amp``
     (the authors' code clips only without AMP, and their runs use AMP: by default we do the same)."""
@@ -451,7 +461,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     net: nn.Module = members[0] if len(members) == 1 else Unshared(members)
     net.to(device)
     if cfg.channels_last and use_cuda:
-        net.to(memory_format=torch.channels_last)
+        to_channels_last(net)
     step_net: nn.Module = MultiClip(net)
     if ddp:
         step_net = DDP(step_net, device_ids=[device.index] if use_cuda else None)

@@ -80,3 +80,30 @@ def test_evaluation_on_cuda_matches_the_cpu(synth, tmp_path):
     cpu = evaluate([model], DataLoader(val, batch_size=2), model.frame_counts)
     gpu = evaluate([model.cuda()], DataLoader(val, batch_size=2), model.frame_counts)
     assert gpu["top1"] == cpu["top1"] and gpu["num_videos"] == cpu["num_videos"]
+
+
+@pytest.mark.parametrize("arch", ["x3d_s", "tsm_resnet18"])
+def test_channels_last_takes_3d_convolutions_too(arch):
+    from ffn_edge.models import ModelConfig, create_model
+    from ffn_edge.train import to_channels_last
+
+    torch.manual_seed(0)
+    model = create_model(ModelConfig(arch, 3, frame_counts=(4,), width_mult=0.125)).eval()
+    clip = torch.randn(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        want = model(clip)
+        to_channels_last(model)
+        got = model(clip)
+    weights = [p for p in model.parameters() if p.dim() in (4, 5)]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4
+                                           else torch.channels_last_3d) for p in weights)
+    assert (arch == "x3d_s") == any(p.dim() == 5 for p in weights)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", ["x3d_s", "tsm_resnet18"])
+def test_channels_last_training_on_cuda(synth, tmp_path, arch):
+    rec = train_mod.train(_cuda_config(synth, tmp_path, arch=arch, width_mult=0.125, channels_last=True, amp="bf16",
+                                       frame_counts=(4, 8), epochs=1))
+    assert np.isfinite(rec["train_loss"])
