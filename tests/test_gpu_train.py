@@ -107,3 +107,27 @@ def test_channels_last_training_on_cuda(synth, tmp_path, arch):
     rec = train_mod.train(_cuda_config(synth, tmp_path, arch=arch, width_mult=0.125, channels_last=True, amp="bf16",
                                        frame_counts=(4, 8), epochs=1))
     assert np.isfinite(rec["train_loss"])
+
+
+def test_training_steps_do_not_wait_for_the_loss_every_step(synth, tmp_path, monkeypatch):
+    """``loss.item()`` blocks until the GPU is done: the per-step loss is summed on the device instead."""
+    calls: list[int] = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: (calls.append(1), item(self))[1])
+    cfg = _cuda_config(synth, tmp_path, device="cpu", epochs=2, width_mult=0.125, frame_counts=(2, 4))
+    rec = train_mod.train(cfg)
+    steps = 2 * (4 * 4 // 4)
+    assert np.isfinite(rec["train_loss"]) and len(calls) < steps, len(calls)
+
+
+def test_cudnn_benchmark_is_an_option_free_to_change_on_resume():
+    assert build_parser().parse_args(["--cudnn-benchmark"]).cudnn_benchmark is True
+    assert build_parser().parse_args([]).cudnn_benchmark is False
+    assert "cudnn_benchmark" in train_mod.RESUME_FREE
+
+
+@pytest.mark.gpu
+def test_cudnn_benchmark_is_applied_on_cuda(synth, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    train_mod.train(_cuda_config(synth, tmp_path, epochs=1, cudnn_benchmark=True))
+    assert torch.backends.cudnn.benchmark is True
