@@ -292,3 +292,21 @@ def test_ffn_export_engines_takes_the_device(bundle, monkeypatch):
     assert seen["device"] == 1
     with pytest.raises(ConfigError, match="--device >= 0"):
         export_cli._engines(["--bundle", str(bundle), "--device", "-1"])
+
+
+@pytest.mark.parametrize("major", trt_fakes.MAJORS)
+def test_every_copy_goes_through_pinned_host_buffers_freed_at_close(bundle, monkeypatch, major):
+    trt = _fake(monkeypatch, major)
+    export_trt.build_engines(bundle)
+    backend = TensorRTBackend(bundle, load_manifest(bundle))
+    clip = np.random.default_rng(1).standard_normal((2, 8, 3, 64, 64))  # float64: converted on the way in
+    first = backend.run(8, clip)
+    second = backend.run(8, clip[:1] + 1.0)
+    np.testing.assert_allclose(first, clip.reshape(2, -1).mean(1)[:, None] + np.arange(len(CLASSES)), rtol=1e-5)
+    assert first.shape == (2, len(CLASSES)) and second.shape == (1, len(CLASSES))  # not overwritten by the 2nd run
+    pinned = dict(trt.cudart.host)
+    assert len(pinned) == 2 and trt.cudart.copies
+    for address, nbytes, _ in trt.cudart.copies:  # inside one of the pinned buffers
+        assert any(p <= address and address + nbytes <= p + len(buf) for p, buf in pinned.items())
+    backend.close()
+    assert trt.cudart.host == {}
