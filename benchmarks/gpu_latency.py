@@ -29,8 +29,11 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ffn_edge.gpucheck.stats import parity, percentiles  # shared with the GPU check
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"trt_fp16_vs_ort_cuda": 0.5, "memory_all_vs_one": 1.3, "cached_open_s": 2.0}
@@ -59,21 +62,6 @@ def require_gpu(device: int = 0) -> str:
 
 
 # -- pure helpers (tested without a GPU) ------------------------------------------------------------
-
-
-def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
-    """(p50, p95) of latency samples in ms."""
-    if not samples_ms:
-        raise ValueError("no samples")
-    return float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 95))
-
-
-def parity(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> tuple[bool, float]:
-    """(top-1 identical on every clip, max |delta logit|) of ``got`` against ``reference``."""
-    if len(reference) != len(got) or not reference:
-        raise ValueError("parity needs the same non-zero number of outputs on both sides")
-    same = all(int(np.argmax(r)) == int(np.argmax(g)) for r, g in zip(reference, got, strict=True))
-    return same, max(float(np.abs(np.asarray(r) - np.asarray(g)).max()) for r, g in zip(reference, got, strict=True))
 
 
 def interleaved(methods: dict[str, Callable[[], object]], rounds: int, seed: int = 0) -> dict[str, list[float]]:
@@ -145,6 +133,25 @@ def _runtime_latency_module():
     return module
 
 
+def open_engines(bundle: Path, precisions: Sequence[str]) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """Build the bundle's TensorRT engines per precision (seconds of the first build), then open them.
+
+    The manifest is read after the builds: each build records its engines in it, and a manifest
+    read before would list none ("no TensorRT engines for this device")."""
+    from ffn_edge.export.tensorrt import build_engines
+    from ffn_edge.runtime.backends.select import open_backend
+
+    from ffn_edge.bundle.manifest import load_manifest
+
+    first: dict[str, float] = {}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        build_engines(bundle, fp16=precision == "fp16")
+        first[f"trt-{precision}"] = time.perf_counter() - t0
+    m = load_manifest(bundle)
+    return m, first, {f"trt-{p}": open_backend(bundle, m, "tensorrt", tensorrt_precision=p) for p in precisions}
+
+
 def measure(args: argparse.Namespace, work: Path) -> None:
     import shutil
 
@@ -159,15 +166,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     model, ffn, st = _runtime_latency_module().build_bundles(args.arch, args.width, args.size, counts, args.classes,
                                                                work, {"default": {}})
     bundle = ffn["default"]
-    m = load_manifest(bundle)
-    first: dict[str, float] = {}
-    for precision in ("fp32", "fp16"):
-        t0 = time.perf_counter()
-        build_engines(bundle, fp16=precision == "fp16")
-        first[f"trt-{precision}"] = time.perf_counter() - t0
+    m, first, opened = open_engines(bundle, ("fp32", "fp16"))
     for b in st.values():
         build_engines(b, fp16=True)
-    opened = {f"trt-{p}": open_backend(bundle, m, "tensorrt", tensorrt_precision=p) for p in ("fp32", "fp16")}
     opened["ort-cuda"] = open_backend(bundle, m, "ort-cuda")
     opened["ort-tensorrt"] = open_backend(bundle, m, "ort-tensorrt")
     st_open = {n: {"st-trt-fp16": open_backend(b, load_manifest(b), "tensorrt", tensorrt_precision="fp16"),

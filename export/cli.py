@@ -111,16 +111,17 @@ def _engines_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=D.MAX_BATCH,
                    help=f"largest batch the engines accept (default {D.MAX_BATCH})")
     p.add_argument("--rebuild", action="store_true", help="rebuild even when cached engines match this device")
+    p.add_argument("--device", type=int, default=0, help="CUDA device to build on (default 0)")
     return p
 
 
 def _engines(argv: list[str]) -> int:
     a = _engines_parser().parse_args(argv)
-    if a.max_batch < 1:
-        raise ConfigError(f"--max-batch must be >= 1, got {a.max_batch}")
+    if a.max_batch < 1 or a.device < 0:
+        raise ConfigError(f"--max-batch must be >= 1 and --device >= 0, got {a.max_batch} and {a.device}")
     from .tensorrt import build_engines
 
-    entry = build_engines(a.bundle, fp16=a.fp16, max_batch=a.max_batch, rebuild=a.rebuild)
+    entry = build_engines(a.bundle, fp16=a.fp16, max_batch=a.max_batch, rebuild=a.rebuild, device=a.device)
     for frames, e in sorted(entry["engines"].items(), key=lambda kv: int(kv[0])):
         print(f"{frames:>3} frames: {e['file']} (profile {e['profile']})")
     return 0

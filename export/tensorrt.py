@@ -135,7 +135,9 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
     if max_batch < 1:
         raise ExportError(f"max_batch must be >= 1, got {max_batch}")
     trt = require(device)
-    gpu = trt_mod.gpu_name(trt_mod.import_cudart(), device)
+    cudart = trt_mod.import_cudart()
+    gpu = trt_mod.gpu_name(cudart, device)
+    trt_mod.cuda_call(cudart.cudaSetDevice(device), "cudaSetDevice")  # TensorRT builds on the current device
     root = Path(bundle)
     m = load_manifest(root, verify=True)
     precision = _precision(fp16)

@@ -142,6 +142,7 @@ class TrainConfig:
     clip_grad_amp: bool = opt(False, "also clip under --amp (the authors clip only without AMP)")
     amp: str = opt("none", "mixed precision (CUDA only)", choices=("none", "bf16", "fp16"))
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
+    cudnn_benchmark: bool = opt(False, "cuDNN autotuning (CUDA only): faster for fixed input sizes, not bit-exact")
     max_batches: int = opt(0, "stop each epoch after this many batches (0: all; quick runs)")
     # run
     device: str = opt("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"))
@@ -155,7 +156,8 @@ class TrainConfig:
 
 # Options that may differ between a run and its --resume without changing the result ("out": a run
 # directory that was moved or copied resumes from where it is now).
-RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device", "out"}
+RESUME_FREE = {"resume", "stop_after", "quiet", "tensorboard", "workers", "device", "out", "cudnn_benchmark"}
+PROGRESS_EVERY = 20  # steps between progress-bar loss updates: reading the loss waits for the GPU
 
 
 class MultiClip(nn.Module):
@@ -396,6 +398,16 @@ def init_distributed(use_cuda: bool, local_rank: int, ddp: bool) -> torch.device
     return device
 
 
+def to_channels_last(net: nn.Module) -> nn.Module:
+    """Channels-last weights: ``channels_last`` for 4-D (2-D convolutions), ``channels_last_3d`` for 5-D
+    (the 3-D convolutions of TEA's ME, UniFormer, SlowFast, X3D); ``Module.to`` takes one format only."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for t in [*net.parameters(), *net.buffers()]:
+        if t.dim() in formats:
+            t.data = t.data.contiguous(memory_format=formats[t.dim()])
+    return net
+
+
 def clips_gradients(cfg: TrainConfig, amp_dtype: torch.dtype | None) -> bool:
     """Whether a step clips at ``--clip-grad``: always without AMP; under AMP only with ``--clip-grad-amp``
     (the authors' code clips only without AMP, and their runs use AMP: by default we do the same)."""
@@ -413,7 +425,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is available")
-    ddp = world > 1
+    ddp = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ  # a one-process torchrun is DDP too (checkable on 1 GPU)
     device = init_distributed(use_cuda, local_rank, ddp)
     master = rank == 0
     try:
@@ -451,7 +463,9 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     net: nn.Module = members[0] if len(members) == 1 else Unshared(members)
     net.to(device)
     if cfg.channels_last and use_cuda:
-        net.to(memory_format=torch.channels_last)
+        to_channels_last(net)
+    if use_cuda:
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     step_net: nn.Module = MultiClip(net)
     if ddp:
         step_net = DDP(step_net, device_ids=[device.index] if use_cuda else None)
@@ -525,10 +539,10 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
             scaler.step(optim)
             scaler.update()
-            loss_value = loss.item()
-            loss_sum[0] += loss_value * len(labels)
+            loss_sum[0] += loss.detach() * len(labels)  # on the device: no host sync per step
             loss_sum[1] += len(labels)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+            if not bar.disable and it % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
         bar.close()
         train_time = time.perf_counter() - t0
 
@@ -544,7 +558,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             "val_top1": {str(n): v for n, v in top1.items()},
             "val_top5": {str(n): v for n, v in zip(val["frames"], val["top5"], strict=True)},
             "train_time": train_time, "val_time": time.perf_counter() - t1, "time": time.perf_counter() - t0,
-            "peak_mem_mb": _peak_mem_mb(device),
+            "peak_mem_mb": _peak_mem_mb(device), "ddp": ddp,
         }
 
         # ---- log and checkpoint (rank 0 only) ----

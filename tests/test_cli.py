@@ -6,8 +6,7 @@ import sys
 
 import pytest
 from ffn_edge.runtime.app.summary import RunningSummary
-from ffn_edge.runtime.session import Prediction
-from ffn_edge.runtime.streaming.stream import StreamResult
+from ffn_edge.runtime.results import Prediction, StreamResult
 
 from ffn_edge.core.errors import run_cli
 

@@ -57,3 +57,25 @@ def test_table_and_goals(bench):
     assert lines[2].split() == ["4", "1.00/1.20", "0.40"] and len({len(x) for x in lines}) == 1
     assert bench.verdict(0.4, 0.5).startswith("met") and bench.verdict(0.55, 0.5).startswith("MISSED")
     assert set(bench.METHODS) <= {"trt-fp32", "trt-fp16", "ort-cuda", "ort-tensorrt", "torch-cuda"}
+
+
+def test_tensorrt_engines_are_opened_from_the_manifest_the_build_wrote(bench, tmp_path, monkeypatch):
+    """The benchmark builds engines, then opens them: a manifest read before the build lists none."""
+    import torch
+    import trt_fakes
+    from ffn_edge.export import export_bundle
+
+    from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+    from ffn_edge.models import ModelConfig, create_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig("tsm_mobilenetv2", 3, frame_counts=(4, 8), width_mult=0.35)
+    save_checkpoint(tmp_path / "m.safetensors", create_model(cfg).eval(), CheckpointMeta(cfg, ["a", "b", "c"], 64, 72))
+    bundle = Path(export_bundle(tmp_path / "m.safetensors", (4, 8), tmp_path / "m.ffn", verify=False))
+    trt_fakes.install(monkeypatch, "10", trt_fakes.FakeCudart(), 3)
+    m, first, opened = bench.open_engines(bundle, ("fp32", "fp16"))
+    assert set(first) == set(opened) == {"trt-fp32", "trt-fp16"}
+    assert len(m.extra["engines"]) == 2
+    assert [b.name for b in opened.values()] == ["tensorrt[fp32]", "tensorrt[fp16]"]
+    for b in opened.values():
+        b.close()

@@ -272,3 +272,42 @@ def test_session_routes_dynamic_counts_within_the_engine_range(bundle, monkeypat
         assert rt.route(20)[1] == 8  # past the largest sub-network: its engine's maximum, not a failure
         p = rt.predict(np.zeros((30, 64, 64, 3), np.uint8), n=20)
         assert p.frames == 8
+
+
+def test_engines_are_built_on_the_device_they_are_named_after(bundle, monkeypatch):
+    trt = trt_fakes.install(monkeypatch, trt_fakes.MAJORS[0], trt_fakes.FakeCudart(devices=2), len(CLASSES))
+    calls: list[object] = []
+    set_device, builder = trt.cudart.cudaSetDevice, trt.Builder
+    monkeypatch.setattr(trt.cudart, "cudaSetDevice", lambda d: (calls.append(("cudaSetDevice", d)), set_device(d))[1])
+    monkeypatch.setattr(trt, "Builder", lambda logger: (calls.append("Builder"), builder(logger))[1])
+    export_trt.build_engines(bundle, device=1)
+    assert calls[0] == ("cudaSetDevice", 1) and "Builder" in calls
+
+
+def test_ffn_export_engines_takes_the_device(bundle, monkeypatch):
+    from ffn_edge.export import cli as export_cli
+
+    seen = {}
+    monkeypatch.setattr(export_trt, "build_engines", lambda b, **kw: (seen.update(kw), {"engines": {}})[1])
+    assert export_cli._engines(["--bundle", str(bundle), "--device", "1"]) == 0
+    assert seen["device"] == 1
+    with pytest.raises(ConfigError, match="--device >= 0"):
+        export_cli._engines(["--bundle", str(bundle), "--device", "-1"])
+
+
+@pytest.mark.parametrize("major", trt_fakes.MAJORS)
+def test_every_copy_goes_through_pinned_host_buffers_freed_at_close(bundle, monkeypatch, major):
+    trt = _fake(monkeypatch, major)
+    export_trt.build_engines(bundle)
+    backend = TensorRTBackend(bundle, load_manifest(bundle))
+    clip = np.random.default_rng(1).standard_normal((2, 8, 3, 64, 64))  # float64: converted on the way in
+    first = backend.run(8, clip)
+    second = backend.run(8, clip[:1] + 1.0)
+    np.testing.assert_allclose(first, clip.reshape(2, -1).mean(1)[:, None] + np.arange(len(CLASSES)), rtol=1e-5)
+    assert first.shape == (2, len(CLASSES)) and second.shape == (1, len(CLASSES))  # not overwritten by the 2nd run
+    pinned = dict(trt.cudart.host)
+    assert len(pinned) == 2 and trt.cudart.copies
+    for address, nbytes, _ in trt.cudart.copies:  # inside one of the pinned buffers
+        assert any(p <= address and address + nbytes <= p + len(buf) for p, buf in pinned.items())
+    backend.close()
+    assert trt.cudart.host == {}

@@ -20,14 +20,7 @@ from ffn_edge.runtime.control.scheduler import (
     SchedulerError,
     ThermalPolicy,
 )
-from ffn_edge.runtime.control.signals import (
-    BatterySensor,
-    PowerRails,
-    Signals,
-    SignalTrace,
-    ThermalZones,
-    read_signals,
-)
+from ffn_edge.runtime.control.signals import BatterySensor, PowerRails, Signals, SignalTrace, ThermalZones, read_signals
 
 FRAME_COUNTS = [4, 8, 16]
 BUDGET_MS = 40.0

@@ -47,6 +47,8 @@ class FakeCudart(types.ModuleType):
     def __init__(self, gpu: bytes = b"Orin\0\0\0", devices: int = 1, fail: str | None = None) -> None:
         super().__init__("cuda.bindings.runtime")
         self.memory: dict[int, bytearray] = {}
+        self.host: dict[int, Any] = {}  # pinned host buffers by address
+        self.copies: list[tuple[int, int, int]] = []  # (host address, bytes, kind) of every cudaMemcpyAsync
         self.mallocs: list[int] = []
         self._next = itertools.count(0x1000, 0x1000)
         self._gpu, self._devices, self._fail = gpu, devices, fail
@@ -80,7 +82,18 @@ class FakeCudart(types.ModuleType):
         self.memory.pop(ptr)
         return (0,)
 
+    def _cudaMallocHost(self, nbytes: int) -> tuple:
+        """Page-locked host memory: a real host buffer, so copies to and from it are real."""
+        buf = ctypes.create_string_buffer(max(nbytes, 1))
+        self.host[ctypes.addressof(buf)] = buf
+        return self._result("cudaMallocHost", ctypes.addressof(buf))
+
+    def _cudaFreeHost(self, ptr: int) -> tuple:
+        self.host.pop(ptr)
+        return (0,)
+
     def _cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: int, stream: Any) -> tuple:
+        self.copies.append((src if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else dst, nbytes, kind))
         if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice:
             self.memory[dst][:nbytes] = ctypes.string_at(src, nbytes)
         else:

@@ -1,5 +1,6 @@
 """Error types of the runtime: each carries a one-line message that the CLIs print as is."""
 
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -25,10 +26,29 @@ class InputError(FFNError, ValueError):
     """A ``predict`` input breaks the documented contract (``runtime.inputs``); also a ValueError."""
 
 
+# Exit status when stdout is closed early (``ffn-run --json | head -1``): what a shell reports for a
+# program ended by SIGPIPE (128 + 13), with no message; the reader has what it wanted.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> NoReturn:
+    """Point stdout at /dev/null (so the interpreter's final flush cannot raise again) and exit quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout has no file descriptor (replaced by a test): nothing to redirect
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
 def run_cli(prog: str, main: Callable[[], int | None]) -> NoReturn:
-    """Run a CLI ``main``: an FFNError becomes one line on stderr and exit code 2, never a traceback."""
+    """Run a CLI ``main``: an FFNError becomes one line on stderr and exit code 2, never a traceback;
+    stdout closed by its reader ends the run quietly with EXIT_BROKEN_PIPE."""
     try:
         rc = main()
+        sys.stdout.flush()  # inside the try: a pipe closed after the last print fails here, not at exit
+    except BrokenPipeError:
+        _stdout_closed()
     except FFNError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -26,6 +26,7 @@ source in ``tests/data/tensorrt_api.json`` and checked by ``tests/test_gpu_tenso
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import re
 from collections.abc import Sequence
@@ -252,6 +253,7 @@ class EngineContexts:
         self._input, self._output = input_name, output_name
         self.max_batch = max_batch
         self._ptrs: list[int] = []
+        self._host_ptrs: list[int] = []
         self.stream = cuda_call(cudart.cudaStreamCreate(), "cudaStreamCreate")
         try:
             self._setup(trt, engines, size)
@@ -280,6 +282,9 @@ class EngineContexts:
         self.output_bytes = out_elems * 4
         activations = self._malloc(max(self.activation_bytes, 1))
         self._d_in, self._d_out = self._malloc(self.input_bytes), self._malloc(self.output_bytes)
+        # Page-locked host staging buffers: a copy from pageable memory is staged by the driver
+        # through its own pinned buffer, synchronously; from these it is one asynchronous DMA.
+        self._h_in, self._h_out = self._malloc_host(self.input_bytes), self._malloc_host(self.output_bytes)
         for ctx in self._contexts.values():
             ctx.set_device_memory(activations, self.activation_bytes)
             ctx.set_tensor_address(self._input, self._d_in)
@@ -289,6 +294,12 @@ class EngineContexts:
         ptr = cuda_call(self._cudart.cudaMalloc(nbytes), "cudaMalloc")
         self._ptrs.append(ptr)
         return ptr
+
+    def _malloc_host(self, nbytes: int) -> np.ndarray:
+        """A pinned float32 host buffer of ``nbytes``, as a flat array over it (freed by ``close``)."""
+        ptr = cuda_call(self._cudart.cudaMallocHost(nbytes), "cudaMallocHost")
+        self._host_ptrs.append(ptr)
+        return np.ctypeslib.as_array((ctypes.c_float * (nbytes // 4)).from_address(ptr))
 
     @property
     def frame_counts(self) -> tuple[int, ...]:
@@ -305,19 +316,21 @@ class EngineContexts:
         if not 1 <= n <= self.max_batch or not profile.accepts(t):
             raise ValueError(f"the {frames}-frame engine takes 1..{self.max_batch} clips of {profile.t_min}.."
                              f"{profile.t_max} frames, got {n} x {t}")
-        clip = np.ascontiguousarray(clip, dtype=np.float32)
         if not ctx.set_input_shape(self._input, clip.shape):
             raise ValueError(f"the {frames}-frame engine does not accept a clip of shape {clip.shape}")
-        out = np.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=np.float32)
+        host_in = self._h_in[:clip.size].reshape(clip.shape)
+        np.copyto(host_in, clip, casting="unsafe")  # as astype(float32): the runtime passes float32 already
+        out_shape = tuple(ctx.get_tensor_shape(self._output))
+        host_out = self._h_out[:int(np.prod(out_shape))].reshape(out_shape)
         kind = cudart.cudaMemcpyKind
-        cuda_call(cudart.cudaMemcpyAsync(self._d_in, clip.ctypes.data, clip.nbytes, kind.cudaMemcpyHostToDevice,
-                                         self.stream), "cudaMemcpyAsync")
+        cuda_call(cudart.cudaMemcpyAsync(self._d_in, host_in.ctypes.data, host_in.nbytes,
+                                         kind.cudaMemcpyHostToDevice, self.stream), "cudaMemcpyAsync")
         if not ctx.execute_async_v3(self.stream):
             raise RuntimeError(f"TensorRT execution failed for the {frames}-frame engine")
-        cuda_call(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, kind.cudaMemcpyDeviceToHost,
-                                         self.stream), "cudaMemcpyAsync")
+        cuda_call(cudart.cudaMemcpyAsync(host_out.ctypes.data, self._d_out, host_out.nbytes,
+                                         kind.cudaMemcpyDeviceToHost, self.stream), "cudaMemcpyAsync")
         cuda_call(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        return out
+        return host_out.copy()  # the pinned buffer is reused by the next run
 
     def close(self) -> None:
         """Drop contexts, free buffers and the stream; idempotent."""
@@ -325,6 +338,9 @@ class EngineContexts:
         for ptr in self._ptrs:
             self._cudart.cudaFree(ptr)
         self._ptrs = []
+        for ptr in self._host_ptrs:
+            self._cudart.cudaFreeHost(ptr)
+        self._host_ptrs = []
         if self.stream is not None:
             self._cudart.cudaStreamDestroy(self.stream)
             self.stream = None
