@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .core.argparsing import Parser
+from .core.deps import require_modules
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.sampling import nearest_subnet
 from .models import VideoClassifier
@@ -164,6 +165,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigError("--batch-size must be >= 1 and --workers >= 0")
+    if args.plot:
+        require_modules(("matplotlib",))  # before the evaluation, not after it
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is available")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")

@@ -12,7 +12,7 @@ import argparse
 from typing import Any, NoReturn
 
 from .errors import ConfigError
-from .version import __version__
+from .version import version_line
 
 
 class Parser(argparse.ArgumentParser):
@@ -21,7 +21,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.add_help:  # parents / sub-parsers built with add_help=False leave the flag to their host
-            self.add_argument("--version", action="version", version=f"%(prog)s (ffn-edge {__version__})",
+            self.add_argument("--version", action="version", version=version_line("%(prog)s"),
                               help="print the ffn-edge version and exit")
 
     def error(self, message: str) -> NoReturn:

@@ -15,6 +15,9 @@ import sys
 from collections.abc import Iterable
 from typing import NoReturn
 
+from .errors import ConfigError
+from .version import version_line
+
 _EXTRA = "the [{extra}] extra of ffn-edge (README: Install)"
 _TRAIN = _EXTRA.format(extra="train")
 ORT_HINT = ("pip install onnxruntime (CPU) or onnxruntime-gpu (NVIDIA GPU; one of the two, never both), "
@@ -53,12 +56,24 @@ def first_missing(modules: Iterable[str]) -> str | None:
     return next((m for m in map(missing_message, modules) if m is not None), None)
 
 
-def require(prog: str, modules: Iterable[str]) -> None:
+def require_modules(modules: Iterable[str]) -> None:
+    """Raise ConfigError with the install hint of the first of ``modules`` that cannot be imported."""
+    message = first_missing(modules)
+    if message is not None:
+        raise ConfigError(message)
+
+
+def require(prog: str, modules: Iterable[str], argv: list[str] | None = None) -> None:
     """Exit 2 with ``PROG: error: HINT`` (one line, stderr) unless every one of ``modules`` can be imported.
 
     For console entries, before they import the modules that need the packages (a traceback otherwise).
+    ``--version`` is answered here, so it works before those packages are installed.
     """
+    argv = sys.argv[1:] if argv is None else argv
     message = first_missing(modules)
+    if message is not None and "--version" in argv:
+        print(version_line(prog))
+        sys.exit(0)
     if message is not None:
         _fail(prog, message)
 
