@@ -182,11 +182,18 @@ def cli(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
+    from .data import DatasetError, VideoDataset
+    from .data.synthetic_record import synthetic_val_set
+
     recorded = metas[0].extra.get("data", {})
     list_file, root = args.list or recorded.get("val_list"), args.root or recorded.get("root")
+    if not (args.list or args.root) and "synthetic" in recorded:  # re-created here from its recorded parameters
+        try:
+            list_file, root = synthetic_val_set(recorded["synthetic"])
+        except DatasetError as e:
+            raise FFNError(f"{args.ckpt[0]}: {e}") from None
     if not list_file or not root:
         raise ConfigError(f"{args.ckpt[0]} records no validation set: give --list and --root")
-    from .data import DatasetError, VideoDataset
 
     meta = metas[0]
     try:
