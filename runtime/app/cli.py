@@ -23,6 +23,7 @@ from ..media.inputs import check_output_file, check_stream_options, check_video_
 from ..results import OnlineResult, StreamResult
 from ..session import FFNRuntime
 from ..streaming.online_stream import check_cpu_share
+from .overlay import Window, draw_overlay, gui_missing
 from .quiet import quiet_third_party_logs
 from .summary import RunningSummary
 
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=3, help="classes listed per decision")
     p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
     p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
-    p.add_argument("--show", action="store_true", help="show the video with the overlay in a window")
+    p.add_argument("--show", action="store_true", help="show the video with the overlay (q or Esc closes it)")
     p.add_argument("--output", default=None, help="write the annotated video here (e.g. annotated.mp4)")
     p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (wall clock)")
@@ -121,7 +122,10 @@ class Annotator:
         if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
                                                               or os.environ.get("WAYLAND_DISPLAY")):
             raise ConfigError("--show needs a display (DISPLAY / WAYLAND_DISPLAY is not set); use --output instead")
+        if show and gui_missing(cv2):
+            raise ConfigError(f"--show: {gui_missing(cv2)}")
         self.show, self.output, self.live = show, output, live
+        self.window, self.closed = Window(cv2), False  # closed: the user pressed q / Esc in the --show window
         self.writer: Any = None
         self.text: list[str] = []
         self._lock = threading.Lock()  # live: the capture thread draws while the main thread updates
@@ -157,10 +161,7 @@ class Annotator:
         if image.shape[0] < MIN_OVERLAY_HEIGHT:  # too small for readable text: scale up (nearest, exact pixels)
             f = -(-MIN_OVERLAY_HEIGHT // image.shape[0])
             image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
-        for i, line in enumerate(text):
-            y = 24 + 22 * i
-            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        draw_overlay(cv2, image, text)
         if self.output:
             if self.writer is None:
                 h, w = image.shape[:2]
@@ -168,10 +169,9 @@ class Annotator:
                 if not self.writer.isOpened():
                     raise ConfigError(f"--output {self.output}: OpenCV cannot write this file (try a .mp4 path)")
             self.writer.write(image)
-        if self.show:
+        if self.show and not self.closed:
             try:
-                cv2.imshow("ffn-run", image)
-                cv2.waitKey(1)
+                self.closed = not self.window.show(image)
             except cv2.error as e:
                 raise ConfigError(f"--show: cannot open a window ({str(e).strip().splitlines()[-1]})") from None
 
@@ -293,6 +293,8 @@ def run(argv: list[str] | None = None) -> int:
                 summary.add(r)
                 if annotator and r.prediction is not None:
                     annotator.update(r)
+                if annotator and annotator.closed:  # q / Esc in the --show window: stop, summary as usual
+                    break
                 if args.json:
                     print(json.dumps(r.to_json()), flush=True)
                 elif isinstance(r, OnlineResult):
