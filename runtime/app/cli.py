@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ...core.argparsing import Parser
+from ...core.argparsing import Parser, once
 from ...core.errors import ConfigError, run_cli
 from ..control.budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
+from ..media.images import IMAGES_FPS
 from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
 from ..results import OnlineResult, StreamResult
 from ..session import FFNRuntime
@@ -57,6 +58,9 @@ preprocessing are not in it), the same quantity the budget applies to.
 """
 
 
+ONE_SOURCE = "one source per ffn-run for now: run one ffn-run per source"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="ffn-run",
@@ -66,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
-    p.add_argument("--video", required=True, help="camN (OpenCV device), a video file, an rtsp:// or http(s):// "
-                   "URL, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--video", required=True, action=once(ONE_SOURCE),
+                   help="camN, N or /dev/videoN (a camera), a video file, a folder or glob of images (read in name "
+                   f"order at {IMAGES_FPS:g} fps), an rtsp:// or http(s):// URL, or a GStreamer pipeline ending in "
+                   "appsink")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
     p.add_argument("--battery-policy", default=None, metavar="PERCENT:FRAMES",
                    help="on battery below PERCENT %%, use at most FRAMES frames (e.g. 20:4; no battery: no cap)")
@@ -133,7 +139,9 @@ class Annotator:
         self.index = 0
         self.fps = 30.0
         if not live:
-            self.reader = cv2.VideoCapture(video)
+            from ..media.sources import open_capture, parse_source
+
+            self.reader = open_capture(parse_source(video))  # a file or an image sequence, read a second time
             fps = self.reader.get(cv2.CAP_PROP_FPS)
             self.fps = fps if 0 < fps < 1000 else 30.0
 
