@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core import defaults as D
 from ..core.argparsing import Parser
+from ..core.deps import require_modules
 from ..core.errors import ConfigError, run_cli
 from ..core.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
 from .calib import DEFAULT_CALIB, DEFAULT_CALIB_CLIPS, SYNTHETIC, parse_calib
@@ -36,6 +37,8 @@ from .validate import (
 )
 
 PROG = "ffn-export"
+# what exporting imports (ffn-export engines needs none of it: TensorRT is checked when it starts)
+EXPORT_NEEDS = ("torch", "safetensors", "onnx", "onnxscript", "onnxruntime", "cv2", "tqdm")
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -144,6 +147,7 @@ def _export(argv: list[str]) -> int:
     check_checkpoint_path(Path(a.ckpt))
     if a.trt:
         require_tensorrt()
+    require_modules(EXPORT_NEEDS)  # one line naming the package, not a traceback from the import below
     from .bundle import VerifyData, export_bundle
 
     kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim), ("fold_budget", a.fold_budget))

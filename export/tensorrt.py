@@ -34,6 +34,7 @@ from typing import Any
 from ..bundle.manifest import Manifest, file_entry, load_manifest, resolve, write_manifest
 from ..core import defaults as D
 from ..core.atomic import atomic_write_bytes
+from ..core.deps import first_missing
 from ..core.errors import ConfigError
 from ..runtime.backends import trt_engine as trt_mod
 from .errors import ExportError
@@ -74,8 +75,9 @@ def write_fp16_graphs(root: Path, m: Manifest, out_dir: Path) -> dict[str, Path]
         from onnx.external_data_helper import set_external_data
         from onnxconverter_common import float16
     except ImportError:
-        raise ConfigError("fp16 engines on TensorRT 11 need onnx and onnxconverter-common: pip install "
-                          "'ffn-edge[tensorrt-cu13]'") from None
+        missing = first_missing(("onnx", "onnxconverter_common")) or "onnx or onnxconverter-common is broken"
+        raise ConfigError(f"fp16 engines on TensorRT 11 need onnx and onnxconverter-common ([tensorrt-cu13]): "
+                          f"{missing}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     where: dict[bytes, tuple[int, int]] = {}
     written: dict[str, Path] = {}

@@ -5,4 +5,6 @@ and the frame-count helpers in ``ffn_edge.core.sampling`` are used on devices wi
 Import the model side explicitly (``ffn_edge.models``, ``ffn_edge.checkpoint``).
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__
+
+__all__ = ["__version__"]

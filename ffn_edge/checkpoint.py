@@ -73,8 +73,10 @@ class CheckpointMeta:
         if d.get("format_version") == 1:
             raise ValueError(f"format version 1 has no checksum over its header; convert it once with `{UPGRADE}`")
         if d.get("format_version") != FORMAT_VERSION:
+            newer = isinstance(d.get("format_version"), int) and d["format_version"] > FORMAT_VERSION
             raise ValueError(f"format version {d.get('format_version')!r} is not supported "
-                             f"(this ffn-edge reads version {FORMAT_VERSION})")
+                             f"(this ffn-edge reads version {FORMAT_VERSION})"
+                             + ("; it was written by a newer ffn-edge: upgrade ffn-edge" if newer else ""))
         return CheckpointMeta.from_dict(d)
 
     @staticmethod

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .core.argparsing import Parser
+from .core.deps import require_modules
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.sampling import nearest_subnet
 from .models import VideoClassifier
@@ -164,6 +165,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigError("--batch-size must be >= 1 and --workers >= 0")
+    if args.plot:
+        require_modules(("matplotlib",))  # before the evaluation, not after it
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is available")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -179,11 +182,18 @@ def cli(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
+    from .data import DatasetError, VideoDataset
+    from .data.synthetic_record import synthetic_val_set
+
     recorded = metas[0].extra.get("data", {})
     list_file, root = args.list or recorded.get("val_list"), args.root or recorded.get("root")
+    if not (args.list or args.root) and "synthetic" in recorded:  # re-created here from its recorded parameters
+        try:
+            list_file, root = synthetic_val_set(recorded["synthetic"])
+        except DatasetError as e:
+            raise FFNError(f"{args.ckpt[0]}: {e}") from None
     if not list_file or not root:
         raise ConfigError(f"{args.ckpt[0]} records no validation set: give --list and --root")
-    from .data import DatasetError, VideoDataset
 
     meta = metas[0]
     try:

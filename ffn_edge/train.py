@@ -356,6 +356,7 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
                master: bool, ddp: bool) -> tuple[Any, Any, list[str], dict[str, Any]]:
     """Train and val datasets, class names, and how to find the val set again (for ffn-eval)."""
     from .data import VideoDataset, make_synthetic
+    from .data.synthetic_record import val_spec
 
     kind, train_list, val_list, root = cfg.dataset, cfg.train_list, cfg.val_list, cfg.root
     if kind == "synthetic":
@@ -380,6 +381,9 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
         raise ConfigError(f"{train_list} and {val_list} have different class lists")
     data = {"kind": kind, "val_list": str(Path(val_list).resolve()), "root": str(Path(root).resolve()),
             "template": cfg.template, "start_index": cfg.start_index}
+    if cfg.dataset == "synthetic":  # its parameters, not this machine's paths: ffn-eval re-creates it anywhere
+        data = {"kind": "frames", "synthetic": val_spec(cfg.synth_classes, cfg.synth_val_per_class, cfg.synth_frames,
+                                                        cfg.synth_size, cfg.seed)}
     return train_set, val_set, list(train_set.class_names), data
 
 

@@ -113,7 +113,7 @@ def test_ort_fallback_prints_stay_off_stdout(bundle, monkeypatch, capfd):
 def test_missing_onnxruntime_says_what_to_install(bundle, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ConfigError, match=r"^backend 'ort-cpu' cannot start: ONNX Runtime is not installed: "
-                                          r"pip install 'ffn-edge\[cpu\]'"):
+                                          r"pip install onnxruntime \(CPU\) or onnxruntime-gpu"):
         open_backend(bundle, load_manifest(bundle), "ort-cpu")
 
 

@@ -88,7 +88,11 @@ MANIFEST_CASES = [
     ("width_mult -1", lambda m: m["model_config"].update(width_mult=-1), "width_mult must be in"),
     ("arch mismatch", lambda m: m.update(arch="tsm_mobilenetv2"), "differs from model_config.arch"),
     ("subnet counts mismatch", lambda m: m.update(subnet_frame_counts=[2, 8]), "differ from model_config"),
-    ("format version 2", lambda m: m.update(format_version=2), "re-export the bundle"),
+    ("format version 2", lambda m: (m.update(format_version=2), m["extra"]["exporter"].update(ffn_edge="9.4.1")),
+     "upgrade ffn-edge to >= 9.4.1"),
+    ("format version 2, writer unknown", lambda m: (m.update(format_version=2), m["extra"].pop("exporter")),
+     "upgrade ffn-edge (this bundle is newer)"),
+    ("format version 0", lambda m: m.update(format_version=0), "re-export the bundle with this ffn-edge"),
     ("foreign format", lambda m: m.update(format="x"), "not an ffn-edge bundle manifest"),
     ("missing key", lambda m: m.pop("output_name"), "missing key 'output_name'"),
     ("extra not object", lambda m: m.update(extra=[]), "extra must be an object"),
@@ -220,3 +224,13 @@ def test_crash_during_forced_export_keeps_the_old_bundle(made, tmp_path, monkeyp
     assert (out / "manifest.json").read_bytes() == before
     load_manifest(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.ffn"]  # the temporary was removed
+
+
+def test_checkpoint_given_as_bundle_says_run_ffn_export(made):
+    msg = refused(made[0], "this is a checkpoint, not a bundle: run ffn-export first", f"--ckpt {made[0]}")
+    assert "not found" not in msg
+
+
+@pytest.mark.parametrize("inside", ["manifest.json", "f2.onnx"])
+def test_file_inside_a_bundle_given_as_bundle_names_the_directory(copy, inside):
+    refused(copy / inside, f"pass the bundle directory ({copy})")

@@ -91,7 +91,7 @@ META_CASES = [
     ("mean inf", lambda d: d.update(mean=[float("inf"), 0, 0]), "mean[0] must be finite"),
     ("extra not object", lambda d: d.update(extra=[1, 2]), "extra must be an object"),
     ("missing class_names", lambda d: d.pop("class_names"), "metadata has no 'class_names'"),
-    ("format version 3", lambda d: d.update(format_version=3), "format version 3 is not supported"),
+    ("format version 3", lambda d: d.update(format_version=3), "newer ffn-edge: upgrade ffn-edge"),
     ("format version 1", lambda d: d.update(format_version=1), "python -m ffn_edge.checkpoint upgrade"),
     ("foreign format", lambda d: d.update(format="other"), "not ffn-edge checkpoint metadata"),
 ]

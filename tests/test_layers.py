@@ -23,7 +23,7 @@ LAYER_OF_PREFIX = [  # first match wins
     ("ffn_edge.runtime.app", "app"), ("ffn_edge.runtime", "runtime-api"),
     ("ffn_edge.export", "export"),
     ("ffn_edge.train", "tools"), ("ffn_edge.evaluate", "tools"), ("ffn_edge.demo", "tools"),
-    ("ffn_edge.importers", "tools"), ("ffn_edge.gpucheck", "tools"),
+    ("ffn_edge.importers", "tools"), ("ffn_edge.entry", "tools"), ("ffn_edge.gpucheck", "tools"),
     ("ffn_edge", "torch-side"),  # layers, models, data, losses, checkpoint, recipes
 ]
 _RUNTIME_BELOW_STREAMING = {"core", "bundle", "results", "backends", "media", "control"}

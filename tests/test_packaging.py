@@ -6,7 +6,9 @@ offline CI does not depend on the index.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +95,7 @@ def test_ffn_run_without_opencv_says_what_to_install_in_one_line():
             "from ffn_edge.runtime.app.entry import ffn_run; ffn_run()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.startswith("ffn-run: error: OpenCV is not installed: pip install 'ffn-edge[cpu]'")
+    assert out.stderr.startswith("ffn-run: error: OpenCV is not installed: pip install opencv-python-headless")
     assert out.stderr.count("\n") == 1
 
 
@@ -102,3 +104,59 @@ def test_every_extra_resolves_without_clobbering():
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "check_extras.py")], capture_output=True, text=True,
                          timeout=3600)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_headless_extras_take_the_headless_opencv_and_never_both_builds():
+    for extra, ort in (("cpu-headless", "onnxruntime"), ("gpu-headless", "onnxruntime-gpu")):
+        got = reqs(extra)
+        assert set(got) == {ort, "opencv-python-headless"}, got
+        assert got["opencv-python-headless"].specifier == reqs("cpu")["opencv-python"].specifier
+    for name in EXTRAS:
+        assert not {"opencv-python", "opencv-python-headless"} <= set(reqs(name)), name
+
+
+def test_license_file_is_the_apache_2_text_the_project_declares():
+    text = (ROOT / "LICENSE").read_text()
+    assert PROJECT["license"] == "Apache-2.0"
+    assert hashlib.md5(text.encode()).hexdigest() == "3b83ef96387f14655fc854ddc3c6bd57"  # apache.org LICENSE-2.0.txt
+
+
+def test_every_package_folder_is_in_the_wheel_list():
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"ffn_edge": ROOT / "ffn_edge", "ffn_edge.export": ROOT / "export", "ffn_edge.runtime": ROOT / "runtime"}
+    found = set()
+    for name, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            if name == "ffn_edge" and parts[:1] in {("export",), ("runtime",)}:
+                continue
+            found.add(".".join((name, *parts)))
+    assert found == set(tool["packages"])
+
+
+def test_version_has_one_source():
+    from importlib.metadata import version
+
+    from ffn_edge import __version__
+
+    assert PROJECT["dynamic"] == ["version"] and "version" not in PROJECT
+    assert version("ffn-edge") == __version__
+
+
+@pytest.mark.parametrize("script,argv", [(name, []) for name in PROJECT["scripts"]] + [("ffn-export", ["engines"])])
+def test_every_cli_answers_version(script, argv):
+    from ffn_edge import __version__
+
+    module, func = PROJECT["scripts"][script].split("#")[0].strip().split(":")
+    code = f"import sys; sys.argv = {[script, *argv, '--version']!r}; from {module} import {func}; {func}()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(f"(ffn-edge {__version__})") and out.stdout.count("\n") == 1, out.stdout
+
+
+def test_the_readme_installs_the_extras_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert "ffn-edge[" not in readme  # not on an index: a checkout (.[x]) or a wheel (file.whl[x])
+    for extra in re.findall(r'pip install (?:-e )?"\.?[^"\[]*\[([^\]]+)\]"', readme):
+        assert set(extra.split(",")) <= set(EXTRAS), extra
+    assert "python -m build --wheel" in readme and '.whl[cpu-headless]"' in readme

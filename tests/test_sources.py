@@ -115,8 +115,9 @@ def test_parse_source_kinds(video, tmp_path, monkeypatch):
         parse_source(pipeline)
     with pytest.raises(SourceError, match="nope.mp4: no such file"):
         parse_source(str(tmp_path / "nope.mp4"))
-    with pytest.raises(SourceError, match="not a video file"):
-        parse_source(str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="a folder without images"):  # a folder is an image sequence
+        parse_source(str(tmp_path / "empty"))
     with pytest.raises(SourceError, match="empty"):
         parse_source("  ")
 

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECT: dict[str, dict[str, int | None]] = {
     "cpu": {"onnxruntime": 1, "onnxruntime-gpu": None, "tensorrt-cu12": None, "torch": None},
     "gpu": {"onnxruntime-gpu": 1, "onnxruntime": None},
+    "cpu-headless": {"onnxruntime": 1, "opencv-python": None, "onnxruntime-gpu": None},
+    "gpu-headless": {"onnxruntime-gpu": 1, "opencv-python": None, "onnxruntime": None},
     "tensorrt": {"tensorrt-cu12": 10, "cuda-python": 12, "onnxruntime": None},
     "tensorrt-cu13": {"tensorrt-cu13": 11, "cuda-python": 13},
     "jetson": {"cuda-python": 12, "onnxruntime": None, "opencv-python": None, "tensorrt-cu12": None},
@@ -51,6 +53,10 @@ def check(extra: str, got: dict[str, str]) -> list[str]:
     problems = []
     if "onnxruntime" in got and "onnxruntime-gpu" in got:
         problems.append("both onnxruntime and onnxruntime-gpu")
+    if "opencv-python" in got and "opencv-python-headless" in got:
+        problems.append("both opencv-python and opencv-python-headless")
+    if extra.endswith("-headless") and "opencv-python-headless" not in got:
+        problems.append("opencv-python-headless missing")
     for dist, major in EXPECT[extra].items():
         if major is None and dist in got:
             problems.append(f"{dist} {got[dist]} should not be installed")

@@ -28,6 +28,7 @@ from ..core import validate as V
 from ..core.atomic import atomic_write_bytes
 from ..core.errors import BundleError
 from ..core.files import open_regular, parse_json, read_regular
+from .identify import file_given_as_bundle, format_version_message
 from .onnx_refs import GraphInfo, read_graph_info
 from .sections import (
     EngineSet,
@@ -93,10 +94,7 @@ class Manifest:
         if d.get("format") != FORMAT:
             raise BundleError(f"not an ffn-edge bundle manifest (format={d.get('format')!r})")
         if d.get("format_version") != FORMAT_VERSION:
-            raise BundleError(
-                f"bundle format version {d.get('format_version')!r} is not supported "
-                f"(this ffn-edge reads version {FORMAT_VERSION}); re-export the bundle"
-            )
+            raise BundleError(format_version_message(d.get("format_version"), FORMAT_VERSION, d))
         try:
             return _parse(d)
         except KeyError as e:
@@ -247,6 +245,8 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
     of at most MAX_JSON_BYTES, nested at most MAX_JSON_DEPTH deep.
     """
     root = Path(bundle)
+    if root.is_file():
+        raise BundleError(file_given_as_bundle(root))
     if not root.is_dir():
         raise BundleError(f"{root}: bundle directory not found")
     mpath = root / MANIFEST_NAME

@@ -2,19 +2,45 @@
 
 argparse prints usage plus the error and exits 2 on a bad flag; the README promises one line. This
 parser raises ``ConfigError`` instead, which ``run_cli`` prints as ``PROG: error: MESSAGE`` (exit 2).
+Every parser built from it answers ``--version`` the same way (``PROG ffn-edge X.Y.Z``).
 Torch-free, so the edge runtime and the training side share it.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import ConfigError
+from .version import version_line
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one-line ConfigErrors (``--help`` is unchanged)."""
+    """argparse whose errors are one-line ConfigErrors (``--help`` is unchanged), with ``--version``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.add_help:  # parents / sub-parsers built with add_help=False leave the flag to their host
+            self.add_argument("--version", action="version", version=version_line("%(prog)s"),
+                              help="print the ffn-edge version and exit")
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
+
+
+class Once(argparse.Action):
+    """A flag that may be given once: argparse would keep the last of several and drop the rest silently."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) not in (None, self.default):
+            raise ConfigError(f"{option_string} given more than once ({getattr(namespace, self.dest)!r} and "
+                              f"{values!r}); {self.help_once}")
+        setattr(namespace, self.dest, values)
+
+    help_once = "give it once"
+
+
+def once(why: str) -> type[Once]:
+    """A ``Once`` action whose error ends with ``why`` (what to do instead)."""
+    return type("Once", (Once,), {"help_once": why})

@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ...core.argparsing import Parser
+from ...core.argparsing import Parser, once
 from ...core.errors import ConfigError, run_cli
+from ..media.images import IMAGES_FPS
 from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
 from ..results import OnlineResult, StreamResult
 from ..session import FFNRuntime
 from ..streaming.online_stream import OnlineStream
 from ..streaming.options import OnlineOptions, StreamOptions
 from ..streaming.stream import Stream
+from .overlay import Window, draw_overlay, gui_missing
 from .quiet import quiet_third_party_logs
 from .summary import RunningSummary
 
@@ -57,6 +59,9 @@ preprocessing are not in it), the same quantity the budget applies to.
 """
 
 
+ONE_SOURCE = "one source per ffn-run for now: run one ffn-run per source"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="ffn-run",
@@ -66,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
-    p.add_argument("--video", required=True, help="camN (OpenCV device), a video file, an rtsp:// or http(s):// "
-                   "URL, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--video", required=True, action=once(ONE_SOURCE),
+                   help="camN, N or /dev/videoN (a camera), a video file, a folder or glob of images (read in name "
+                   f"order at {IMAGES_FPS:g} fps), an rtsp:// or http(s):// URL, or a GStreamer pipeline ending in "
+                   "appsink")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
     p.add_argument("--battery-policy", default=None, metavar="PERCENT:FRAMES",
                    help="on battery below PERCENT %%, use at most FRAMES frames (e.g. 20:4; no battery: no cap)")
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default %(default)d)")
     p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
     p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
-    p.add_argument("--show", action="store_true", help="show the video with the overlay in a window")
+    p.add_argument("--show", action="store_true", help="show the video with the overlay (q or Esc closes it)")
     p.add_argument("--output", default=None, help="write the annotated video here (e.g. annotated.mp4)")
     p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (wall clock)")
@@ -123,7 +130,10 @@ class Annotator:
         if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
                                                               or os.environ.get("WAYLAND_DISPLAY")):
             raise ConfigError("--show needs a display (DISPLAY / WAYLAND_DISPLAY is not set); use --output instead")
+        if show and gui_missing(cv2):
+            raise ConfigError(f"--show: {gui_missing(cv2)}")
         self.show, self.output, self.live = show, output, live
+        self.window, self.closed = Window(cv2), False  # closed: the user pressed q / Esc in the --show window
         self.writer: Any = None
         self.text: list[str] = []
         self._lock = threading.Lock()  # live: the capture thread draws while the main thread updates
@@ -131,7 +141,9 @@ class Annotator:
         self.index = 0
         self.fps = 30.0
         if not live:
-            self.reader = cv2.VideoCapture(video)
+            from ..media.sources import open_capture, parse_source
+
+            self.reader = open_capture(parse_source(video))  # a file or an image sequence, read a second time
             fps = self.reader.get(cv2.CAP_PROP_FPS)
             self.fps = fps if 0 < fps < 1000 else 30.0
 
@@ -159,10 +171,7 @@ class Annotator:
         if image.shape[0] < MIN_OVERLAY_HEIGHT:  # too small for readable text: scale up (nearest, exact pixels)
             f = -(-MIN_OVERLAY_HEIGHT // image.shape[0])
             image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
-        for i, line in enumerate(text):
-            y = 24 + 22 * i
-            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        draw_overlay(cv2, image, text)
         if self.output:
             if self.writer is None:
                 h, w = image.shape[:2]
@@ -170,10 +179,9 @@ class Annotator:
                 if not self.writer.isOpened():
                     raise ConfigError(f"--output {self.output}: OpenCV cannot write this file (try a .mp4 path)")
             self.writer.write(image)
-        if self.show:
+        if self.show and not self.closed:
             try:
-                cv2.imshow("ffn-run", image)
-                cv2.waitKey(1)
+                self.closed = not self.window.show(image)
             except cv2.error as e:
                 raise ConfigError(f"--show: cannot open a window ({str(e).strip().splitlines()[-1]})") from None
 
@@ -300,6 +308,8 @@ def run(argv: list[str] | None = None) -> int:
                 summary.add(r)
                 if annotator and r.prediction is not None:
                     annotator.update(r)
+                if annotator and annotator.closed:  # q / Esc in the --show window: stop, summary as usual
+                    break
                 if args.json:
                     print(json.dumps(r.to_json()), flush=True)
                 elif isinstance(r, OnlineResult):

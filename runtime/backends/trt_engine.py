@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 
 from ...bundle.manifest import Manifest
+from ...core.deps import TENSORRT_HINT
 from ...core.errors import BundleError, ConfigError
 from ...core.sampling import nearest_subnet
 
 ENGINES_DIR = "engines"
 SUPPORTED_MAJORS = (10, 11)
 MIN_VERSION = (10, 3)  # set_device_memory / device_memory_size_v2 / OnnxParserRefitter, JetPack 6.1's TensorRT
-INSTALL_HINT = ("pip install 'ffn-edge[tensorrt]' (x86, CUDA 12 driver), 'ffn-edge[tensorrt-cu13]' (x86, CUDA 13 "
-                "driver), or on JetPack 6 the apt TensorRT plus 'ffn-edge[jetson]' (README: GPU and Jetson)")
+INSTALL_HINT = TENSORRT_HINT
 
 
 def import_tensorrt() -> Any:

@@ -2,7 +2,8 @@
 
 API (all torch-free)::
 
-    parse_source("cam0" | "clip.mp4" | "rtsp://..." | "... ! appsink") -> SourceSpec
+    parse_source("cam0" | "0" | "/dev/video0" | "clip.mp4" | "frames/" | "frames/*.jpg" | "rtsp://..."
+                 | "... ! appsink") -> SourceSpec
     FrameSource(source, opener=None, clock=time.monotonic)     one cv2.VideoCapture: open/read/release
     CaptureThread(source, preprocessor, capacity=64, realtime=None, on_event=None,
                   backoff_s=0.5, max_backoff_s=8.0, sleep=None)   context manager
@@ -40,6 +41,7 @@ import dataclasses
 import functools
 import math
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,8 +53,9 @@ import numpy as np
 
 from ...bundle.preprocess import Preprocessor
 from ...core.errors import SourceError
+from .images import ImageSequence, is_image_pattern, list_images
 
-SOURCE_KINDS = ("camera", "file", "url", "gstreamer")
+SOURCE_KINDS = ("camera", "file", "images", "url", "gstreamer")
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 NETWORK_TIMEOUT_MS = 5000  # open and read timeouts for URL streams (OpenCV's FFMPEG backend)
 MAX_EVENTS = 1000  # events kept in CaptureThread.events (oldest forgotten first)
@@ -69,8 +72,8 @@ class SourceSpec:
 
     @property
     def live(self) -> bool:
-        """Live sources run in real time and are reopened when lost; files end."""
-        return self.kind != "file"
+        """Live sources run in real time and are reopened when lost; files and image sequences end."""
+        return self.kind not in ("file", "images")
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,17 +98,25 @@ def parse_source(spec: str) -> SourceSpec:
                 "e.g. JetPack's python3-opencv"
             )
         return SourceSpec("gstreamer", text, text)
-    camera = re.fullmatch(r"cam(\d+)", text)
+    camera = re.fullmatch(r"(?:cam|/dev/video)?(\d+)", text)  # cam0, 0, /dev/video0: OpenCV device 0
     if camera:
         return SourceSpec("camera", int(camera.group(1)), text)
+    if is_image_pattern(text):
+        list_images(text)  # refuses a pattern that matches no image now, not at the first read
+        return SourceSpec("images", text, text)
     path = Path(text).expanduser()
     if not path.exists():
         raise SourceError(
-            f"{text}: no such file (a source is a video file, camN, an rtsp:// or http(s):// URL, "
-            "or a GStreamer pipeline)"
+            f"{text}: no such file (a source is a video file, a folder or glob of images, camN or /dev/videoN, "
+            "an rtsp:// or http(s):// URL, or a GStreamer pipeline)"
         )
+    if path.is_dir():
+        list_images(text)
+        return SourceSpec("images", str(path), text)
+    if stat.S_ISCHR(path.stat().st_mode):  # a V4L2 device under another name (/dev/v4l/by-id/...)
+        return SourceSpec("camera", str(path.resolve()), text)
     if not path.is_file():
-        raise SourceError(f"{text}: not a video file (it is a directory or a device)")
+        raise SourceError(f"{text}: not a video file (a FIFO, socket or other special file)")
     return SourceSpec("file", str(path), text)
 
 
@@ -136,6 +147,8 @@ def open_capture(spec: SourceSpec) -> Capture:
         return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
     if spec.kind == "gstreamer":
         return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+    if spec.kind == "images":
+        return ImageSequence(list_images(str(spec.target)))
     return cv2.VideoCapture(spec.target)
 
 
@@ -205,6 +218,8 @@ class FrameSource:
             return f"camera {self.spec.target} (OpenCV device index): is it connected and not in use?"
         if self.spec.kind == "file":
             return "the file as a video (unsupported or corrupt format?)"
+        if self.spec.kind == "images":
+            return "the images (the folder or pattern is empty now?)"
         if self.spec.kind == "url":
             return f"the stream (unreachable, or no answer within {NETWORK_TIMEOUT_MS} ms?)"
         return "the GStreamer pipeline (check it with gst-launch-1.0)"
