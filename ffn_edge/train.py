@@ -63,6 +63,7 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_c
 from .core import defaults as D
 from .core import validate as V
 from .core.argparsing import Parser
+from .core.cpus import usable_cpus
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.files import check_regular
 from .evaluate import evaluate
@@ -133,7 +134,7 @@ class TrainConfig:
     warmup_epochs: float | None = opt(None, "linear warm-up length in epochs (default: the recipe's, 1 / paper 0)",
                                       type=float)
     epochs: int = opt(10, "number of epochs")
-    workers: int = opt(2, "data-loader worker processes")
+    workers: int = opt(usable_cpus(), "data-loader worker processes (default: the CPUs this process may use)")
     optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
     momentum: float = opt(0.9, "SGD momentum")
     weight_decay: float = opt(5e-4, "weight decay")
@@ -363,7 +364,8 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
         if master and not record.is_file():
             s = make_synthetic(data_dir, num_classes=cfg.synth_classes, train_per_class=cfg.synth_train_per_class,
                                val_per_class=cfg.synth_val_per_class, frames=cfg.synth_frames,
-                               size=cfg.synth_size, seed=cfg.seed)
+                               size=cfg.synth_size, seed=cfg.seed,
+                               progress_desc=None if cfg.quiet else f"synthetic set ({data_dir})")
             record.write_text(json.dumps({"root": str(s.root), "train_list": str(s.train_list),
                                           "val_list": str(s.val_list)}))
         if ddp:
