@@ -615,7 +615,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         raise ConfigError(f"--resume: options differ from the run in {out}: {', '.join(changed)} "
-                          f"(resume with the same options)")
+                          f"(--resume takes the run's options: drop the flags that change them)")
     for member, suffix in zip(members, suffixes, strict=True):
         path = out / f"last{suffix}.safetensors"
         loaded, m = load_checkpoint(path)
@@ -688,7 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cli(argv: Sequence[str] | None = None) -> int:
     """``ffn-train`` without the exit handling: parse, train, return 0 (errors raise FFNError)."""
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
+    if args.resume:  # the run's saved options, then the flags given now
+        from .train_resume import given_flags, resume_values, saved_options
+
+        given = given_flags(build_parser(), argv, values)
+        values = resume_values(values, given, saved_options(Path(args.out)), RESUME_FREE)
+    cfg = TrainConfig(**values)
     from .data import DatasetError
 
     try:
