@@ -42,7 +42,8 @@ def quantize_graphs(graphs: dict[str, onnx.ModelProto], plan: list[tuple[int, in
     clips = calibration_clips(opts.calib, opts.calib_clips, longest, meta.input_size, meta.resize_shorter,
                               meta.mean, meta.std)
     ready = {file: preprocess(graphs[file], workdir) for file in traced}
-    ranges = {file: calibrate(ready[file], resample(clips, traced[file]), workdir) for file in traced}
+    ranges = {file: calibrate(ready[file], resample(clips, traced[file]), workdir, desc=f"INT8 calibration {file}")
+              for file in traced}
     if opts.config.scope == "shared":
         one = merge_ranges(list(ranges.values()))
         ranges = {file: one for file in ranges}

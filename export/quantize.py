@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..core.progress import Progress
 from .errors import ExportError
 from .fold import SUBNET_TAG, is_per_subnet
 from .int8_config import QuantConfig
@@ -38,11 +39,17 @@ from .onnx_export import INPUT_NAME
 class _Clips:
     """ORT CalibrationDataReader over clips (N, T, 3, H, W): one clip per inference."""
 
-    def __init__(self, clips: np.ndarray) -> None:
+    def __init__(self, clips: np.ndarray, report: Progress | None = None) -> None:
         self._it: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: clips[i : i + 1]} for i in range(len(clips)))
+        self._report = report
+        self._given = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
+        if self._report is not None and self._given:  # the previous clip has been run
+            self._report.update()
+        item = next(self._it, None)
+        self._given += item is not None
+        return item
 
 
 @contextlib.contextmanager
@@ -81,8 +88,9 @@ def preprocess(proto: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
     return out
 
 
-def calibrate(proto: onnx.ModelProto, clips: np.ndarray, workdir: Path) -> dict[str, tuple[float, float]]:
-    """MinMax range of every float tensor of ``proto`` over ``clips`` (ORT's calibrator)."""
+def calibrate(proto: onnx.ModelProto, clips: np.ndarray, workdir: Path,
+              desc: str | None = None) -> dict[str, tuple[float, float]]:
+    """MinMax range of every float tensor of ``proto`` over ``clips`` (ORT's calibrator); ``desc``: progress."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, _quiet():
@@ -90,7 +98,8 @@ def calibrate(proto: onnx.ModelProto, clips: np.ndarray, workdir: Path) -> dict[
         onnx.save_model(proto, str(path))
         calibrator = create_calibrator(path, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
-        calibrator.collect_data(_Clips(clips))
+        with Progress(len(clips), desc or "", enabled=desc is not None) as report:
+            calibrator.collect_data(_Clips(clips, report))
         data = calibrator.compute_data()
     return {name: (float(np.min(td.lowest)), float(np.max(td.highest))) for name, td in data.items()}
 

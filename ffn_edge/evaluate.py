@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,10 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .core.argparsing import Parser
+from .core.cpus import usable_cpus
 from .core.deps import require_modules
 from .core.errors import ConfigError, FFNError, run_cli
+from .core.progress import progress
 from .core.sampling import nearest_subnet
 from .models import VideoClassifier
 
@@ -48,11 +50,13 @@ def evaluate(
     frames: Sequence[int],
     *,
     ensemble: bool = False,
+    desc: str | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5 (%) at each of ``frames``; ``loader`` yields (one clip batch per frame count, labels).
 
     Models are put in eval mode and run on the device of their parameters. Under torch.distributed
-    each rank evaluates its shard of the data and the counts are summed over ranks.
+    each rank evaluates its shard of the data and the counts are summed over ranks. ``desc``: report
+    progress per batch on stderr under that name (``core.progress``).
     """
     if not models:
         raise ValueError("evaluate needs at least one model")
@@ -62,7 +66,8 @@ def evaluate(
     plans = [serving(models, n, ensemble) for n in frames]
     k5 = min(5, models[0].num_classes_out())
     counts = torch.zeros(3, len(frames), dtype=torch.float64, device=device)  # top-1 hits, top-5 hits, videos
-    for clips, labels in loader:
+    batches = len(loader) if isinstance(loader, Sized) else 0
+    for clips, labels in progress(loader, batches, desc or "", enabled=desc is not None):
         if len(clips) != len(frames):
             raise ValueError(f"the loader yields {len(clips)} clips per video but {len(frames)} frame counts "
                              f"were asked for")
@@ -146,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-index", type=int, help="index of the first frame file (default: as recorded, else 1)")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad video: raise or skip")
     p.add_argument("--batch-size", type=int, default=8, help="videos per batch (default: 8)")
-    p.add_argument("--workers", type=int, default=2, help="data-loader workers (default: 2)")
+    p.add_argument("--workers", type=int, default=usable_cpus(),
+                   help="data-loader workers (default: the CPUs this process may use, here %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     return p
 
@@ -206,7 +212,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         if list(dataset.class_names) != list(meta.class_names):
             raise ConfigError(f"{list_file}: its classes differ from the checkpoint's {len(meta.class_names)} classes")
         loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
-        result = evaluate(models, loader, frames, ensemble=args.ensemble)
+        result = evaluate(models, loader, frames, ensemble=args.ensemble, desc="ffn-eval")
     except DatasetError as e:
         raise FFNError(str(e)) from None
     result["checkpoints"] = [str(p) for p in args.ckpt]

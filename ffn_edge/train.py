@@ -63,6 +63,7 @@ from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_c
 from .core import defaults as D
 from .core import validate as V
 from .core.argparsing import Parser
+from .core.cpus import usable_cpus
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.files import check_regular
 from .evaluate import evaluate
@@ -133,7 +134,7 @@ class TrainConfig:
     warmup_epochs: float | None = opt(None, "linear warm-up length in epochs (default: the recipe's, 1 / paper 0)",
                                       type=float)
     epochs: int = opt(10, "number of epochs")
-    workers: int = opt(2, "data-loader worker processes")
+    workers: int = opt(usable_cpus(), "data-loader worker processes (default: the CPUs this process may use)")
     optimizer: str = opt("sgd", "optimiser", choices=("sgd", "adamw"))
     momentum: float = opt(0.9, "SGD momentum")
     weight_decay: float = opt(5e-4, "weight decay")
@@ -365,7 +366,8 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
         if master and not record.is_file():
             s = make_synthetic(data_dir, num_classes=cfg.synth_classes, train_per_class=cfg.synth_train_per_class,
                                val_per_class=cfg.synth_val_per_class, frames=cfg.synth_frames,
-                               size=cfg.synth_size, seed=cfg.seed)
+                               size=cfg.synth_size, seed=cfg.seed,
+                               progress_desc=None if cfg.quiet else f"synthetic set ({data_dir})")
             record.write_text(json.dumps({"root": str(s.root), "train_list": str(s.train_list),
                                           "val_list": str(s.val_list)}))
         if ddp:
@@ -627,7 +629,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         raise ConfigError(f"--resume: options differ from the run in {out}: {', '.join(changed)} "
-                          f"(resume with the same options)")
+                          f"(--resume takes the run's options: drop the flags that change them)")
     for member, suffix in zip(members, suffixes, strict=True):
         path = out / f"last{suffix}.safetensors"
         loaded, m = load_checkpoint(path)
@@ -700,7 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cli(argv: Sequence[str] | None = None) -> int:
     """``ffn-train`` without the exit handling: parse, train, return 0 (errors raise FFNError)."""
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}
+    if args.resume:  # the run's saved options, then the flags given now
+        from .train_resume import given_flags, resume_values, saved_options
+
+        given = given_flags(build_parser(), argv, values)
+        values = resume_values(values, given, saved_options(Path(args.out)), RESUME_FREE)
+    cfg = TrainConfig(**values)
     from .data import DatasetError
 
     try:

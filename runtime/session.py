@@ -36,6 +36,7 @@ import numpy as np
 
 from ..bundle.manifest import GraphEntry, Manifest, load_manifest
 from ..bundle.preprocess import Preprocessor
+from ..core.cpus import usable_cpus
 from ..core.sampling import nearest_subnet, segment_indices
 from .backends.base import Backend
 from .backends.select import open_backend
@@ -51,10 +52,7 @@ from .streaming.stream import Stream
 
 def default_threads() -> int:
     """Intra-op threads: the CPUs this process may run on (honours ``taskset``/cgroups cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 class FFNRuntime:

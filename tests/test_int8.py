@@ -192,8 +192,8 @@ def test_int8_bundle_opens_like_any_other_and_the_shared_runtime_matches_plain_o
 def test_agreement_below_the_threshold_refuses_the_export(ckpt, tmp_path, monkeypatch):
     real = int8_mod.calibrate
 
-    def broken(proto, clips, workdir):  # ranges 1000x too narrow: every activation saturates
-        return {k: (lo / 1000, hi / 1000) for k, (lo, hi) in real(proto, clips, workdir).items()}
+    def broken(proto, clips, workdir, **kw):  # ranges 1000x too narrow: every activation saturates
+        return {k: (lo / 1000, hi / 1000) for k, (lo, hi) in real(proto, clips, workdir, **kw).items()}
 
     monkeypatch.setattr(int8_mod, "calibrate", broken)
     opts = Int8Options(calib_clips=2, min_agreement=1.0)

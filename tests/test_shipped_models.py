@@ -105,6 +105,7 @@ def test_ffn_eval_finds_the_synthetic_set_of_a_moved_checkpoint(tmp_path: Path) 
                          env=fresh_env(tmp_path))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["frames"] == [4, 8, 16]
+    assert "ffn-eval: 100 % (" in out.stderr  # progress on stderr (one line per 10 % off a terminal)
 
 
 @pytest.mark.slow

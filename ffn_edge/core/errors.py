@@ -52,7 +52,7 @@ def run_cli(prog: str, main: Callable[[], int | None]) -> NoReturn:
     except FFNError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # Ctrl-C, or a signal a CLI delivers the same way (its exit_code / message)
+        print(f"{prog}: {getattr(e, 'message', 'interrupted')}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 130))
     sys.exit(rc or 0)

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import ConfigError, run_cli
+from ..core.progress import Progress
 from .annotations import CLASSES_FILE, Kind, VideoRecord, write_list
 from .errors import DatasetError
 
@@ -204,8 +205,12 @@ def make_synthetic(
     size: int = 64,
     seed: int = 0,
     kind: Kind = "frames",
+    progress_desc: str | None = None,
 ) -> SyntheticSet:
-    """Write the synthetic set to ``out_dir`` (``train.txt``, ``val.txt``, ``classes.txt``, clips)."""
+    """Write the synthetic set to ``out_dir`` (``train.txt``, ``val.txt``, ``classes.txt``, clips).
+
+    ``progress_desc``: report progress per clip on stderr under that name (``core.progress``).
+    """
     if not 1 <= num_classes <= len(CLASSES):
         raise ConfigError(f"num_classes must be 1..{len(CLASSES)}, got {num_classes}")
     if kind not in ("frames", "video"):
@@ -217,6 +222,8 @@ def make_synthetic(
     class_names = [name for name, _ in CLASSES[:num_classes]]
     (root / CLASSES_FILE).write_text("".join(n + "\n" for n in class_names), encoding="utf-8")
     lists = {}
+    report = Progress(num_classes * (train_per_class + val_per_class), progress_desc or "",
+                      enabled=progress_desc is not None)
     for split_code, (split, per_class) in enumerate((("train", train_per_class), ("val", val_per_class))):
         records = []
         for label in range(num_classes):
@@ -229,7 +236,9 @@ def make_synthetic(
                 else:
                     _write_video(root / f"{name}.mp4", clip)
                     records.append(VideoRecord(f"{name}.mp4", label))
+                report.update()
         lists[split] = write_list(root / f"{split}.txt", records)
+    report.close()
     return SyntheticSet(root, lists["train"], lists["val"], root / CLASSES_FILE, class_names, kind)
 
 

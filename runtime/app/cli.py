@@ -27,6 +27,7 @@ from ..streaming.options import OnlineOptions, StreamOptions
 from ..streaming.stream import Stream
 from .overlay import Window, draw_overlay, gui_missing
 from .quiet import quiet_third_party_logs
+from .stop import sigterm_as_interrupt
 from .summary import RunningSummary
 
 EXAMPLES = """\
@@ -338,8 +339,9 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console entry point (``ffn-run``)."""
-    run_cli("ffn-run", run)
+    """Console entry point (``ffn-run``): SIGTERM stops it like Ctrl-C (exit 143 / 130, summary printed)."""
+    with sigterm_as_interrupt():
+        run_cli("ffn-run", run)
 
 
 if __name__ == "__main__":
