@@ -117,3 +117,15 @@ def test_gpu_check_script_installs_nothing_when_importable_and_runs_the_check(tm
     bad = subprocess.run([str(root / "tools" / "gpu_check.sh"), "--python", str(tmp_path / "no-python")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "no interpreter" in bad.stderr
+
+
+def test_every_ffn_edge_subpackage_ships_in_the_wheel():
+    """pyproject lists packages explicitly: one left out (the GPU check) would be missing from a wheel install."""
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    if "packages" not in setuptools or not isinstance(setuptools["packages"], list):
+        pytest.skip("packages are found, not listed")
+    found = {".".join(("ffn_edge", *p.parent.relative_to(root / "ffn_edge").parts))
+             for p in (root / "ffn_edge").rglob("__init__.py")}
+    assert found <= set(setuptools["packages"]), found - set(setuptools["packages"])
