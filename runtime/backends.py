@@ -52,6 +52,7 @@ from . import tensorrt as trt_mod
 from .errors import BundleError, ConfigError, FFNError
 from .manifest import GraphEntry, Manifest, quant_spec, resolve
 from .onnx_refs import ExternalTensor, read_external_tensors
+from .ort_libs import provider_load_error
 
 log = logging.getLogger("ffn_edge.runtime")
 
@@ -381,8 +382,10 @@ class OrtBackend:
                                       f"{trt_mod.first_line(e)}") from None
                 landed = session.get_providers()[0]
                 if landed != wanted_ep:
+                    why = provider_load_error(wanted_ep)
                     raise ConfigError(f"ONNX Runtime could not start {wanted_ep} (the session landed on {landed}: "
-                                      "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)")
+                                      + (f"its library does not load: {why})" if why else
+                                         "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)"))
                 session.disable_fallback()
                 self.sessions[g.frames] = session
         self.frame_counts = tuple(sorted(self.sessions))
