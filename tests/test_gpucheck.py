@@ -4,6 +4,7 @@ with one line and it exits 0; with --device cpu --tiny its torch parts run for r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,15 @@ def test_every_ffn_edge_subpackage_ships_in_the_wheel():
     found = {".".join(("ffn_edge", *p.parent.relative_to(root / "ffn_edge").parts))
              for p in (root / "ffn_edge").rglob("__init__.py")}
     assert found <= set(setuptools["packages"]), found - set(setuptools["packages"])
+
+
+def test_run_sh_test_gpu_system_runs_the_gpu_tests_with_the_given_interpreter(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the gpu tests would run for real")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(root / "run.sh"), "test-gpu", "--system", "tests/test_gpu_train.py"],
+                         capture_output=True, text=True, timeout=300, cwd=root,
+                         env={**os.environ, "PYTHON": sys.executable, "VENV": str(tmp_path / "no-venv")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "needs a CUDA GPU" in out.stdout and " deselected" in out.stdout and " passed" not in out.stdout
+    assert not (tmp_path / "no-venv").exists()  # the machine's interpreter: no venv made
