@@ -142,3 +142,16 @@ def test_run_sh_test_gpu_system_runs_the_gpu_tests_with_the_given_interpreter(tm
     assert out.returncode == 0, out.stdout + out.stderr
     assert "needs a CUDA GPU" in out.stdout and " deselected" in out.stdout and " passed" not in out.stdout
     assert not (tmp_path / "no-venv").exists()  # the machine's interpreter: no venv made
+
+
+def test_without_safetensors_tqdm_or_opencv_training_is_skipped_and_the_rest_runs(tmp_path):
+    """A bare GPU box may lack the training libraries: a skip line each, never an ImportError."""
+    code = ("import sys\nfor m in ('safetensors', 'tqdm', 'matplotlib', 'cv2'):\n    sys.modules[m] = None\n"
+            "from ffn_edge.gpucheck.cli import main\nmain()")
+    out = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--device", "cpu", "--tiny",
+                          "--skip", "eval-cuda-vs-cpu"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    checks = {c["name"]: c for c in json.loads((tmp_path / "gpucheck.json").read_text())["checks"]}
+    assert [checks[n]["detail"] for n in ("train-bf16", "train-fp16", "train-ddp")] == \
+        ["skipped: safetensors not installed"] * 3
+    assert checks["torch-eager"]["status"] == "ok"
