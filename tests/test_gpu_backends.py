@@ -133,3 +133,25 @@ def test_cpu_backend_still_pools_and_runs(bundle):
     assert backend.share_weights and backend.pool is not None
     assert backend.run(4, np.zeros((1, 4, 3, 64, 64), np.float32)).shape == (1, 3)
     backend.close()
+
+
+def test_a_provider_library_that_cannot_load_is_named(tmp_path):
+    from ffn_edge.runtime.backends.ort_libs import provider_load_error
+
+    assert provider_load_error("CPUExecutionProvider") is None
+    why = provider_load_error(CUDA_EP, capi=tmp_path)
+    assert why.startswith("libonnxruntime_providers_cuda.so is not in this onnxruntime (the CPU build")
+    (tmp_path / "libonnxruntime_providers_tensorrt.so").write_bytes(b"not a shared library")
+    why = provider_load_error(TRT_EP, capi=tmp_path)
+    assert "libonnxruntime_providers_tensorrt.so" in why and "\n" not in why  # the loader's own one line
+    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
+    if libc.is_file():  # a library that loads: nothing to report
+        shutil.copy(libc, tmp_path / "libonnxruntime_providers_cuda.so")
+        assert provider_load_error(CUDA_EP, capi=tmp_path) is None
+
+
+def test_a_session_on_the_cpu_names_the_provider_library_that_did_not_load(bundle, monkeypatch):
+    monkeypatch.setattr(ort_backend, "provider_load_error", lambda ep: f"libcublasLt.so.12: cannot open ({ep})")
+    with pytest.raises(ConfigError, match=r"landed on CPUExecutionProvider: its library does not load: "
+                                          r"libcublasLt.so.12: cannot open \(CUDAExecutionProvider\)\)$"):
+        OrtBackend(bundle, load_manifest(bundle), ort_providers("cuda"), threads=1, share_weights=False)

@@ -4,6 +4,7 @@ with one line and it exits 0; with --device cpu --tiny its torch parts run for r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,40 @@ def test_gpu_check_script_installs_nothing_when_importable_and_runs_the_check(tm
     bad = subprocess.run([str(root / "tools" / "gpu_check.sh"), "--python", str(tmp_path / "no-python")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "no interpreter" in bad.stderr
+
+
+def test_every_ffn_edge_subpackage_ships_in_the_wheel():
+    """pyproject lists packages explicitly: one left out (the GPU check) would be missing from a wheel install."""
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    if "packages" not in setuptools or not isinstance(setuptools["packages"], list):
+        pytest.skip("packages are found, not listed")
+    found = {".".join(("ffn_edge", *p.parent.relative_to(root / "ffn_edge").parts))
+             for p in (root / "ffn_edge").rglob("__init__.py")}
+    assert found <= set(setuptools["packages"]), found - set(setuptools["packages"])
+
+
+def test_run_sh_test_gpu_system_runs_the_gpu_tests_with_the_given_interpreter(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the gpu tests would run for real")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(root / "run.sh"), "test-gpu", "--system", "tests/test_gpu_train.py"],
+                         capture_output=True, text=True, timeout=300, cwd=root,
+                         env={**os.environ, "PYTHON": sys.executable, "VENV": str(tmp_path / "no-venv")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "needs a CUDA GPU" in out.stdout and " deselected" in out.stdout and " passed" not in out.stdout
+    assert not (tmp_path / "no-venv").exists()  # the machine's interpreter: no venv made
+
+
+def test_without_safetensors_tqdm_or_opencv_training_is_skipped_and_the_rest_runs(tmp_path):
+    """A bare GPU box may lack the training libraries: a skip line each, never an ImportError."""
+    code = ("import sys\nfor m in ('safetensors', 'tqdm', 'matplotlib', 'cv2'):\n    sys.modules[m] = None\n"
+            "from ffn_edge.gpucheck.cli import main\nmain()")
+    out = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--device", "cpu", "--tiny",
+                          "--skip", "eval-cuda-vs-cpu"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    checks = {c["name"]: c for c in json.loads((tmp_path / "gpucheck.json").read_text())["checks"]}
+    assert [checks[n]["detail"] for n in ("train-bf16", "train-fp16", "train-ddp")] == \
+        ["skipped: safetensors not installed"] * 3
+    assert checks["torch-eager"]["status"] == "ok"

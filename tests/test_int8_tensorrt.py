@@ -47,7 +47,8 @@ def s8(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("major", trt_fakes.MAJORS)
-def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_no_precision_flag(s8, tmp_path, monkeypatch, major):
+def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_the_int8_flag_where_it_exists(s8, tmp_path,
+                                                                                               monkeypatch, major):
     bundle = tmp_path / "b.ffn"
     shutil.copytree(s8, bundle)
     trt = trt_fakes.install(monkeypatch, major, trt_fakes.FakeCudart(), len(CLASSES))
@@ -56,6 +57,7 @@ def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_no_precision_flag
     plan = json.loads((bundle / entry["engines"]["8"]["file"]).read_bytes())
     assert plan["dtype"] == "int8" and plan["graph"].endswith("f8.onnx")  # built from the bundle's QDQ graph
     assert not {"STRIP_PLAN", "REFIT_IDENTICAL", "FP16"} & set(plan["flags"])
+    assert ("INT8" in plan["flags"]) == (major == "10")  # TensorRT 10: weakly typed, INT8 kernels need the flag
     m = load_manifest(bundle, verify=True)
     backend = TensorRTBackend(bundle, m)
     assert backend.name == "tensorrt[int8]"
@@ -75,3 +77,24 @@ def test_uint8_activation_bundles_are_refused_by_both_tensorrt_paths(tmp_path, m
         export_trt.build_engines(u8)
     with pytest.raises(ConfigError, match="--int8-activations s8"):  # ORT's TensorRT EP, named explicitly
         open_backend(u8, load_manifest(u8), backend="ort-tensorrt")
+
+
+@pytest.mark.parametrize("int8", [True, False])
+def test_ort_tensorrt_ep_runs_int8_bundles_with_its_int8_option(s8, tmp_path, monkeypatch, int8):
+    from ffn_edge.runtime.backends import ort as backends
+
+    bundle = tmp_path / "b.ffn"
+    shutil.copytree(s8, bundle)
+    m = load_manifest(bundle)
+    if not int8:
+        import dataclasses
+
+        m = dataclasses.replace(m, extra={k: v for k, v in m.extra.items() if k not in ("quantization", "precision")})
+        assert backends.quant_spec(m) is None
+    seen = {}
+    ort = type("FakeOrt", (), {"get_available_providers": staticmethod(lambda: [backends.TRT_EP, backends.CPU_EP])})
+    monkeypatch.setattr(backends, "import_onnxruntime", lambda: ort)
+    monkeypatch.setattr(backends, "OrtBackend", lambda b, man, providers, *a: seen.setdefault("providers", providers))
+    backends._open_one("ort-tensorrt", bundle, m, 0, None, True, None)
+    options = seen["providers"][0][1]
+    assert options["trt_int8_enable"] == str(int8) and options["trt_fp16_enable"] == "False"

@@ -55,6 +55,7 @@ def test_cpu_and_gpu_onnxruntime_are_alternatives_never_together():
     ("tensorrt-cu13", "tensorrt-cu13", ["11.0.0.114", "11.4.0.106"], ["10.16.1.11", "12.0.0"]),
     ("tensorrt-cu13", "cuda-python", ["13.0.0", "13.4.4"], ["12.9.4", "14.0.0"]),
     ("jetson", "cuda-python", ["12.6.2.post1", "12.9.4"], ["13.0.0"]),
+    ("jetson", "numpy", ["1.24.4", "1.26.4"], ["1.21.5", "2.0.0", "2.2.6"]),  # JetPack's cv2 is built for numpy 1
     ("cpu", "onnxruntime", ["1.17.0", "1.32.0"], ["1.16.3", "2.0.0"]),
     ("gpu", "onnxruntime-gpu", ["1.17.0", "1.31.1"], ["1.16.3", "2.0.0"]),
     ("cpu", "opencv-python", ["4.8.0.74", "5.0.0.93"], ["4.7.0.72", "6.0.0"]),
@@ -79,7 +80,7 @@ def test_tensorrt_extras_match_the_majors_the_code_supports():
 
 def test_jetson_takes_tensorrt_opencv_and_onnxruntime_from_jetpack():
     for env in (X86, JETSON):
-        assert set(reqs("jetson", env)) == {"cuda-python"}
+        assert set(reqs("jetson", env)) == {"cuda-python", "numpy"}
     assert reqs("tensorrt", JETSON).keys() == {"cuda-python"}  # no pip TensorRT over JetPack's apt one
 
 

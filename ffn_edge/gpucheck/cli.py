@@ -8,7 +8,6 @@ next one runs.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -63,7 +62,9 @@ def run_checks(cfg: CheckConfig, work: Path, report: Report, skip: Sequence[str]
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="gpucheck", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="gpucheck", description="Train, evaluate and time ffn-edge on this machine's GPU, then each "
+               "TensorRT / ONNX Runtime GPU backend whose library is installed; one line per check (ok, failed, "
+               "skipped: why), OUT/gpucheck.json and OUT/gpucheck.md. Exit 0: nothing failed; 1: a check failed.")
     p.add_argument("--out", required=True, help="directory for gpucheck.json and gpucheck.md")
     p.add_argument("--device", choices=("auto", "cpu"), default="auto",
                    help="auto: CUDA where there is one, else every torch check is skipped; cpu: run the torch "
@@ -110,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

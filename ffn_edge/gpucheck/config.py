@@ -1,4 +1,4 @@
-"""Sizes of the GPU check: one source for its defaults (about 5 minutes on one data-centre GPU)."""
+"""Sizes of the GPU check: one source for its defaults (meant to stay under 8 minutes on one GPU; untimed)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,12 @@ checked is what a user runs; the results are read back from the run's ``log.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,17 @@ def train(cfg: CheckConfig, work: Path, amp: str, ddp: bool = False) -> tuple[st
             f"GradScaler {'on' if scaled else 'off'}"), data
 
 
+@contextlib.contextmanager
+def no_tf32() -> Iterator[None]:
+    """Convolutions and matmuls in full fp32 on CUDA inside the block (torch's defaults restored after)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def evaluate_parity(cfg: CheckConfig, checkpoint: Path | None) -> tuple[str, dict[str, Any]]:
     """ffn-eval of one checkpoint on CUDA and on the CPU: top-1 identical; max |delta logit| over seeded clips.
 
@@ -102,7 +115,8 @@ def evaluate_parity(cfg: CheckConfig, checkpoint: Path | None) -> tuple[str, dic
     model, meta = load_checkpoint(checkpoint)
     rng = np.random.default_rng(0)
     rows, worst, same_clips = [], 0.0, True
-    with torch.inference_mode():
+    # Per clip in true fp32 (TF32 off): what is left is the two devices' kernel order, not precision.
+    with torch.inference_mode(), no_tf32():
         for k, n in enumerate(model.frame_counts):
             clips = [torch.from_numpy(rng.standard_normal((1, n, 3, meta.input_size, meta.input_size), np.float32))
                      for _ in range(cfg.clips)]
@@ -113,8 +127,8 @@ def evaluate_parity(cfg: CheckConfig, checkpoint: Path | None) -> tuple[str, dic
             worst, same_clips = max(worst, delta), same_clips and same
     data = {"top1_cuda": results["cuda"]["top1"], "top1_cpu": results["cpu"]["top1"], "per_subnet": rows}
     detail = (f"ffn-eval top-1 {'identical' if same_acc else 'DIFFERS'} ({results['cuda']['top1']} cuda vs "
-              f"{results['cpu']['top1']} cpu); per clip top-1 {'identical' if same_clips else 'DIFFERS'}, "
-              f"max |delta logit| {worst:.2e}")
+              f"{results['cpu']['top1']} cpu); per clip (fp32, TF32 off) top-1 "
+              f"{'identical' if same_clips else 'DIFFERS'}, max |delta logit| {worst:.2e}")
     if not (same_acc and same_clips):
         raise RuntimeError(detail)
     return detail, data

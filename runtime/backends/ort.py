@@ -16,6 +16,7 @@ import numpy as np
 from ...bundle.manifest import Manifest, resolve
 from ...core.errors import BundleError, ConfigError
 from . import trt_engine as trt_mod
+from .ort_libs import provider_load_error
 from .ort_options import CPU_EP, import_onnxruntime, provider_name, session_options, with_trt_profiles
 from .sharing import TensorPool, optimize_for_sharing, register_shared_arena
 
@@ -93,8 +94,10 @@ class OrtBackend:
                                       f"{trt_mod.first_line(e)}") from None
                 landed = session.get_providers()[0]
                 if landed != wanted_ep:
+                    why = provider_load_error(wanted_ep)
                     raise ConfigError(f"ONNX Runtime could not start {wanted_ep} (the session landed on {landed}: "
-                                      "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)")
+                                      + (f"its library does not load: {why})" if why else
+                                         "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)"))
                 session.disable_fallback()
                 self.sessions[g.frames] = session
         self.frame_counts = tuple(sorted(self.sessions))

@@ -38,11 +38,14 @@ def import_onnxruntime() -> Any:
     return ort
 
 
-def ort_providers(kind: str, device: int = 0, *, cache_dir: Path | None = None, fp16: bool = False) -> list[Any]:
+def ort_providers(kind: str, device: int = 0, *, cache_dir: Path | None = None, fp16: bool = False,
+                  int8: bool = False) -> list[Any]:
     """The explicit provider list for ``kind`` in ("cpu", "cuda", "tensorrt"); CPU is always last.
 
     TensorRT EP: engines and the timing cache persist under ``cache_dir`` (else every process start
-    rebuilds every engine); fp16 only when asked (``ort-tensorrt-fp16``). Its optimisation profiles
+    rebuilds every engine); fp16 only when asked (``ort-tensorrt-fp16``); INT8 for an INT8 bundle's
+    QDQ graphs (``int8``: TensorRT 10 takes INT8 kernels only with its INT8 flag, which is what this
+    option sets; no calibration table: the Q/DQ scales are in the graph). Its optimisation profiles
     are per graph: ``with_trt_profiles``.
     """
     if kind == "cpu":
@@ -51,7 +54,8 @@ def ort_providers(kind: str, device: int = 0, *, cache_dir: Path | None = None, 
     if kind == "cuda":
         return [cuda, CPU_EP]
     if kind == "tensorrt":
-        trt = {"device_id": str(device), "trt_fp16_enable": "True" if fp16 else "False"}
+        trt = {"device_id": str(device), "trt_fp16_enable": "True" if fp16 else "False",
+               "trt_int8_enable": "True" if int8 else "False"}
         if cache_dir is not None:
             trt.update({"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir),
                         "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(cache_dir)})

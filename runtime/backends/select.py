@@ -42,8 +42,8 @@ def _open_one(name: str, bundle: Path, manifest: Manifest, device: int, threads:
             raise ConfigError(f"this onnxruntime has no {need} (it has {', '.join(sorted(available))})"
                               + (f"; {deps.ORT_HINT}" if kind != "cpu" else ""))
         cache = ort_trt_cache_dir(bundle, manifest) if kind == "tensorrt" else None
-        return OrtBackend(bundle, manifest, ort_providers(kind, device, cache_dir=cache, fp16=fp16), threads,
-                          share_weights)
+        providers = ort_providers(kind, device, cache_dir=cache, fp16=fp16, int8=manifest.quantization is not None)
+        return OrtBackend(bundle, manifest, providers, threads, share_weights)
     except FFNError:
         raise
     except Exception as e:  # TypeError from a CUDA init failure, OSError from a missing library, ...

@@ -181,8 +181,9 @@ def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], inpu
 
     ``onnx_path`` is fp32 except for fp16 on TensorRT 11, where it is the fp16-typed copy, and for
     ``precision="int8"``, where it is the bundle's QDQ graph: TensorRT sees its Q/DQ nodes and builds an
-    explicit-quantization engine with no precision flag (its docs: precision-control flags are not
-    needed with explicit quantization), not stripped (``is_stripped``).
+    explicit-quantization engine, not stripped (``is_stripped``). On TensorRT 10 the network is weakly
+    typed, and INT8 kernels are only chosen with ``BuilderFlag.INT8`` set; TensorRT 11 has no such flag
+    (strongly typed: the Q/DQ nodes fix the types).
     """
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -200,6 +201,8 @@ def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], inpu
         config.set_flag(trt.BuilderFlag.FP16)
     elif precision in ("fp32", "int8"):
         config.clear_flag(trt.BuilderFlag.TF32)  # parity with ONNX Runtime's fp32
+    if precision == "int8" and hasattr(trt.BuilderFlag, "INT8"):
+        config.set_flag(trt.BuilderFlag.INT8)
     cache = config.create_timing_cache(cache_blob)
     config.set_timing_cache(cache, ignore_mismatch=False)
     for p in profiles:
