@@ -12,16 +12,10 @@ from safetensors.torch import load_file
 
 from ffn_edge.checkpoint import read_meta
 from ffn_edge.core.errors import FFNError
-from ffn_edge.data import SyntheticSet, make_synthetic
+from ffn_edge.data import SyntheticSet
 from ffn_edge.train import TrainConfig, train
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), num_classes=2, train_per_class=2, val_per_class=1,
-                          frames=8, size=32, seed=0)
 
 
 def tiny(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:

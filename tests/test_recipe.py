@@ -13,19 +13,13 @@ import torch.nn.functional as F
 
 from ffn_edge import train as train_mod
 from ffn_edge.checkpoint import load_checkpoint, read_meta
-from ffn_edge.data import SyntheticSet, make_synthetic
+from ffn_edge.data import SyntheticSet
 from ffn_edge.layers import WeightAlteration
 from ffn_edge.losses import distill_kl, ffn_loss
 from ffn_edge.recipes import RECIPES
 from ffn_edge.train import TrainConfig, build_models, lam_at, lr_at, resolve, train
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), num_classes=3, train_per_class=2, val_per_class=1,
-                          frames=16, size=32, seed=0)
 
 
 def tiny(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:

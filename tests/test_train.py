@@ -15,18 +15,12 @@ from safetensors.torch import load_file
 from ffn_edge import evaluate as ffn_eval
 from ffn_edge.checkpoint import load_checkpoint, read_meta
 from ffn_edge.core.errors import FFNError
-from ffn_edge.data import SyntheticSet, make_synthetic
+from ffn_edge.data import SyntheticSet
 from ffn_edge.losses import distill_kl, ffn_loss
 from ffn_edge.train import TrainConfig, mix_low_into_high, train
 
 torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
 TINY = ["--width-mult", "0.125", "--input-size", "32", "--batch-size", "4", "--workers", "0", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), num_classes=4, train_per_class=3, val_per_class=2,
-                          frames=16, size=32, seed=0)
 
 
 def tiny(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:
