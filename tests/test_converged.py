@@ -1,4 +1,4 @@
-"""benchmarks/converged.py (issue 16): the --tiny smoke run writes the table, premise line and plots, a
+"""benchmarks/converged.py: the --tiny smoke run writes the table, premise line and plots, a
 rerun trains nothing; the FFN >= ST verdict and the premise check follow their definitions."""
 
 from __future__ import annotations

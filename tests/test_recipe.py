@@ -1,4 +1,4 @@
-"""ffn-train --recipe paper (issue 16): each difference from the project's recipe is applied, user flags
+"""ffn-train --recipe paper: each difference from the project's recipe is applied, user flags
 still win, and the ce_td loss / λ ramp are what they say. Tiny model on a tiny set: a few seconds."""
 
 from __future__ import annotations

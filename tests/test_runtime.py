@@ -368,7 +368,7 @@ def test_auto_prefers_a_gpu_backend_when_present(bundle):
         assert "CPUExecutionProvider" not in runtime.backend_name
 
 
-# -- session / stream split (issue 11) ------------------------------------------------------------
+# -- session / stream split -----------------------------------------------------------------------
 
 
 class _CountingCapture:
@@ -468,7 +468,7 @@ def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle
     assert ffn_runtime.default_threads() == 1
 
 
-# -- issue 14 wiring: the input contract and option checks reach the public API ---------------------
+# -- the input contract and option checks reach the public API ---------------------------------
 
 
 @pytest.mark.parametrize("case, frames", [

@@ -1,9 +1,11 @@
-"""ffn-train / ffn-eval on a tiny synthetic set (tsm_resnet18 at 1/8 width, 32 px): fast on 2 cores."""
+"""ffn-train / ffn-eval on a tiny synthetic set (tsm_resnet18 at 1/8 width, 32 px): training, --resume, --init,
+evaluation, DDP."""
 
 import dataclasses
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,12 @@ import torch
 from safetensors.torch import load_file
 
 from ffn_edge import evaluate as ffn_eval
-from ffn_edge.checkpoint import load_checkpoint, read_meta
-from ffn_edge.core.errors import FFNError
+from ffn_edge.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from ffn_edge.core.errors import ConfigError, FFNError
 from ffn_edge.data import SyntheticSet
 from ffn_edge.losses import distill_kl, ffn_loss
-from ffn_edge.train import TrainConfig, mix_low_into_high, train
+from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
+from ffn_edge.train import TrainConfig, build_models, mix_low_into_high, resolve, train
 
 torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contended ones
 TINY = ["--width-mult", "0.125", "--input-size", "32", "--batch-size", "4", "--workers", "0", "--quiet"]
@@ -169,3 +172,59 @@ def test_ddp_two_cpu_processes_write_the_same_checkpoint_format(synth: Synthetic
     single = load_checkpoint(tmp_path / "single" / "last.safetensors")[0]
     assert ddp.state_dict().keys() == single.state_dict().keys() and meta.extra["method"] == "ffn"
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 1  # rank 0 only
+
+
+# -- --resume of a run directory that was moved or copied; a new run when there is nothing to resume ----------
+
+
+def _resumable(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:
+    """Two epochs of the smallest model, for the --resume checks."""
+    base = dict(dataset="frames", train_list=str(synth.train_list), val_list=str(synth.val_list),
+                root=str(synth.root), width_mult=0.0625, input_size=32, resize_shorter=32, batch_size=2, workers=0,
+                frame_counts=(2, 4), epochs=2, quiet=True, out=str(out))
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_of_a_moved_run_matches_the_uninterrupted_run(synth, tmp_path):
+    train(_resumable(synth, tmp_path / "a"))
+    train(_resumable(synth, tmp_path / "b", stop_after=1))
+    shutil.move(tmp_path / "b", tmp_path / "moved")
+    train(_resumable(synth, tmp_path / "moved", resume=True))
+    assert read_meta(tmp_path / "moved" / "last.safetensors").extra["epoch"] == 2
+    a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "moved" / "last.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_with_nothing_to_resume_starts_a_new_run(synth, tmp_path, capsys):
+    train(_resumable(synth, tmp_path / "fresh", epochs=1, resume=True))
+    assert read_meta(tmp_path / "fresh" / "last.safetensors").extra["epoch"] == 1
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_resume_still_refuses_changed_options(synth, tmp_path):
+    train(_resumable(synth, tmp_path / "c", stop_after=1))
+    with pytest.raises(FFNError, match="lr"):
+        train(_resumable(synth, tmp_path / "c", lr=0.5, resume=True))
+
+
+# -- --init for --method ffn: a causal FFN starts from a bidirectional one's weights (online mode) ------------
+
+
+def test_ffn_init_loads_every_weight_whatever_the_shift(tmp_path) -> None:
+    cfg = ModelConfig("tsm_resnet18", 5, width_mult=0.125)
+    src = create_model(cfg).eval()
+    perturb_like_trained(src, weight_std=0.05)
+    save_checkpoint(tmp_path / "b.safetensors", src, CheckpointMeta(cfg, list("abcde"), input_size=32))
+    train = resolve(TrainConfig(width_mult=0.125, shift="causal", init=str(tmp_path / "b.safetensors")))
+    configs, (model,) = build_models(train, 5, (4, 8, 16))
+    assert configs[0].shift == "causal"
+    want = src.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    fresh = build_models(resolve(TrainConfig(width_mult=0.125, shift="causal")), 5, (4, 8, 16))[1][0]
+    assert not all(torch.equal(v, want[k]) for k, v in fresh.state_dict().items())  # the load did something
+    with pytest.raises(ConfigError, match=r"does not match --arch tsm_resnet18 x0.25"):
+        build_models(resolve(TrainConfig(width_mult=0.25, init=str(tmp_path / "b.safetensors"))), 5, (4, 8, 16))
+    with pytest.raises(ConfigError, match="needs weight sharing"):
+        build_models(resolve(TrainConfig(width_mult=0.125, weight_sharing=False, init=str(tmp_path / "b.safetensors"))),
+                     5, (4, 8, 16))

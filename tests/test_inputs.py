@@ -1,4 +1,4 @@
-"""Issue 14, items 2/6/7: the predict input contract (runtime.inputs), stream/CLI option checks, frame limits in
+"""runtime.media.inputs: the predict input contract, stream/CLI option checks, frame limits in
 preprocessing (checked before any pixel is resized), output and video path checks."""
 
 from __future__ import annotations

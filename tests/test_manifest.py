@@ -1,5 +1,5 @@
-"""Issue 14, bundle side: every bad manifest / bundle file -> one BundleError line at open (no traceback, no hang,
-no file outside the bundle read, no external data that is not listed and hashed)."""
+"""Opening a bundle (bundle.manifest, onnx_refs): every bad manifest / bundle file -> one BundleError line at
+open (no traceback, no hang, no file outside the bundle read, no external data that is not listed and hashed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14, item 1: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
+"""core.atomic: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
 (and only ours, and only old ones) are cleaned on the next run."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Issue 14, ffn-export side: every bad option or checkpoint -> one line (FFNError; on the command line: one
-stderr line, exit code 2), before anything is allocated; nothing is written at --out."""
+"""ffn-export's command line (export.cli): every bad option or checkpoint -> one line (FFNError; on the command
+line: one stderr line, exit code 2), before anything is allocated; nothing is written at --out."""
 
 from __future__ import annotations
 

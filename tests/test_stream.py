@@ -1,4 +1,4 @@
-"""The budget scheduler wired into FFNRuntime.stream and ffn-run (issue 6, items 4): reasons in
+"""Streams (runtime.streaming.stream) scheduled on budgets, in the API and in ffn-run: reasons in
 every result, budgets changed mid-stream, a battery cap from a scripted signal, --json, bad flags."""
 
 from __future__ import annotations
