@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up .venv (idempotent) and runs a job.
 #   ./run.sh demo    train a small FFN on the synthetic set, export it, run it on a video
-#   ./run.sh test    lint + the test suite (what CI runs; GPU tests skip without a GPU)
+#   ./run.sh test    lint + the test suite (what CI runs; GPU tests skip without a GPU), one worker per usable CPU
+#   ./run.sh test-fast       the tests not marked slow (no training, no full export of its own): the edit loop
 #   ./run.sh test-gpu        the tests marked gpu only (run them on a machine with an NVIDIA GPU)
 #   ./run.sh check-extras    resolve every install extra with pip --dry-run (needs the package index)
 set -euo pipefail
@@ -24,8 +25,9 @@ setup() {
 
 case "${1:-}" in
     demo) setup; shift; exec "$PY" -m ffn_edge.demo "$@" ;;
-    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest "$@" ;;
+    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest -n "$(nproc)" --dist loadfile "$@" ;;
+    test-fast) setup; shift; exec "$PY" -m pytest -n "$(nproc)" --dist loadfile -m "not slow" "$@" ;;
     test-gpu) setup; shift; exec "$PY" -m pytest -m gpu -rs "$@" ;;
     check-extras) setup; shift; exec "$PY" tools/check_extras.py "$@" ;;
-    *) echo "usage: ./run.sh demo|test|test-gpu|check-extras [args]" >&2; exit 2 ;;
+    *) echo "usage: ./run.sh demo|test|test-fast|test-gpu|check-extras [args]" >&2; exit 2 ;;
 esac

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-# Tests run on 2 cores; keep torch from oversubscribing them.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Keep torch and ONNX Runtime from oversubscribing the cores: the usable CPUs shared among pytest-xdist workers.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
 import builders  # noqa: E402 - after the thread setting, which torch reads at import
 from builders import (  # noqa: E402

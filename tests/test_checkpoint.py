@@ -358,6 +358,7 @@ def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_ffn_export_refuses_short_class_names_with_one_line(base, tmp_path):
     tensors, meta, _ = base
     d = json.loads(json.dumps(meta))
@@ -368,6 +369,7 @@ def test_ffn_export_refuses_short_class_names_with_one_line(base, tmp_path):
     assert "2 class names for 3 classes" in r.stderr and not (tmp_path / "b.ffn").exists()
 
 
+@pytest.mark.slow
 def test_ffn_train_bad_pretrained_is_one_line(tmp_path):
     (tmp_path / "w.pth").write_bytes(b"not a pickle")
     r = _cli("ffn_edge.train", "--pretrained", str(tmp_path / "w.pth"), "--out", str(tmp_path / "run"),

@@ -31,6 +31,7 @@ def _threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_tiny_converged_study_writes_table_and_plots(tmp_path: Path) -> None:
     converged = load_converged()
     out = tmp_path / "c"

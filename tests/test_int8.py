@@ -67,6 +67,7 @@ def _int8_weights(bundle: Path, graph: str) -> dict[str, tuple[int, int] | None]
     return out
 
 
+@pytest.mark.slow
 def test_each_int8_weight_is_stored_once_for_every_sub_network(per_subnet, ckpt, tmp_path):
     m = load_manifest(per_subnet)
     graphs = [g.file for g in m.graphs]
@@ -118,6 +119,7 @@ def _activation_scales(bundle: Path, graph: str) -> dict[str, float]:
             if t.name.endswith("_scale") and len(t.dims) == 0 and not is_per_subnet(t.name)}
 
 
+@pytest.mark.slow
 def test_shared_calibration_gives_every_sub_network_one_range_table_and_per_subnet_does_not(per_subnet, shared):
     # shared: every activation scale is the same in both graphs, so it keeps its one name
     a, b = (_activation_scales(shared, f"f{n}.onnx") for n in FRAMES)
@@ -186,6 +188,7 @@ def test_int8_bundle_opens_like_any_other_and_the_shared_runtime_matches_plain_o
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+@pytest.mark.slow
 def test_agreement_below_the_threshold_refuses_the_export(ckpt, tmp_path, monkeypatch):
     real = int8_mod.calibrate
 
@@ -238,6 +241,7 @@ def test_causal_checkpoints_are_refused_before_any_work(tmp_path):
         export_bundle(tmp_path / "c.safetensors", FRAMES, tmp_path / "c.ffn", int8=Int8Options())
 
 
+@pytest.mark.slow
 def test_folded_layout_stores_int8_copies_whose_bytes_equal_the_shared_weight_once(ckpt, per_subnet, tmp_path):
     """Folding a positive per-channel norm scale into a weight does not change its per-channel symmetric
     INT8 bytes (the factor cancels), so the per-sub-network copies mostly dedupe to one range."""

@@ -37,6 +37,7 @@ def s8(int8_ckpt, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("major", trt_fakes.MAJORS)
+@pytest.mark.slow
 def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_no_precision_flag(s8, tmp_path, monkeypatch, major):
     bundle = tmp_path / "b.ffn"
     shutil.copytree(s8, bundle)

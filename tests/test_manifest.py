@@ -197,6 +197,7 @@ def test_good_bundle_still_predicts(made):
     assert p.label in TINY_CLASSES and np.isfinite(p.score)
 
 
+@pytest.mark.slow
 def test_crash_during_forced_export_keeps_the_old_bundle(made, tmp_path, monkeypatch):
     ckpt, bundle = made
     out = tmp_path / "b.ffn"

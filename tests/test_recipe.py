@@ -71,6 +71,7 @@ def test_step_schedule_drops_at_40_and_80_percent_without_warmup() -> None:
     assert 1e-3 < lr_at(20 * spe, total, spe, project) < 0.01
 
 
+@pytest.mark.slow
 def test_paper_recipe_optimizer_groups_get_the_classifier_multipliers(synth: SyntheticSet, tmp_path: Path) -> None:
     train(tiny(synth, tmp_path / "p", recipe="paper", lr=0.02, batch_size=2, max_batches=1))
     _, meta, _ = load_checkpoint(tmp_path / "p" / "last.safetensors", with_extra=True)
@@ -84,6 +85,7 @@ def test_paper_recipe_optimizer_groups_get_the_classifier_multipliers(synth: Syn
 
 
 @pytest.mark.parametrize(("recipe", "best_epoch"), [("paper", 2), ("project", 1)])
+@pytest.mark.slow
 def test_best_checkpoint_metric(synth: SyntheticSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 recipe: str, best_epoch: int) -> None:
     """Epoch 1 wins on the mean over 4/8/16, epoch 2 on 16-frame accuracy (scripted validation)."""

@@ -66,6 +66,7 @@ def test_mixed_sampling_mixes_four_consecutive_frames() -> None:
     assert mixed[:, 5:9].eq(0.25).all() and mixed[:, :5].eq(0).all() and mixed[:, 9:].eq(0).all()
 
 
+@pytest.mark.slow
 def test_few_steps_of_ffn_training_lower_the_loss(synth: SyntheticSet, tmp_path: Path) -> None:
     rec = train(tiny(synth, tmp_path, epochs=4, dropout=0.0, lr=0.05, warmup_epochs=0))
     losses = [json.loads(s)["train_loss"] for s in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -76,6 +77,7 @@ def test_few_steps_of_ffn_training_lower_the_loss(synth: SyntheticSet, tmp_path:
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_run(synth: SyntheticSet, tmp_path: Path, optimizer: str) -> None:
     train(tiny(synth, tmp_path / "a", epochs=2, optimizer=optimizer))
     train(tiny(synth, tmp_path / "b", epochs=2, optimizer=optimizer, stop_after=1))  # "killed" after epoch 1
@@ -88,12 +90,14 @@ def test_resume_reproduces_the_uninterrupted_run(synth: SyntheticSet, tmp_path: 
     assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_options(synth: SyntheticSet, tmp_path: Path) -> None:
     train(tiny(synth, tmp_path, epochs=2, stop_after=1, max_batches=1))
     with pytest.raises(FFNError, match="lr"):
         train(tiny(synth, tmp_path, epochs=2, max_batches=1, lr=0.5, resume=True))
 
 
+@pytest.mark.slow
 def test_causal_shift_is_trained_and_recorded(synth: SyntheticSet, tmp_path: Path) -> None:
     train(tiny(synth, tmp_path, epochs=2, stop_after=1, max_batches=1, shift="causal"))
     model, meta = load_checkpoint(tmp_path / "last.safetensors")
@@ -104,6 +108,7 @@ def test_causal_shift_is_trained_and_recorded(synth: SyntheticSet, tmp_path: Pat
 
 
 @pytest.mark.parametrize("method", ["st", "mixed", "proportional"])
+@pytest.mark.slow
 def test_baselines_train_a_plain_single_subnetwork_model(synth: SyntheticSet, tmp_path: Path, method: str) -> None:
     train(tiny(synth, tmp_path, method=method, rho=1.0, max_batches=2))
     model, meta = load_checkpoint(tmp_path / "last.safetensors")
@@ -111,6 +116,7 @@ def test_baselines_train_a_plain_single_subnetwork_model(synth: SyntheticSet, tm
     assert not meta.config.specialised_norm and not meta.config.weight_alteration
 
 
+@pytest.mark.slow
 def test_finetune_starts_from_the_init_checkpoint(synth: SyntheticSet, tmp_path: Path) -> None:
     train(tiny(synth, tmp_path / "st16", method="st", max_batches=1))
     train(tiny(synth, tmp_path / "ft", method="finetune", init=str(tmp_path / "st16" / "last.safetensors"),
@@ -118,6 +124,7 @@ def test_finetune_starts_from_the_init_checkpoint(synth: SyntheticSet, tmp_path:
     assert load_checkpoint(tmp_path / "ft" / "last.safetensors")[0].frame_counts == (4,)
 
 
+@pytest.mark.slow
 def test_no_weight_sharing_saves_one_st_checkpoint_per_count_and_evaluates(synth: SyntheticSet, tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture) -> None:
     train(tiny(synth, tmp_path, weight_sharing=False, max_batches=1))
@@ -130,6 +137,7 @@ def test_no_weight_sharing_saves_one_st_checkpoint_per_count_and_evaluates(synth
     assert json.loads(capsys.readouterr().out)["served_by"] == [[[0, 4], [1, 8], [2, 16]]]
 
 
+@pytest.mark.slow
 def test_ffn_eval_table_json_and_plot(synth: SyntheticSet, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     train(tiny(synth, tmp_path, max_batches=1))
     ckpt = str(tmp_path / "last.safetensors")
@@ -160,6 +168,7 @@ def test_bad_arguments_give_one_line_and_exit_2(module: str, args: list[str], me
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_write_the_same_checkpoint_format(synth: SyntheticSet, tmp_path: Path) -> None:
     cfg = tiny(synth, tmp_path / "ddp", batch_size=2, max_batches=2)
     args = [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(cfg).items()
@@ -185,6 +194,7 @@ def _resumable(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_resume_of_a_moved_run_matches_the_uninterrupted_run(synth, tmp_path):
     train(_resumable(synth, tmp_path / "a"))
     train(_resumable(synth, tmp_path / "b", stop_after=1))
@@ -196,12 +206,14 @@ def test_resume_of_a_moved_run_matches_the_uninterrupted_run(synth, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
 def test_resume_with_nothing_to_resume_starts_a_new_run(synth, tmp_path, capsys):
     train(_resumable(synth, tmp_path / "fresh", epochs=1, resume=True))
     assert read_meta(tmp_path / "fresh" / "last.safetensors").extra["epoch"] == 1
     assert "nothing to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_still_refuses_changed_options(synth, tmp_path):
     train(_resumable(synth, tmp_path / "c", stop_after=1))
     with pytest.raises(FFNError, match="lr"):
