@@ -265,6 +265,7 @@ def test_device_key_separates_gpu_version_precision() -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.slow
 def test_tensorrt_engines(r18, tmp_path) -> None:
     pytest.importorskip("tensorrt")
     if gpu_name() is None:
