@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
+JOBS=$(nproc 2>/dev/null || echo auto)  # pytest-xdist workers: the CPUs this process may use
 
 setup() {
     if [ ! -x "$PY" ]; then python3 -m venv "$VENV"; fi
@@ -25,8 +26,8 @@ setup() {
 
 case "${1:-}" in
     demo) setup; shift; exec "$PY" -m ffn_edge.demo "$@" ;;
-    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest -n "$(nproc)" --dist loadfile "$@" ;;
-    test-fast) setup; shift; exec "$PY" -m pytest -n "$(nproc)" --dist loadfile -m "not slow" "$@" ;;
+    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest -n "$JOBS" --dist loadfile "$@" ;;
+    test-fast) setup; shift; exec "$PY" -m pytest -n "$JOBS" --dist loadfile -m "not slow" "$@" ;;
     test-gpu) setup; shift; exec "$PY" -m pytest -m gpu -rs "$@" ;;
     check-extras) setup; shift; exec "$PY" tools/check_extras.py "$@" ;;
     *) echo "usage: ./run.sh demo|test|test-fast|test-gpu|check-extras [args]" >&2; exit 2 ;;
