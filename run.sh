@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up .venv (idempotent) and runs a job.
 #   ./run.sh demo    train a small FFN on the synthetic set, export it, run it on a video
-#   ./run.sh test    lint + the test suite (what CI runs; GPU tests skip without a GPU)
+#   ./run.sh test    lint + the test suite (what CI runs; GPU tests skip without a GPU), one worker per usable CPU
+#   ./run.sh test-fast       the tests not marked slow (no training, no full export of its own): the edit loop
 #   ./run.sh test-gpu        the tests marked gpu only (run them on a machine with an NVIDIA GPU)
 #   ./run.sh test-gpu --system   the same with the machine's own python3 (PYTHON=...), offline: installs the
 #                                project with pip --no-deps --no-build-isolation (tools/offline_install.sh;
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
+JOBS=$(nproc 2>/dev/null || echo auto)  # pytest-xdist workers: the CPUs this process may use
 
 setup() {
     if [ ! -x "$PY" ]; then python3 -m venv "$VENV"; fi
@@ -30,7 +32,8 @@ setup() {
 
 case "${1:-}" in
     demo) setup; shift; exec "$PY" -m ffn_edge.demo "$@" ;;
-    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest "$@" ;;
+    test) setup; shift; "$VENV/bin/ruff" check .; exec "$PY" -m pytest -n "$JOBS" --dist loadfile "$@" ;;
+    test-fast) setup; shift; exec "$PY" -m pytest -n "$JOBS" --dist loadfile -m "not slow" "$@" ;;
     test-gpu)
         shift
         if [ "${1:-}" = "--system" ]; then
@@ -48,5 +51,5 @@ case "${1:-}" in
         fi
         exec "$PY" -m pytest -m gpu -rs -p no:cacheprovider "$@" ;;
     check-extras) setup; shift; exec "$PY" tools/check_extras.py "$@" ;;
-    *) echo "usage: ./run.sh demo|test|test-gpu|check-extras [args]" >&2; exit 2 ;;
+    *) echo "usage: ./run.sh demo|test|test-fast|test-gpu|check-extras [args]" >&2; exit 2 ;;
 esac

@@ -118,6 +118,7 @@ def _shallow(arch: str) -> nn.Module:
 
 
 @pytest.mark.parametrize("arch", sorted(WIDTH))
+@pytest.mark.slow
 def test_export_parity(arch: str, tmp_path: Path) -> None:
     """Exported graphs (norms / WA folded, LayerNorm and attention as ONNX ops) match PyTorch per sub-network."""
     model = make_frame_flexible(_shallow(arch), (2, 4))

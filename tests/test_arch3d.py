@@ -91,6 +91,7 @@ def exported(request, tmp_path_factory):
     return arch, model, ckpt, export_bundle(ckpt, EXPORT_COUNTS[arch], root / "m.ffn")
 
 
+@pytest.mark.slow
 def test_export_passes_parity_with_one_shared_weight_file(exported) -> None:
     _, model, _, bundle = exported
     m = load_manifest(bundle)
@@ -102,6 +103,7 @@ def test_export_passes_parity_with_one_shared_weight_file(exported) -> None:
     assert m.extra["sharing"]["shared_bytes"] > 0.9 * conv_bytes  # conv weights stored once, in weights.bin
 
 
+@pytest.mark.slow
 def test_runtime_runs_the_bundle_like_pytorch(exported) -> None:
     arch, model, _, bundle = exported
     rng = np.random.default_rng(0)
@@ -116,6 +118,7 @@ def test_runtime_runs_the_bundle_like_pytorch(exported) -> None:
             assert np.abs(out.logits - ref).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(exported) -> None:
     _, model, ckpt, _ = exported
     loaded, meta = load_checkpoint(ckpt)

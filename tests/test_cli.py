@@ -1,4 +1,4 @@
-"""ffn-run's bounded running summary, and one-line argparse errors in every CLI (issue 11, item 5)."""
+"""ffn-run's bounded running summary, and one-line argparse errors in every CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""benchmarks/converged.py (issue 16): the --tiny smoke run writes the table, premise line and plots, a
+"""benchmarks/converged.py: the --tiny smoke run writes the table, premise line and plots, a
 rerun trains nothing; the FFN >= ST verdict and the premise check follow their definitions."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_tiny_converged_study_writes_table_and_plots(tmp_path: Path) -> None:
     converged = load_converged()
     out = tmp_path / "c"

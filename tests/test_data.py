@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from builders import write_video
 from torch.utils.data import DataLoader
 
 from ffn_edge.data import DatasetError, VideoDataset, hmdb51_lists, make_synthetic, read_list
@@ -30,11 +31,7 @@ def _frame_folder(root: Path, name: str, n: int, template: str = "{:05d}.jpg", s
 
 
 def _video(path: Path, n: int, size: tuple[int, int] = (48, 40)) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
-    assert writer.isOpened()
-    for t in range(n):
-        writer.write(np.full((size[1], size[0], 3), 10 * t, np.uint8))
-    writer.release()
+    write_video(path, (np.full((size[1], size[0], 3), 10 * t, np.uint8) for t in range(n)), fps=10.0)
 
 
 def _reference_val(image: np.ndarray, resize_shorter: int, size: int) -> np.ndarray:

@@ -62,6 +62,7 @@ def _ort_vs_torch(model, bundle: Path, frames: int, batch: int = 3) -> tuple[flo
     return float(np.abs(out - ref).max()), bool((out.argmax(1) == ref.argmax(1)).all())
 
 
+@pytest.mark.slow
 def test_resnet18_round_trip(r18) -> None:
     model, _, bundle = r18
     m = load_manifest(bundle)
@@ -78,6 +79,7 @@ def test_resnet18_round_trip(r18) -> None:
         assert (model(x, subnet=0) - model(x, subnet=1)).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_mobilenetv2_untrained_counts_use_nearest_subnet(mbv2) -> None:
     model, bundle = mbv2
     m = load_manifest(bundle)
@@ -91,6 +93,7 @@ def test_mobilenetv2_untrained_counts_use_nearest_subnet(mbv2) -> None:
     assert wa["wa_through_depthwise"] == 1 and wa["wa_into_affine"] == 1 and wa["wa_kept"] == wa["wa_total"] - 2
 
 
+@pytest.mark.slow
 def test_each_shared_tensor_stored_once(r18) -> None:
     model, _, bundle = r18
     m = load_manifest(bundle)
@@ -126,6 +129,7 @@ def test_each_shared_tensor_stored_once(r18) -> None:
     assert len(data) < payload + 4096 * len(ranges)  # the rest is alignment padding only
 
 
+@pytest.mark.slow
 def test_manifest_hashes_and_tampering(r18, tmp_path) -> None:
     _, _, bundle = r18
     m = load_manifest(bundle, verify=True)
@@ -142,6 +146,7 @@ def test_manifest_hashes_and_tampering(r18, tmp_path) -> None:
             load_manifest(copy)
 
 
+@pytest.mark.slow
 def test_dynamic_frame_dim_serves_counts_from_one_graph(r18, tmp_path) -> None:
     model, root, _ = r18
     bundle = export_bundle(root / "r18.safetensors", [6, 8], tmp_path / "dyn.ffn", frame_dim="dynamic")
@@ -158,6 +163,7 @@ def test_dynamic_frame_dim_serves_counts_from_one_graph(r18, tmp_path) -> None:
     ({"fold_budget": 10.0}, [4, 8], "into_conv_copy"),  # a budget that covers every conv
     ({}, [8], "into_conv_copy"),  # one sub-network: copies cost nothing, so every norm is folded
 ])
+@pytest.mark.slow
 def test_norm_forms_keep_parity(r18, tmp_path, kw, frames, form) -> None:
     model, root, _ = r18
     bundle = export_bundle(root / "r18.safetensors", frames, tmp_path / "b.ffn", **kw)  # verifies parity
@@ -192,6 +198,7 @@ def test_norm_with_a_zero_scale_stays_mul_add() -> None:
     assert [n.op_type for n in model.graph.node] == ["Conv", "Mul", "Add"]
 
 
+@pytest.mark.slow
 def test_failed_verification_leaves_old_bundle_intact(r18, tmp_path, monkeypatch) -> None:
     from ffn_edge.export import bundle as bundle_mod
     from ffn_edge.export.verify import Parity
@@ -211,6 +218,7 @@ def _cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(r18, tmp_path) -> None:
     _, root, bundle = r18
     ckpt = str(root / "r18.safetensors")
@@ -257,6 +265,7 @@ def test_device_key_separates_gpu_version_precision() -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.slow
 def test_tensorrt_engines(r18, tmp_path) -> None:
     pytest.importorskip("tensorrt")
     if gpu_name() is None:

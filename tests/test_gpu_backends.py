@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-from ffn_edge.export import export_bundle
+from builders import TINY_CLASSES
 from ffn_edge.runtime.backends import base, ort_options
 from ffn_edge.runtime.backends import ort as ort_backend
 from ffn_edge.runtime.backends.ort import OrtBackend
@@ -30,20 +29,14 @@ from ffn_edge.runtime.backends.ort_options import (
 from ffn_edge.runtime.backends.select import open_backend
 
 from ffn_edge.bundle.manifest import load_manifest
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import ConfigError
-from ffn_edge.models import ModelConfig, create_model
 
 FRAMES = (4, 8)
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = ModelConfig("tsm_mobilenetv2", 3, frame_counts=FRAMES, width_mult=0.35)
-    d = tmp_path_factory.mktemp("ortgpu")
-    save_checkpoint(d / "m.safetensors", create_model(cfg).eval(), CheckpointMeta(cfg, ["a", "b", "c"], 64, 72))
-    return Path(export_bundle(d / "m.safetensors", FRAMES, d / "m.ffn", verify=False))
+@pytest.fixture
+def bundle(tiny_bundle, private_copy) -> Path:
+    return private_copy(tiny_bundle)  # ONNX Runtime's TensorRT EP keeps its caches in the bundle
 
 
 def test_tensorrt_ep_gets_caches_profiles_and_fp16_only_when_named(bundle, tmp_path):
@@ -131,7 +124,7 @@ def test_explicit_backend_that_cannot_start_exits_2_with_one_line(bundle, tmp_pa
 def test_cpu_backend_still_pools_and_runs(bundle):
     backend = open_backend(bundle, load_manifest(bundle), "ort-cpu", threads=1)
     assert backend.share_weights and backend.pool is not None
-    assert backend.run(4, np.zeros((1, 4, 3, 64, 64), np.float32)).shape == (1, 3)
+    assert backend.run(4, np.zeros((1, 4, 3, 64, 64), np.float32)).shape == (1, len(TINY_CLASSES))
     backend.close()
 
 

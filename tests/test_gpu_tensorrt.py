@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 import trt_fakes
-from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.backends import trt_engine as trt_mod
@@ -26,23 +24,15 @@ from ffn_edge.runtime.backends.select import open_backend
 from ffn_edge.runtime.backends.tensorrt import TensorRTBackend
 
 from ffn_edge.bundle.manifest import load_manifest, write_manifest
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import ConfigError
-from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 FRAMES = (4, 8)
 CLASSES = ["wave", "clap", "jump", "sit", "run"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
-    model = create_model(cfg).eval()
-    perturb_like_trained(model)
-    d = tmp_path_factory.mktemp("trt")
-    save_checkpoint(d / "m.safetensors", model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))
-    return Path(export_bundle(d / "m.safetensors", FRAMES, d / "m.ffn", verify=False))
+def exported(tiny_bundle) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from builders import INT8_FRAMES, INT8_SIZE, write_video
 from ffn_edge.export import export_bundle
 from ffn_edge.export import int8 as int8_mod
 from ffn_edge.export.calib import CalibSource, parse_calib
@@ -27,21 +28,15 @@ from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError, ConfigError, FFNError
-from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
+from ffn_edge.models import ModelConfig, create_model
 
-SIZE = 32
-FRAMES = [4, 8]
+SIZE = INT8_SIZE
+FRAMES = list(INT8_FRAMES)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("int8")
-    cfg = ModelConfig("tsm_resnet18", 5, frame_counts=(4, 8), width_mult=0.25)
-    model = create_model(cfg).eval()
-    perturb_like_trained(model, weight_std=0.05, var_spread=1.5)
-    save_checkpoint(root / "m.safetensors", model, CheckpointMeta(cfg, list("abcde"), input_size=SIZE,
-                                                                   resize_shorter=36))
-    return root / "m.safetensors"
+def ckpt(int8_ckpt) -> Path:
+    return int8_ckpt
 
 
 def _export(ckpt: Path, out: Path, verify: bool = True, **cfg) -> Path:
@@ -50,13 +45,15 @@ def _export(ckpt: Path, out: Path, verify: bool = True, **cfg) -> Path:
 
 
 @pytest.fixture(scope="module")
-def per_subnet(ckpt) -> Path:
-    return _export(ckpt, ckpt.parent / "per.ffn", layout="shared")
+def per_subnet(int8_bundle) -> Path:
+    """Per-sub-network calibration, shared layout (the session's INT8 bundle)."""
+    return int8_bundle
 
 
 @pytest.fixture(scope="module")
-def shared(ckpt) -> Path:
-    return _export(ckpt, ckpt.parent / "shared.ffn", verify=False, scope="shared", layout="shared")
+def shared(ckpt, tmp_path_factory) -> Path:
+    return _export(ckpt, tmp_path_factory.mktemp("int8") / "shared.ffn", verify=False, scope="shared",
+                   layout="shared")
 
 
 def _int8_weights(bundle: Path, graph: str) -> dict[str, tuple[int, int] | None]:
@@ -70,7 +67,8 @@ def _int8_weights(bundle: Path, graph: str) -> dict[str, tuple[int, int] | None]
     return out
 
 
-def test_each_int8_weight_is_stored_once_for_every_sub_network(per_subnet, ckpt):
+@pytest.mark.slow
+def test_each_int8_weight_is_stored_once_for_every_sub_network(per_subnet, ckpt, tmp_path):
     m = load_manifest(per_subnet)
     graphs = [g.file for g in m.graphs]
     by_graph = {g: _int8_weights(per_subnet, g) for g in graphs}
@@ -84,7 +82,7 @@ def test_each_int8_weight_is_stored_once_for_every_sub_network(per_subnet, ckpt)
     data = (per_subnet / m.weights_file).read_bytes()
     chunks = [data[o : o + n] for o, n in {r for w in by_graph.values() for r in w.values()}]
     assert len(set(chunks)) == len(chunks)
-    fp32 = Path(export_bundle(ckpt, FRAMES, ckpt.parent / "fp32.ffn", verify=False))
+    fp32 = Path(export_bundle(ckpt, FRAMES, tmp_path / "fp32.ffn", verify=False))
     assert (per_subnet / m.weights_file).stat().st_size < 0.35 * (fp32 / "weights.bin").stat().st_size
 
 
@@ -121,6 +119,7 @@ def _activation_scales(bundle: Path, graph: str) -> dict[str, float]:
             if t.name.endswith("_scale") and len(t.dims) == 0 and not is_per_subnet(t.name)}
 
 
+@pytest.mark.slow
 def test_shared_calibration_gives_every_sub_network_one_range_table_and_per_subnet_does_not(per_subnet, shared):
     # shared: every activation scale is the same in both graphs, so it keeps its one name
     a, b = (_activation_scales(shared, f"f{n}.onnx") for n in FRAMES)
@@ -189,6 +188,7 @@ def test_int8_bundle_opens_like_any_other_and_the_shared_runtime_matches_plain_o
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+@pytest.mark.slow
 def test_agreement_below_the_threshold_refuses_the_export(ckpt, tmp_path, monkeypatch):
     real = int8_mod.calibrate
 
@@ -216,17 +216,12 @@ def test_cli_int8_options_fail_in_one_line(ckpt, tmp_path, argv, match):
 
 
 def test_calibration_sources(tmp_path):
-    import cv2
-
     assert parse_calib("synthetic") == CalibSource("synthetic")
     videos = tmp_path / "videos"
     videos.mkdir()
     with pytest.raises(ExportError, match="no video files"):
         parse_calib(str(videos))
-    writer = cv2.VideoWriter(str(videos / "a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 40))
-    for i in range(12):
-        writer.write(np.full((40, 48, 3), i * 20, np.uint8))
-    writer.release()
+    write_video(videos / "a.avi", (np.full((40, 48, 3), i * 20, np.uint8) for i in range(12)), fps=10, fourcc="MJPG")
     src = parse_calib(str(videos))
     from ffn_edge.export.calib import calibration_clips
 
@@ -246,10 +241,11 @@ def test_causal_checkpoints_are_refused_before_any_work(tmp_path):
         export_bundle(tmp_path / "c.safetensors", FRAMES, tmp_path / "c.ffn", int8=Int8Options())
 
 
-def test_folded_layout_stores_int8_copies_whose_bytes_equal_the_shared_weight_once(ckpt, per_subnet):
+@pytest.mark.slow
+def test_folded_layout_stores_int8_copies_whose_bytes_equal_the_shared_weight_once(ckpt, per_subnet, tmp_path):
     """Folding a positive per-channel norm scale into a weight does not change its per-channel symmetric
     INT8 bytes (the factor cancels), so the per-sub-network copies mostly dedupe to one range."""
-    folded = _export(ckpt, ckpt.parent / "folded.ffn", verify=False, layout="folded")
+    folded = _export(ckpt, tmp_path / "folded.ffn", verify=False, layout="folded")
     q = load_manifest(folded).extra["quantization"]
     names = {n for g in ("f4.onnx", "f8.onnx") for n in _int8_weights(folded, g)}
     assert any(".conv_copy" in n for n in names)  # every norm went into a per-sub-network copy

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "int8.py"
 
 
+@pytest.mark.slow
 def test_quick_run_prints_every_variant_and_the_three_goals(tmp_path):
     out = tmp_path / "int8.json"
     r = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json", str(out)], capture_output=True, text=True,

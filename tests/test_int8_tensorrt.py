@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import trt_fakes
+from builders import INT8_CLASSES, INT8_FRAMES, INT8_SIZE
 from ffn_edge.export import export_bundle
 from ffn_edge.export import tensorrt as export_trt
 from ffn_edge.export.errors import ExportError
@@ -23,30 +23,21 @@ from ffn_edge.runtime.backends.select import open_backend
 from ffn_edge.runtime.backends.tensorrt import TensorRTBackend
 
 from ffn_edge.bundle.manifest import load_manifest
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import ConfigError
-from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
-FRAMES = (4, 8)
-CLASSES = ["wave", "clap", "jump", "sit", "run"]
-
-
-def _bundle(root: Path, activations: str) -> Path:
-    torch.manual_seed(0)
-    cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
-    model = create_model(cfg).eval()
-    perturb_like_trained(model)
-    save_checkpoint(root / "m.safetensors", model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))
-    opts = Int8Options(calib_clips=2, config=QuantConfig(activations=activations), min_agreement=0.0)
-    return Path(export_bundle(root / "m.safetensors", FRAMES, root / f"{activations}.ffn", verify=False, int8=opts))
+CLASSES = INT8_CLASSES
 
 
 @pytest.fixture(scope="module")
-def s8(tmp_path_factory) -> Path:
-    return _bundle(tmp_path_factory.mktemp("s8"), "s8")
+def s8(int8_ckpt, tmp_path_factory) -> Path:
+    """The session's INT8 checkpoint with s8 activations, the kind TensorRT builds."""
+    opts = Int8Options(calib_clips=2, config=QuantConfig(activations="s8"), min_agreement=0.0)
+    return Path(export_bundle(int8_ckpt, INT8_FRAMES, tmp_path_factory.mktemp("s8") / "s8.ffn", verify=False,
+                              int8=opts))
 
 
 @pytest.mark.parametrize("major", trt_fakes.MAJORS)
+@pytest.mark.slow
 def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_the_int8_flag_where_it_exists(s8, tmp_path,
                                                                                                monkeypatch, major):
     bundle = tmp_path / "b.ffn"
@@ -61,7 +52,7 @@ def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_the_int8_flag_whe
     m = load_manifest(bundle, verify=True)
     backend = TensorRTBackend(bundle, m)
     assert backend.name == "tensorrt[int8]"
-    clip = np.random.default_rng(0).standard_normal((2, 8, 3, 64, 64)).astype(np.float32)
+    clip = np.random.default_rng(0).standard_normal((2, 8, 3, INT8_SIZE, INT8_SIZE)).astype(np.float32)
     np.testing.assert_allclose(backend.run(8, clip), clip.reshape(2, -1).mean(1)[:, None] + np.arange(5), rtol=1e-5,
                                atol=1e-6)
     assert all(c._engine._refitted_from is None for c in trt.contexts)  # not stripped: nothing to refit
@@ -70,8 +61,9 @@ def test_int8_engines_come_from_the_qdq_graphs_unstripped_with_the_int8_flag_whe
         export_trt.build_engines(bundle, fp16=True, rebuild=True)
 
 
-def test_uint8_activation_bundles_are_refused_by_both_tensorrt_paths(tmp_path, monkeypatch):
-    u8 = _bundle(tmp_path, "u8")
+def test_uint8_activation_bundles_are_refused_by_both_tensorrt_paths(int8_bundle, private_copy, monkeypatch):
+    u8 = private_copy(int8_bundle)  # the session's INT8 bundle has ONNX Runtime's default, u8 activations
+    assert load_manifest(u8).extra["quantization"]["activations"] == "u8"
     trt_fakes.install(monkeypatch, "10", trt_fakes.FakeCudart(), len(CLASSES))
     with pytest.raises(ExportError, match="--int8-activations s8"):
         export_trt.build_engines(u8)

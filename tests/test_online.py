@@ -1,4 +1,4 @@
-"""Online mode (issue 12, item 3): rt.online_stream and ffn-run --online on a causal bundle.
+"""Online mode: rt.online_stream and ffn-run --online on a causal bundle.
 
 One tiny causal bundle (TSM-ResNet-18 x0.125, 32 px, sub-networks at 2 and 4 frames, perturbed so they
 differ) and a 3 s, 30 fps synthetic video. Labels are checked against a reference built from
@@ -17,46 +17,22 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ffn_edge.export import export_bundle
+from builders import CAUSAL_FRAMES, FPS
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.app.cli import run
 from ffn_edge.runtime.control.scheduler import Decision, Scheduler
 from ffn_edge.runtime.streaming.online_labels import OnlineLabels
 
 from ffn_edge.bundle.manifest import MANIFEST_NAME
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError, ConfigError
-from ffn_edge.data.synthetic import render_clip
-from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 torch.set_num_threads(1)
-COUNTS = (2, 4)
-FPS = 30.0
-SIZE = 32
+COUNTS = CAUSAL_FRAMES
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("online")
-    cfg = ModelConfig("tsm_resnet18", 3, frame_counts=COUNTS, width_mult=0.125, shift="causal")
-    model = create_model(cfg).eval()
-    perturb_like_trained(model, weight_std=0.05, var_spread=1.5)
-    save_checkpoint(d / "c.safetensors", model, CheckpointMeta(cfg, ["a", "b", "c"], input_size=SIZE,
-                                                               resize_shorter=SIZE))
-    return Path(export_bundle(d / "c.safetensors", COUNTS, d / "c.ffn", verify=False))
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    """3 s at 30 fps: three synthetic clips of 30 frames (64 x 64)."""
-    path = tmp_path_factory.mktemp("vid") / "clips.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (64, 64))
-    assert writer.isOpened()
-    for label in range(3):
-        for frame in render_clip(label, np.random.default_rng(label), 30, 64):
-            writer.write(frame)
-    writer.release()
-    return path
+def bundle(causal_bundle) -> Path:
+    return causal_bundle
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""ffn-train --recipe paper (issue 16): each difference from the project's recipe is applied, user flags
+"""ffn-train --recipe paper: each difference from the project's recipe is applied, user flags
 still win, and the ce_td loss / λ ramp are what they say. Tiny model on a tiny set: a few seconds."""
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ import torch.nn.functional as F
 
 from ffn_edge import train as train_mod
 from ffn_edge.checkpoint import load_checkpoint, read_meta
-from ffn_edge.data import SyntheticSet, make_synthetic
+from ffn_edge.data import SyntheticSet
 from ffn_edge.layers import WeightAlteration
 from ffn_edge.losses import distill_kl, ffn_loss
 from ffn_edge.recipes import RECIPES
 from ffn_edge.train import TrainConfig, build_models, lam_at, lr_at, resolve, train
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
-    return make_synthetic(tmp_path_factory.mktemp("synthetic"), num_classes=3, train_per_class=2, val_per_class=1,
-                          frames=16, size=32, seed=0)
 
 
 def tiny(synth: SyntheticSet, out: Path, **kw) -> TrainConfig:
@@ -77,6 +71,7 @@ def test_step_schedule_drops_at_40_and_80_percent_without_warmup() -> None:
     assert 1e-3 < lr_at(20 * spe, total, spe, project) < 0.01
 
 
+@pytest.mark.slow
 def test_paper_recipe_optimizer_groups_get_the_classifier_multipliers(synth: SyntheticSet, tmp_path: Path) -> None:
     train(tiny(synth, tmp_path / "p", recipe="paper", lr=0.02, batch_size=2, max_batches=1))
     _, meta, _ = load_checkpoint(tmp_path / "p" / "last.safetensors", with_extra=True)
@@ -90,6 +85,7 @@ def test_paper_recipe_optimizer_groups_get_the_classifier_multipliers(synth: Syn
 
 
 @pytest.mark.parametrize(("recipe", "best_epoch"), [("paper", 2), ("project", 1)])
+@pytest.mark.slow
 def test_best_checkpoint_metric(synth: SyntheticSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 recipe: str, best_epoch: int) -> None:
     """Epoch 1 wins on the mean over 4/8/16, epoch 2 on 16-frame accuracy (scripted validation)."""

@@ -47,6 +47,7 @@ def _threads():
     torch.set_num_threads(before)  # reproduce.main sets the thread count
 
 
+@pytest.mark.slow
 def test_tiny_reproduction_writes_report_and_plots(tmp_path: Path) -> None:
     reproduce = load_reproduce()
     out = tmp_path / "repro"
@@ -79,6 +80,7 @@ def test_tiny_reproduction_writes_report_and_plots(tmp_path: Path) -> None:
     assert "Table 1 analog" not in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_only_lists_missing_runs(tmp_path: Path) -> None:
     reproduce = load_reproduce()
     out = tmp_path / "repro"

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ffn_edge.export import export_bundle
+from builders import TINY_CLASSES, TINY_FRAMES
 from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.backends.select import open_backend
 from ffn_edge.runtime.backends.sharing import external_tensors
@@ -25,52 +25,28 @@ from ffn_edge.runtime.backends.tensorrt import pick_engine_set
 from ffn_edge.runtime.media.sources import FrameSource
 
 from ffn_edge.bundle.manifest import load_manifest
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
-from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMES = (4, 8)
-CLASSES = ["wave", "clap", "jump", "sit", "run"]
+FRAMES = TINY_FRAMES
+CLASSES = TINY_CLASSES
 FPS = 30.0
 SUBPROCESS_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def model_and_bundle(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
-    torch.manual_seed(0)
-    cfg = ModelConfig("tsm_mobilenetv2", len(CLASSES), frame_counts=FRAMES, width_mult=0.35)
-    model = create_model(cfg).eval()
-    perturb_like_trained(model)
-    d = tmp_path_factory.mktemp("rt")
-    ckpt = d / "model.safetensors"
-    save_checkpoint(ckpt, model, CheckpointMeta(cfg, CLASSES, input_size=64, resize_shorter=72))
-    bundle = export_bundle(ckpt, FRAMES, d / "model.ffn", verify=False)  # the exporter's tests verify
-    return model, Path(bundle)
+def model_and_bundle(tiny_model, tiny_bundle) -> tuple[torch.nn.Module, Path]:
+    return tiny_model, tiny_bundle
 
 
 @pytest.fixture(scope="module")
-def bundle(model_and_bundle) -> Path:
-    return model_and_bundle[1]
+def bundle(tiny_bundle) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
 def rt(bundle) -> FFNRuntime:
     with FFNRuntime.open(bundle, backend="auto", threads=2) as runtime:
         yield runtime
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    """3 s of 30 fps 96x128 video: a moving disc on a changing background."""
-    path = tmp_path_factory.mktemp("vid") / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (128, 96))
-    assert writer.isOpened()
-    for i in range(90):
-        frame = np.full((96, 128, 3), (i * 3) % 255, np.uint8)
-        cv2.circle(frame, (10 + i, 48), 12, (0, 0, 255), -1)
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def _frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -392,7 +368,7 @@ def test_auto_prefers_a_gpu_backend_when_present(bundle):
         assert "CPUExecutionProvider" not in runtime.backend_name
 
 
-# -- session / stream split (issue 11) ------------------------------------------------------------
+# -- session / stream split -----------------------------------------------------------------------
 
 
 class _CountingCapture:
@@ -492,7 +468,7 @@ def test_predict_latency_is_the_run_alone_and_threads_follow_cpu_affinity(bundle
     assert ffn_runtime.default_threads() == 1
 
 
-# -- issue 14 wiring: the input contract and option checks reach the public API ---------------------
+# -- the input contract and option checks reach the public API ---------------------------------
 
 
 @pytest.mark.parametrize("case, frames", [

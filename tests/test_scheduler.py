@@ -180,7 +180,7 @@ def test_steady_noisy_load_holds_a_count_and_uses_the_headroom() -> None:
     within = np.mean([measured <= BUDGET_MS for _, measured in steady])
     assert within >= 0.98
     # The p99 of 1.5 (5 + 2n) with 5 % noise fits 40 ms up to n = 9 (9.1): it is held there, not lower
-    # (the controller before issue 11 averaged 8.50 on this trace, its doubled margin holding it at 8).
+    # (an earlier controller averaged 8.50 on this trace, its doubled margin holding it at 8).
     assert np.mean(counts) >= 8.75
 
 

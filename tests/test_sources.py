@@ -8,6 +8,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
+from builders import write_video
 from ffn_edge.runtime.media import sources
 from ffn_edge.runtime.media.sources import CaptureThread, FrameBuffer, FrameSource, SourceEvent, parse_source
 
@@ -40,13 +41,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 @pytest.fixture
 def video(tmp_path) -> str:
-    path = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
-    assert writer.isOpened()
-    for i in range(NUM_FRAMES):
-        writer.write(uniform(i))
-    writer.release()
-    return str(path)
+    return str(write_video(tmp_path / "clip.mp4", (uniform(i) for i in range(NUM_FRAMES)), FPS))
 
 
 class FakeCapture:

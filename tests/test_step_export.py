@@ -49,6 +49,7 @@ def _sess(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.slow
 def test_every_subnet_steps_to_the_clip_graph(causal) -> None:
     """n frames one by one from zero buffers, per-frame logits averaged == the causal clip graph (ORT both)."""
     model, bundle = causal
@@ -72,6 +73,7 @@ def test_every_subnet_steps_to_the_clip_graph(causal) -> None:
     assert np.abs(wrong - right).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_step_graph_is_causal_and_batches(causal) -> None:
     """Frame t's logits do not depend on later frames; a batch of two streams steps like each alone."""
     model, bundle = causal
@@ -91,6 +93,7 @@ def test_step_graph_is_causal_and_batches(causal) -> None:
     np.testing.assert_allclose(out[0][1], alone[2], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
     """Step graphs hold no tensor of their own: weights and per-sub-network constants are stored once."""
     model, bundle = causal
@@ -127,6 +130,7 @@ def test_step_graphs_share_the_weight_file(causal, tmp_path) -> None:
     assert moved and grown <= sum(n for _, n in moved) + 4096 * len(moved)  # once each, plus alignment
 
 
+@pytest.mark.slow
 def test_manifest_step_entries_are_checked(causal, tmp_path) -> None:
     _, bundle = causal
 
@@ -176,6 +180,7 @@ def test_bidirectional_model_has_no_step_graph() -> None:
         StepGraph(model, 0)
 
 
+@pytest.mark.slow
 def test_session_step_graphs_reproduce_the_clip_graph(causal) -> None:
     """FFNRuntime.step_graphs() (torch-free): explicit buffers per sub-network, parity with the clip graphs."""
     from ffn_edge.runtime import FFNRuntime
@@ -210,6 +215,7 @@ def test_session_step_graphs_reproduce_the_clip_graph(causal) -> None:
             steps.zero_state(3)
 
 
+@pytest.mark.slow
 def test_session_step_graphs_refuse_a_bidirectional_bundle(tmp_path) -> None:
     from ffn_edge.runtime import FFNRuntime
 
@@ -221,6 +227,7 @@ def test_session_step_graphs_refuse_a_bidirectional_bundle(tmp_path) -> None:
         rt.step_graphs()
 
 
+@pytest.mark.slow
 def test_session_step_graphs_run_where_torch_cannot_be_imported(causal) -> None:
     import subprocess
     import sys

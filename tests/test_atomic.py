@@ -1,4 +1,4 @@
-"""Issue 14, item 1: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
+"""core.atomic: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
 (and only ours, and only old ones) are cleaned on the next run."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_kill_9_during_repeated_replacement_always_leaves_a_complete_bundle(tmp_
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_hardening_atomic import bundle_dir
+        from test_atomic import bundle_dir
         from ffn_edge.core.atomic import replace_dir, temp_dir_for
         out = Path({str(tmp_path / "m.ffn")!r})
         i = 0

@@ -1,5 +1,5 @@
-"""Issue 14, bundle side: every bad manifest / bundle file -> one BundleError line at open (no traceback, no hang,
-no file outside the bundle read, no external data that is not listed and hashed)."""
+"""Opening a bundle (bundle.manifest, onnx_refs): every bad manifest / bundle file -> one BundleError line at
+open (no traceback, no hang, no file outside the bundle read, no external data that is not listed and hashed)."""
 
 from __future__ import annotations
 
@@ -13,33 +13,25 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from builders import TINY_CLASSES
 from ffn_edge.export.bundle import export_bundle
 from ffn_edge.runtime import FFNRuntime
 
 from ffn_edge.bundle.manifest import file_entry, load_manifest
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError
-from ffn_edge.models import ModelConfig, create_model
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(checkpoint, bundle) of a tiny 3-class model with graphs for 2 and 4 frames."""
-    tmp = tmp_path_factory.mktemp("bundle")
-    cfg = ModelConfig("tsm_resnet18", 3, frame_counts=(2, 4), width_mult=0.0625)
-    ckpt = tmp / "m.safetensors"
-    save_checkpoint(ckpt, create_model(cfg).eval(), CheckpointMeta(cfg, ["a", "b", "c"], input_size=32,
-                                                                   resize_shorter=36))
-    return ckpt, export_bundle(ckpt, (2, 4), tmp / "m.ffn", n_verify=1)
+def made(tiny_ckpt, tiny_bundle) -> tuple[Path, Path]:
+    """(checkpoint, bundle): the session's tiny 5-class model with graphs f4.onnx and f8.onnx."""
+    return tiny_ckpt, tiny_bundle
 
 
 @pytest.fixture
-def copy(made, tmp_path) -> Path:
-    out = tmp_path / "b.ffn"
-    shutil.copytree(made[1], out)
-    return out
+def copy(made, private_copy) -> Path:
+    return private_copy(made[1], "b.ffn")
 
 
 def edit(bundle: Path, change) -> None:
@@ -54,7 +46,7 @@ def g0(m: dict, **kw) -> None:
 
 # (case, manifest mutation, expected text)
 MANIFEST_CASES = [
-    ("class_names short", lambda m: m.update(class_names=["a", "b"]), "2 class names for 3 classes"),
+    ("class_names short", lambda m: m.update(class_names=["a", "b"]), "2 class names for 5 classes"),
     ("class_names not list", lambda m: m.update(class_names="abc"), "class_names must be a list"),
     ("std zero", lambda m: m["input"].update(std=[0.2, 0, 0.2]), "std[1] must be in"),
     ("std NaN", lambda m: m["input"].update(std=[0.2, float("nan"), 0.2]), "std[1] must be finite"),
@@ -80,13 +72,13 @@ MANIFEST_CASES = [
     ("files {}", lambda m: m.update(files={}), "files must list"),
     ("file size str", lambda m: m["files"]["weights.bin"].update(size="12"), "size must be an integer"),
     ("file sha256 short", lambda m: m["files"]["weights.bin"].update(sha256="abc"), "64 lowercase hex"),
-    ("graph file unlisted", lambda m: m["files"].pop("f2.onnx"), "f2.onnx is used but has no size/sha256"),
+    ("graph file unlisted", lambda m: m["files"].pop("f4.onnx"), "f4.onnx is used but has no size/sha256"),
     ("absolute path", lambda m: g0(m, file="/etc/passwd"), "not a relative path"),
     ("path leaves bundle", lambda m: g0(m, file="../m.safetensors"), "leaves the bundle"),
     ("opset '18'", lambda m: m.update(opset="18"), "opset must be an integer"),
     ("num_classes 1e12", lambda m: m["model_config"].update(num_classes=10**12), "num_classes must be in"),
     ("width_mult -1", lambda m: m["model_config"].update(width_mult=-1), "width_mult must be in"),
-    ("arch mismatch", lambda m: m.update(arch="tsm_mobilenetv2"), "differs from model_config.arch"),
+    ("arch mismatch", lambda m: m.update(arch="tsm_resnet18"), "differs from model_config.arch"),
     ("subnet counts mismatch", lambda m: m.update(subnet_frame_counts=[2, 8]), "differ from model_config"),
     ("format version 2", lambda m: (m.update(format_version=2), m["extra"]["exporter"].update(ffn_edge="9.4.1")),
      "upgrade ffn-edge to >= 9.4.1"),
@@ -135,20 +127,20 @@ def _symlinked_manifest(b: Path) -> None:
 
 
 def _symlinked_graph(b: Path) -> None:
-    shutil.move(b / "f2.onnx", b.parent / "f2.onnx")
-    (b / "f2.onnx").symlink_to(b.parent / "f2.onnx")
+    shutil.move(b / "f4.onnx", b.parent / "f4.onnx")
+    (b / "f4.onnx").symlink_to(b.parent / "f4.onnx")
 
 
 def _unlisted_external_data(b: Path) -> None:
-    """f2.onnx reads its weights from extra.bin (a copy of weights.bin); its manifest entry is re-hashed."""
+    """f4.onnx reads its weights from extra.bin (a copy of weights.bin); its manifest entry is re-hashed."""
     shutil.copy(b / "weights.bin", b / "extra.bin")
-    proto = onnx.load(str(b / "f2.onnx"), load_external_data=False)
+    proto = onnx.load(str(b / "f4.onnx"), load_external_data=False)
     for t in proto.graph.initializer:
         for e in t.external_data:
             if e.key == "location":
                 e.value = "extra.bin"
-    onnx.save_model(proto, str(b / "f2.onnx"))
-    edit(b, lambda m: m["files"].update({"f2.onnx": file_entry(b / "f2.onnx")}))
+    onnx.save_model(proto, str(b / "f4.onnx"))
+    edit(b, lambda m: m["files"].update({"f4.onnx": file_entry(b / "f4.onnx")}))
 
 
 def _deep(b: Path) -> None:
@@ -171,12 +163,12 @@ FILE_CASES = [
     ("manifest binary", lambda b: (b / "manifest.json").write_bytes(b"\xff\xfe\x00"), "not valid JSON"),
     ("manifest missing", lambda b: (b / "manifest.json").unlink(), "no manifest.json"),
     ("graph symlink", _symlinked_graph, "symlink"),
-    ("graph is a directory", lambda b: ((b / "f2.onnx").unlink(), (b / "f2.onnx").mkdir()), "not a regular file"),
+    ("graph is a directory", lambda b: ((b / "f4.onnx").unlink(), (b / "f4.onnx").mkdir()), "not a regular file"),
     ("weights missing", lambda b: (b / "weights.bin").unlink(), "listed in the manifest but missing"),
     ("weights tampered", lambda b: (b / "weights.bin").write_bytes(b"x" * 10), "does not match the manifest"),
     ("external data not listed", _unlisted_external_data, "reads external data 'extra.bin'"),
-    ("graph not ONNX", lambda b: ((b / "f2.onnx").write_bytes(b"\x0f" * 64),
-                                  edit(b, lambda m: m["files"].update({"f2.onnx": file_entry(b / "f2.onnx")}))),
+    ("graph not ONNX", lambda b: ((b / "f4.onnx").write_bytes(b"\x0f" * 64),
+                                  edit(b, lambda m: m["files"].update({"f4.onnx": file_entry(b / "f4.onnx")}))),
      "not a readable ONNX graph"),
 ]
 
@@ -200,15 +192,16 @@ def test_missing_bundle_directory(tmp_path):
 
 def test_bundle_directory_may_be_a_symlink(made, tmp_path):
     (tmp_path / "link.ffn").symlink_to(made[1])
-    assert load_manifest(tmp_path / "link.ffn").class_names == ("a", "b", "c")
+    assert load_manifest(tmp_path / "link.ffn").class_names == tuple(TINY_CLASSES)
 
 
 def test_good_bundle_still_predicts(made):
     with FFNRuntime.open(made[1], threads=1) as rt:
         p = rt.predict([np.zeros((40, 48, 3), np.uint8)] * 4)
-    assert p.label in ("a", "b", "c") and np.isfinite(p.score)
+    assert p.label in TINY_CLASSES and np.isfinite(p.score)
 
 
+@pytest.mark.slow
 def test_crash_during_forced_export_keeps_the_old_bundle(made, tmp_path, monkeypatch):
     ckpt, bundle = made
     out = tmp_path / "b.ffn"

@@ -1,5 +1,5 @@
-"""Issue 14, ffn-export side: every bad option or checkpoint -> one line (FFNError; on the command line: one
-stderr line, exit code 2), before anything is allocated; nothing is written at --out."""
+"""ffn-export's command line (export.cli): every bad option or checkpoint -> one line (FFNError; on the command
+line: one stderr line, exit code 2), before anything is allocated; nothing is written at --out."""
 
 from __future__ import annotations
 
@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 from ffn_edge.export.cli import run
 
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import FFNError
-from ffn_edge.models import ModelConfig, create_model
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = ModelConfig("tsm_resnet18", 3, frame_counts=(2, 4), width_mult=0.0625)
-    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
-    save_checkpoint(path, create_model(cfg).eval(), CheckpointMeta(cfg, ["a", "b", "c"], input_size=32,
-                                                                   resize_shorter=36))
-    return path
+def ckpt(tiny_ckpt) -> Path:
+    return tiny_ckpt
 
 
 def _fifo(tmp: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Issue 14, items 2/6/7: the predict input contract (runtime.inputs), stream/CLI option checks, frame limits in
+"""runtime.media.inputs: the predict input contract, stream/CLI option checks, frame limits in
 preprocessing (checked before any pixel is resized), output and video path checks."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import write_video
 from ffn_edge.runtime.media.inputs import (
     check_clip,
     check_finite,
@@ -212,13 +213,8 @@ def test_third_party_log_lines_are_silenced_unless_verbose(tmp_path):
     import subprocess
     import sys
 
-    import cv2
-
     rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
-    for _ in range(30):
-        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
-    writer.release()
+    write_video(tmp_path / "v.mp4", (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(30)), fps=10)
     data = bytearray((tmp_path / "v.mp4").read_bytes())
     for i in range(len(data) // 3, 2 * len(data) // 3, 7):
         data[i] ^= 0x55
