@@ -73,7 +73,7 @@ def test_uint8_activation_bundles_are_refused_by_both_tensorrt_paths(int8_bundle
 
 @pytest.mark.parametrize("int8", [True, False])
 def test_ort_tensorrt_ep_runs_int8_bundles_with_its_int8_option(s8, tmp_path, monkeypatch, int8):
-    from ffn_edge.runtime.backends import ort as backends
+    from ffn_edge.runtime.backends import select as backends
 
     bundle = tmp_path / "b.ffn"
     shutil.copytree(s8, bundle)
@@ -82,7 +82,7 @@ def test_ort_tensorrt_ep_runs_int8_bundles_with_its_int8_option(s8, tmp_path, mo
         import dataclasses
 
         m = dataclasses.replace(m, extra={k: v for k, v in m.extra.items() if k not in ("quantization", "precision")})
-        assert backends.quant_spec(m) is None
+        assert m.quantization is None
     seen = {}
     ort = type("FakeOrt", (), {"get_available_providers": staticmethod(lambda: [backends.TRT_EP, backends.CPU_EP])})
     monkeypatch.setattr(backends, "import_onnxruntime", lambda: ort)

@@ -224,6 +224,6 @@ def test_checkpoint_given_as_bundle_says_run_ffn_export(made):
     assert "not found" not in msg
 
 
-@pytest.mark.parametrize("inside", ["manifest.json", "f2.onnx"])
+@pytest.mark.parametrize("inside", ["manifest.json", "f4.onnx"])
 def test_file_inside_a_bundle_given_as_bundle_names_the_directory(copy, inside):
     refused(copy / inside, f"pass the bundle directory ({copy})")
