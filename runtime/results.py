@@ -147,3 +147,32 @@ class OnlineResult:
             "stamp": round(self.stamp, 4), "capture_to_label_ms": r3(self.capture_to_label_ms),
             "reasons": list(self.reasons), "predicted_ms": r3(self.predicted_ms), "events": list(self.events),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiResult:
+    """One stream's share of a multi-stream round: its result, tagged with its source and the round.
+
+    ``result`` is None when the stream had no frames this round (a lost camera, one not started yet,
+    or a file that ended: ``events`` says which). The budget limits the round's latency, the sum of
+    its runs (``round_latency_ms``), not each stream's.
+    """
+
+    source: str  # the stream's source (its name: also the key for set_weight / remove)
+    round: int  # 0, 1, 2, ... (one decision round per stride for every stream)
+    result: StreamResult | None
+    events: tuple[str, ...]  # source events since the stream's previous result
+    batch: int  # streams in the run that served this one (1 without batching)
+    weight: float
+    round_latency_ms: float  # the round's runs, all streams together
+    round_predicted_ms: float | None  # the allocator's prediction for the round (None: warm-up, fixed, max)
+    round_within_budget: bool | None  # round_latency_ms <= budget (None without a budget)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "round": self.round, "batch": self.batch, "weight": self.weight,
+            "round_latency_ms": round(self.round_latency_ms, 3),
+            "round_predicted_ms": None if self.round_predicted_ms is None else round(self.round_predicted_ms, 3),
+            "round_within_budget": self.round_within_budget, "events": list(self.events),
+            "result": None if self.result is None else self.result.to_json(),
+        }

@@ -44,6 +44,8 @@ from .control.policy import FrameCountPolicy, SchedulerLike
 from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options
 from .media.sources import FrameSource, Opener, SourceEvent
 from .results import Prediction, RunResult
+from .streaming.multi import MultiStream
+from .streaming.multi_session import open_multi_stream
 from .streaming.online_stream import OnlineStream, open_online_stream
 from .streaming.options import OnlineOptions, StreamOptions
 from .streaming.stream import Stream
@@ -255,3 +257,19 @@ class FFNRuntime:
         """
         opts = OnlineOptions.build(options, **shortcuts)
         return open_online_stream(self, source, opts, scheduler, signals, opener=opener, on_event=on_event)
+
+    def streams(self, sources: Sequence[str | FrameSource], options: StreamOptions | None = None, *,
+                weights: Sequence[float] | None = None, min_accuracy: float | None = None, batching: bool = True,
+                signals: Callable[[float], Any] | None = None, opener: Opener | None = None,
+                on_event: Callable[[SourceEvent], None] | None = None, **shortcuts: Any) -> MultiStream:
+        """A ``MultiStream``: several sources on this session, one round per stride, one budget for the round.
+
+        ``options`` and keyword shortcuts as for ``stream`` (``budget_ms`` limits each ROUND's latency,
+        all streams together); ``weights`` (one per source, default 1) weigh each stream's predicted
+        accuracy in the joint allocation; ``min_accuracy=A``: per stream, the least count whose
+        predicted accuracy is >= A x the best count's. ``batching=False`` runs every stream alone.
+        """
+        opts = StreamOptions.build(options, **shortcuts)
+        dynamic = any(g.dynamic_frames for g in self._graphs.values())
+        return open_multi_stream(self, list(sources), opts, weights, min_accuracy, batching,
+                                 None if dynamic else self.frame_counts, (signals, opener, on_event))

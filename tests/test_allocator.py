@@ -186,7 +186,7 @@ def test_accuracy_curve_default_is_monotone_and_points_interpolate() -> None:
     assert curve(6) == pytest.approx(65.0) and curve(12) == pytest.approx(75.0)
     assert curve(2) < 60.0 and curve(20) > 80.0
     with pytest.raises(SchedulerError):
-        AccuracyCurve(16, {4: 0.0})
+        AccuracyCurve(16, {4: -1.0})
 
 
 def test_add_remove_set_weight_and_bad_weights() -> None:

@@ -34,8 +34,8 @@ class AccuracyCurve:
         self.points = dict(sorted((points or {}).items()))
         for n, top1 in self.points.items():
             check_frames("accuracy curve frame count", n)
-            if isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0.0 < top1 <= 100.0:
-                raise SchedulerError(f"accuracy curve: top-1 at {n} frames must be in (0, 100], got {top1!r}")
+            if isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0.0 <= top1 <= 100.0:
+                raise SchedulerError(f"accuracy curve: top-1 at {n} frames must be in [0, 100], got {top1!r}")
         self._ns = list(self.points)
 
     @property

@@ -305,6 +305,11 @@ class JointAllocator:
                 self._probing = above[0]
                 return
 
+    def uniform_round(self, n: int, reasons: list[str]) -> RoundDecision:
+        """Every stream at n (a fixed count, or the largest without budgets); no state changes."""
+        d = {k: Decision(n, self.subnet_for(n), None, self.budget_ms, reasons, True) for k in self.streams}
+        return self._round(d, None, True)
+
     def _round(self, decisions: dict[Hashable, Decision], predicted: float | None, feasible: bool) -> RoundDecision:
         by_n: dict[int, list[Hashable]] = {}
         for k, d in decisions.items():
