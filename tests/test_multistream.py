@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -10,13 +11,21 @@ import cv2
 import numpy as np
 import pytest
 from ffn_edge.export import export_bundle
+from ffn_edge.export.cli import read_accuracy
 from ffn_edge.runtime import ConfigError, FFNRuntime, StreamOptions
+from ffn_edge.runtime.app import cli
 from ffn_edge.runtime.media.sources import FrameSource
 from ffn_edge.runtime.results import MultiResult
 from ffn_edge.runtime.streaming.multi_checks import check_sources
+from ffn_edge.runtime.streaming.multi_session import accuracy_curve
 
+from ffn_edge.bundle.accuracy import accuracy_from_json
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
+from ffn_edge.core.errors import BundleError
 from ffn_edge.core.validate import MAX_STREAMS
+
+EVAL = {"frames": [1, 2, 3, 4], "top1": [40.0, 55.0, 58.0, 60.0], "top5": [90.0, 95.0, 96.0, 97.0],
+        "num_videos": 120, "served_by": [[[0, 2]], [[0, 2]], [[0, 4]], [[0, 4]]]}  # what ffn-eval --json prints
 from ffn_edge.models import ModelConfig, create_model
 
 
@@ -27,7 +36,9 @@ def bundle(tmp_path_factory) -> tuple[Path, list[Path]]:
     cfg = ModelConfig("tsm_resnet18", 3, frame_counts=(2, 4), width_mult=0.125)
     save_checkpoint(d / "m.safetensors", create_model(cfg).eval(),
                     CheckpointMeta(cfg, ["a", "b", "c"], input_size=32, resize_shorter=32))
-    out = Path(export_bundle(d / "m.safetensors", (2, 4), d / "m.ffn", verify=False))
+    (d / "eval.json").write_text(json.dumps(EVAL))
+    out = Path(export_bundle(d / "m.safetensors", (2, 4), d / "m.ffn", verify=False,
+                             accuracy=read_accuracy(d / "eval.json")))
     videos = []
     for v in range(3):
         path = d / f"v{v}.mp4"
@@ -221,3 +232,71 @@ def test_a_camera_stuck_in_its_driver_does_not_stall_the_rounds(rt) -> None:
     cam1 = [r for r in results if r.source == "cam1"]
     assert len(cam1) == 10 and all(r.result is not None for r in cam1[1:])
     assert any(r.result is None for r in results if r.source == "cam0")
+
+
+# -- the accuracy curve in the bundle --------------------------------------------------------------
+def test_export_records_the_eval_accuracy_and_the_allocator_uses_it(rt) -> None:
+    acc = rt.manifest.accuracy
+    assert acc is not None and acc.top1 == {1: 40.0, 2: 55.0, 3: 58.0, 4: 60.0} and acc.num_videos == 120
+    assert acc.source == "eval.json" and acc.top5 is not None
+    curve = accuracy_curve(rt)
+    assert curve.measured and curve(3) == 58.0
+    # 0.95 x 60 = 57: 3 frames (58) is the least count that reaches it
+    assert curve.least_reaching(0.95, (2, 3, 4)) == 3
+
+
+@pytest.mark.parametrize(("doc", "text"), [
+    ({"frames": [4, 8], "top1": [50.0]}, "top1 must be a list of 2"),
+    ({"frames": [4, 4], "top1": [50.0, 60.0], "num_videos": 3}, "frames repeat"),
+    ({"frames": [4], "top1": [150.0], "num_videos": 3}, "percentages in"),
+    ({"frames": [4], "top1": [50.0]}, "lacks 'num_videos'"),
+    ([1, 2], "expected an object"),
+])
+def test_a_bad_accuracy_section_is_one_line(doc, text) -> None:
+    with pytest.raises(BundleError, match=text) as e:
+        accuracy_from_json(doc, "x")
+    assert "\n" not in str(e.value)
+
+
+def test_ffn_export_accuracy_refuses_a_file_that_is_not_eval_json(tmp_path) -> None:
+    bad = tmp_path / "eval.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="eval.json"):
+        read_accuracy(bad)
+    bad.write_text(json.dumps({"frames": [4]}))
+    with pytest.raises(ConfigError, match="top1"):
+        read_accuracy(bad)
+    with pytest.raises(ConfigError):
+        read_accuracy(tmp_path / "missing.json")
+
+
+# -- ffn-run with several --video -------------------------------------------------------------------
+def test_ffn_run_several_videos_prints_one_json_per_stream_and_round(bundle, capsys) -> None:
+    a, b = (str(v) for v in bundle[1][:2])
+    argv = ["--bundle", str(bundle[0]), "--video", a, "--video", b, "--frames", "2", "--stride-ms", "250",
+            "--window-s", "0.5", "--max-decisions", "2", "--json", "--weight", "1", "--weight", "2"]
+    assert cli.run(argv) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["round"], d["source"]) for d in lines] == [(0, a), (0, b), (1, a), (1, b)]
+    assert all(d["batch"] == 2 and d["result"]["frames"] == 2 for d in lines)
+    assert [d["weight"] for d in lines[:2]] == [1.0, 2.0]
+    assert f"stream {a}" in err and f"stream {b}" in err
+
+
+@pytest.mark.parametrize(("extra", "text"), [
+    (["--video", "V0"], "given twice"),
+    (["--video", "V1", "--online"], "--online serves one --video"),
+    (["--video", "V1", "--weight", "1"], "one per source"),
+])
+def test_ffn_run_several_videos_bad_input_is_one_line(bundle, extra, text) -> None:
+    a, b = (str(v) for v in bundle[1][:2])
+    extra = [a if x == "V0" else b if x == "V1" else x for x in extra]
+    with pytest.raises(ConfigError, match=text) as e:
+        cli.run(["--bundle", str(bundle[0]), "--video", a, *extra, "--max-decisions", "1"])
+    assert "\n" not in str(e.value)
+
+
+def test_ffn_run_multi_flags_need_several_videos(bundle) -> None:
+    with pytest.raises(ConfigError, match="--min-accuracy applies to several"):
+        cli.run(["--bundle", str(bundle[0]), "--video", str(bundle[1][0]), "--min-accuracy", "0.9"])

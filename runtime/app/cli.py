@@ -24,6 +24,7 @@ from ..session import FFNRuntime
 from ..streaming.online_stream import OnlineStream
 from ..streaming.options import OnlineOptions, StreamOptions
 from ..streaming.stream import Stream
+from .multi import add_multi_arguments, check_multi_args, run_multi
 from .quiet import quiet_third_party_logs
 from .summary import RunningSummary
 
@@ -66,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
-    p.add_argument("--video", required=True, help="camN (OpenCV device), a video file, an rtsp:// or http(s):// "
-                   "URL, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--video", required=True, action="append", help="camN (OpenCV device), a video file, an rtsp:// "
+                   "or http(s):// URL, or a GStreamer pipeline ending in appsink; repeat it for several "
+                   "cameras on one session (README: Several cameras)")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
     p.add_argument("--battery-policy", default=None, metavar="PERCENT:FRAMES",
                    help="on battery below PERCENT %%, use at most FRAMES frames (e.g. 20:4; no battery: no cap)")
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (wall clock)")
     p.add_argument("-v", "--verbose", action="store_true", help="log backend and source details")
+    add_multi_arguments(p)
     return p
 
 
@@ -273,7 +276,12 @@ def run(argv: list[str] | None = None) -> int:
     quiet_third_party_logs(args.verbose)  # FFmpeg / OpenCV / ORT lines drown our one-line errors
     # Every option, the output path and the source are checked before the (slower) bundle load.
     check_stream_options(threads=args.threads)
+    check_multi_args(args)
     options = stream_options(args)
+    if len(args.video) > 1:
+        assert isinstance(options, StreamOptions)
+        return run_multi(args, options)
+    args.video = args.video[0]
     if args.output:
         check_output_file(args.output)
     from ..media.sources import parse_source

@@ -187,13 +187,13 @@ class MultiStream:
                     result = StreamResult(rnd, preds[c.name], w[2], len(w[1]), d.n, ",".join(d.reasons), budget,
                                           within, (), tuple(d.reasons), d.predicted_ms, d.feasible, state)
                     c.decisions += 1
-                out.append(MultiResult(c.name, rnd, result, c.drain_events(), batch_of.get(c.name, 0), c.weight,
-                                       total, rd.predicted_ms, within))
-                if c.done:
+                if c.done:  # closed first, so the events of its end are in its last result
                     self.cameras.pop(c.name, None)
                     with contextlib.suppress(SchedulerError):
                         self.allocator.remove(c.name)
                     c.close()
+                out.append(MultiResult(c.name, rnd, result, c.drain_events(), batch_of.get(c.name, 0), c.weight,
+                                       total, rd.predicted_ms, within))
             return out
 
     @property
