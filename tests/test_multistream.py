@@ -24,14 +24,15 @@ from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError
 from ffn_edge.core.validate import MAX_STREAMS
 
+from ffn_edge.models import ModelConfig, create_model
+
 EVAL = {"frames": [1, 2, 3, 4], "top1": [40.0, 55.0, 58.0, 60.0], "top5": [90.0, 95.0, 96.0, 97.0],
         "num_videos": 120, "served_by": [[[0, 2]], [[0, 2]], [[0, 4]], [[0, 4]]]}  # what ffn-eval --json prints
-from ffn_edge.models import ModelConfig, create_model
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> tuple[Path, list[Path]]:
-    """A tiny bundle (sub-networks at 2 and 4 frames, a dynamic frame axis) and three 2 s, 30 fps videos."""
+    """A tiny bundle (sub-networks at 2 and 4 frames, its eval accuracy recorded) and three 2 s, 30 fps videos."""
     d = tmp_path_factory.mktemp("multi")
     cfg = ModelConfig("tsm_resnet18", 3, frame_counts=(2, 4), width_mult=0.125)
     save_checkpoint(d / "m.safetensors", create_model(cfg).eval(),
