@@ -23,7 +23,6 @@ from ffn_edge.bundle.accuracy import accuracy_from_json
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError
 from ffn_edge.core.validate import MAX_STREAMS
-
 from ffn_edge.models import ModelConfig, create_model
 
 EVAL = {"frames": [1, 2, 3, 4], "top1": [40.0, 55.0, 58.0, 60.0], "top5": [90.0, 95.0, 96.0, 97.0],
