@@ -300,3 +300,12 @@ def test_ffn_run_several_videos_bad_input_is_one_line(bundle, extra, text) -> No
 def test_ffn_run_multi_flags_need_several_videos(bundle) -> None:
     with pytest.raises(ConfigError, match="--min-accuracy applies to several"):
         cli.run(["--bundle", str(bundle[0]), "--video", str(bundle[1][0]), "--min-accuracy", "0.9"])
+
+
+def test_min_accuracy_takes_the_least_frames_reaching_the_share_of_the_recorded_best(rt, bundle) -> None:
+    videos = [str(v) for v in bundle[1][:2]]
+    s = rt.streams(videos, StreamOptions(stride_ms=100, window_s=0.3), min_accuracy=0.9, max_decisions=13)
+    results = collect(s)
+    settled = [r.result for r in results if r.round >= 10]
+    # 0.9 x 60 % = 54 %: 2 frames (55 %) reach it, so no stream needs the 4-frame sub-network
+    assert settled and all(r.prediction.frames == 2 and r.reasons == ("accuracy",) for r in settled)

@@ -92,6 +92,23 @@ def check_weight(key: Hashable, weight: float) -> float:
     return float(weight)
 
 
+def check_share(share: float | None) -> float | None:
+    """``min_accuracy``: None (off) or a share of the best count's accuracy, in (0, 1]."""
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
+        raise SchedulerError(f"min_accuracy must be a share in (0, 1], got {share!r}")
+    return share
+
+
+def group_round(decisions: dict[Hashable, Decision], batching: bool) -> tuple[Group, ...]:
+    """The round's runs: one group per distinct count (largest first) with batching, else one per stream."""
+    if not batching:
+        return tuple(Group(d.n, d.subnet, (k,)) for k, d in decisions.items())
+    by_n: dict[int, list[Hashable]] = {}
+    for k, d in decisions.items():
+        by_n.setdefault(d.n, []).append(k)
+    return tuple(Group(n, decisions[ks[0]].subnet, tuple(ks)) for n, ks in sorted(by_n.items(), reverse=True))
+
+
 @dataclass
 class _StreamState:
     weight: float
@@ -122,7 +139,7 @@ class JointAllocator:
         self.settings, self.batching = settings, batching
         self.budgets = budgets if isinstance(budgets, Budgets) else Budgets(budget_ms=budgets)
         self.curve = curve or AccuracyCurve(max(self.frame_counts))
-        self.min_accuracy = self._check_share(min_accuracy)
+        self.min_accuracy = check_share(min_accuracy)
         self.streams: dict[Hashable, _StreamState] = {}
         for key, w in (weights if weights is not None else {0: 1.0}).items():
             self.add(key, w)
@@ -137,13 +154,6 @@ class JointAllocator:
         self._probing: int | None = None
 
     # ----------------------------------------------------------------- streams and budgets
-
-    @staticmethod
-    def _check_share(share: float | None) -> float | None:
-        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
-                                  or not 0 < share <= 1):
-            raise SchedulerError(f"min_accuracy must be a share in (0, 1], got {share!r}")
-        return share
 
     def add(self, key: Hashable, weight: float = 1.0) -> None:
         """A new stream (it takes its first count at once, from the next round)."""
@@ -164,7 +174,7 @@ class JointAllocator:
                    battery_policy: object = KEEP, thermal_policy: object = KEEP,
                    min_accuracy: float | None | _Keep = KEEP) -> None:
         """Change the device's budgets (``None`` turns one off, an omitted one stays as it is)."""
-        share = self.min_accuracy if min_accuracy is KEEP else self._check_share(min_accuracy)  # type: ignore[arg-type]
+        share = self.min_accuracy if min_accuracy is KEEP else check_share(min_accuracy)  # type: ignore[arg-type]
         self.budgets = self.budgets.replace(budget_ms=budget_ms, power_w=power_w, battery_policy=battery_policy,
                                             thermal_policy=thermal_policy)
         self.min_accuracy = share
@@ -311,14 +321,8 @@ class JointAllocator:
         return self._round(d, None, True)
 
     def _round(self, decisions: dict[Hashable, Decision], predicted: float | None, feasible: bool) -> RoundDecision:
-        by_n: dict[int, list[Hashable]] = {}
-        for k, d in decisions.items():
-            by_n.setdefault(d.n, []).append(k)
-        if self.batching:
-            groups = tuple(Group(n, self.subnet_for(n), tuple(ks)) for n, ks in sorted(by_n.items(), reverse=True))
-        else:
-            groups = tuple(Group(d.n, d.subnet, (k,)) for k, d in decisions.items())
-        return RoundDecision(decisions, groups, predicted, self.budget_ms, feasible)
+        return RoundDecision(decisions, group_round(decisions, self.batching), predicted, self.budget_ms, feasible)
 
 
-__all__ = ["AllocatorSettings", "Group", "JointAllocator", "RoundDecision", "RunRecord", "check_weight"]
+__all__ = ["AllocatorSettings", "Group", "JointAllocator", "RoundDecision", "RunRecord", "check_share", "check_weight",
+           "group_round"]

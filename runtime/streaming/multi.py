@@ -162,15 +162,11 @@ class MultiStream:
             windows = {c.name: c.window() for c in cameras}
             rd = self._decide(time.monotonic())
             clips = {k: Clip(k, w[0], w[1]) for k, w in windows.items() if len(w[1])}
-            runs, preds, batch_of = [], {}, {}
             with self._held(cameras):
-                for g in rd.groups:
-                    members = [clips[k] for k in g.keys if k in clips]
-                    if members:
-                        for r in run_group(self.session, g.n, members, self.options.topk, self.allocator.batching):
-                            runs.append(r)
-                            preds.update(r.predictions)
-                            batch_of.update(dict.fromkeys(r.predictions, r.batch))
+                runs = [r for g in rd.groups if (members := [clips[k] for k in g.keys if k in clips])
+                        for r in run_group(self.session, g.n, members, self.options.topk, self.allocator.batching)]
+            preds = {k: p for r in runs for k, p in r.predictions.items()}
+            batch_of = {k: r.batch for r in runs for k in r.predictions}
             if self._allocating:
                 self.allocator.observe([RunRecord(r.n, r.subnet, r.batch, max(r.latency_ms, 1e-6), r.cpu_ms)
                                         for r in runs], time.monotonic())
