@@ -12,10 +12,12 @@ latency at ``--budget-frames`` frames, measured here first):
 Each configuration runs in a fresh process (clean RSS / CPU); a one-stream (c) run is the RSS
 reference. Per row: rounds within budget (% of rounds after the warm-up that the allocator predicted
 feasible; (a): decisions within B / N), mean frames per stream, top-1 on the known classes (the clip
-with at least 75 % of a window), labels per second, CPU % (of one core) and peak RSS. At real time the
-stride sets the labels per second (N per stride) unless rounds overrun it, so two more rows measure what
-batching alone buys in throughput: every stream at 16 frames, files read offline (as fast as the
-rounds go), without and with batching.
+with at least 75 % of a window), labels per second, CPU % (of one core), RSS while streaming (the
+largest sampled at each label) and the process's peak RSS (which includes opening the session).
+At real time the stride sets the labels per second (N per stride) unless rounds overrun it, so two
+more rows measure what batching alone buys in throughput: every stream at 16 frames, files read
+offline (as fast as the rounds go), without and with batching; and a last table times the runs
+alone (B clips in one batch vs B runs of one clip, no capture).
 
     nice python benchmarks/multistream.py --streams 4 8 --clips 5          # ~3 min
     nice python benchmarks/multistream.py --bundle /tmp/demo_dyn.ffn ...   # reuse an export
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP_S = 4.0  # the demo clips: 48 frames at 12 fps
@@ -80,6 +83,24 @@ def single_clip_ms(bundle: Path, n: int, repeats: int = 15) -> float:
         return statistics.median(rt.run(n, clip).latency_ms for _ in range(repeats))
 
 
+def batching_gain(bundle: Path, sizes: list[int], counts: tuple[int, ...] = (4, 16), repeats: int = 15) -> str:
+    """ms per clip: one batch of B clips vs B runs of one (median of ``repeats``), the same clips."""
+    from ffn_edge.runtime import FFNRuntime
+
+    lines = ["| frames | B | B runs of 1 (ms) | 1 batch of B (ms) | speed-up |", "|---|---|---|---|---|"]
+    with FFNRuntime.open(bundle) as rt:
+        h, w = rt.manifest.input.size
+        for n in counts:
+            _, fed = rt.route(n)
+            for b in sizes:
+                clips = np.random.default_rng(b).standard_normal((b, fed, 3, h, w)).astype(np.float32)
+                alone = statistics.median(sum(rt.run(n, clips[i:i + 1]).latency_ms for i in range(b))
+                                          for _ in range(repeats))
+                batch = statistics.median(rt.run(n, clips).latency_ms for _ in range(repeats))
+                lines.append(f"| {n} | {b} | {alone:.2f} | {batch:.2f} | {alone / batch:.2f}x |")
+    return "\n".join(lines)
+
+
 def truth(labels: list[int], window: tuple[float, float]) -> int | None:
     """The clip class behind a window (None: the window straddles clips, or lies past the video)."""
     k = int((0.5 * (window[0] + window[1])) // CLIP_S)
@@ -105,6 +126,12 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                          frames=16 if offline else None)
     records: list[tuple[int, int, bool | None, bool | None]] = []  # (stream, frames, within, correct or None)
     rounds: list[tuple[bool | None, bool]] = []  # (within, counted: after warm-up and predicted feasible)
+    proc = psutil.Process()
+    rss = [0]  # the largest RSS seen while streaming (after the session opened)
+
+    def sample() -> None:
+        rss[0] = max(rss[0], proc.memory_info().rss)
+
     t0, c0 = time.monotonic(), time.process_time()
     with FFNRuntime.open(args.bundle) as rt:
         if args.mode == "a":
@@ -119,6 +146,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                         ok = None if want is None else r.prediction.index == want
                         settled = "warmup" not in r.reasons and r.feasible is not False
                         with lock:
+                            sample()
                             records.append((i, r.frames, r.within_budget, ok))
                             rounds.append((r.within_budget, settled))
 
@@ -134,6 +162,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                 last = -1
                 for m in ms:
                     r = m.result
+                    sample()
                     i = index[m.source]
                     if r is None or not in_video(labels[i], r.window):
                         continue
@@ -154,7 +183,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             "mean_frames": statistics.fmean(f for _, f, _, _ in records) if records else 0.0,
             "top1": 100.0 * sum(scored) / max(1, len(scored)),
             "labels_per_s": len(records) / seconds, "cpu_pct": 100.0 * cpu / wall,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "wall_s": wall}
+            "rss_mb": rss[0] / 2**20, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "wall_s": wall}
 
 
 def run_child(bundle: Path, videos: list[Path], mode: str, budget: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,14 +196,15 @@ def run_child(bundle: Path, videos: list[Path], mode: str, budget: float, args: 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (f"| {'N':>2} | {'configuration':<26} | {'budget ms':>9} | {'in budget %':>11} | {'frames':>6} | "
-            f"{'top-1 %':>7} | {'labels/s':>8} | {'CPU %':>5} | {'RSS MB':>6} |")
+            f"{'top-1 %':>7} | {'labels/s':>8} | {'CPU %':>5} | {'RSS MB':>6} | {'peak MB':>7} |")
     lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
         budget = "-" if r["budget_ms"] is None else f"{r['budget_ms']:.2f}"
         within = "-" if r["budget_ms"] is None else f"{r['within_pct']:.1f}"
         lines.append(f"| {r['streams']:>2} | {MODE_NAMES[r['mode']]:<26} | {budget:>9} | "
                      f"{within:>11} | {r['mean_frames']:>6.2f} | {r['top1']:>7.1f} | "
-                     f"{r['labels_per_s']:>8.2f} | {r['cpu_pct']:>5.0f} | {r['rss_mb']:>6.0f} |")
+                     f"{r['labels_per_s']:>8.2f} | {r['cpu_pct']:>5.0f} | {r['rss_mb']:>6.0f} | "
+                     f"{r['peak_rss_mb']:>7.0f} |")
     return "\n".join(lines)
 
 
@@ -205,7 +236,10 @@ def main() -> int:
             for mode in (*MODES, *THROUGHPUT_MODES):
                 rows.append(run_child(bundle, videos[:n], mode, n * unit, args))
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
+        gain = batching_gain(bundle, args.streams)
     print(table(rows))
+    print("\nbatching alone (ORT CPU, the same clips; ms of wall time for all B clips):")
+    print(gain)
     print(f"load average after: {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
