@@ -270,6 +270,18 @@ def test_ffn_export_accuracy_refuses_a_file_that_is_not_eval_json(tmp_path) -> N
         read_accuracy(tmp_path / "missing.json")
 
 
+def test_ffn_export_reads_accuracy_before_exporting(bundle, tmp_path) -> None:
+    from ffn_edge.export import cli as export_cli
+
+    bad = tmp_path / "eval.json"
+    bad.write_text(json.dumps({"frames": [2, 4], "top1": [50.0, 60.0]}))
+    ckpt = bundle[0].parent / "m.safetensors"
+    with pytest.raises(ConfigError, match="num_videos"):
+        export_cli.run(["--ckpt", str(ckpt), "--frames", "2", "4", "--out", str(tmp_path / "o.ffn"),
+                        "--accuracy", str(bad)])
+    assert not (tmp_path / "o.ffn").exists()
+
+
 # -- ffn-run with several --video -------------------------------------------------------------------
 def test_ffn_run_several_videos_prints_one_json_per_stream_and_round(bundle, capsys) -> None:
     a, b = (str(v) for v in bundle[1][:2])
