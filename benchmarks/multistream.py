@@ -47,6 +47,7 @@ MODES = ("a", "b", "c")
 THROUGHPUT_MODES = ("b16", "c16")  # offline, every stream at 16 frames: what batching alone buys
 MODE_NAMES = {"a": "(a) N Streams, B/N each", "b": "(b) joint, no batching", "c": "(c) joint + batching",
               "b16": "(b) 16 fr. offline, alone", "c16": "(c) 16 fr. offline, batch"}
+RING_12FPS = int(CLIP_S * 12) + 16  # frames a stream's ring holds: one window of the 12 fps clips, plus room
 SCORED_SHARE = 0.75  # top-1 counts windows with at least this share inside one clip
 
 
@@ -130,7 +131,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     labels = labels_for(len(videos), args.clips)
     offline = args.mode in THROUGHPUT_MODES
     opts = StreamOptions(window_s=CLIP_S, stride_ms=args.stride_ms, realtime=not offline,
-                         frames=16 if offline else None)
+                         frames=16 if offline else None, capacity=args.capacity)
     records: list[tuple[int, int, bool | None, bool | None]] = []  # (stream, frames, within, correct or None)
     rounds: list[tuple[bool | None, bool]] = []  # (within, counted: after warm-up and predicted feasible)
     proc = psutil.Process()
@@ -196,6 +197,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_child(bundle: Path, videos: list[Path], mode: str, budget: float, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", mode, "--bundle", str(bundle), "--budget-ms", f"{budget}",
+           "--capacity", str(args.capacity),
            "--clips", str(args.clips), "--stride-ms", str(args.stride_ms), "--videos", *map(str, videos)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -222,6 +224,9 @@ def main() -> int:
     ap.add_argument("--stride-ms", type=float, default=250.0)
     ap.add_argument("--budget-frames", type=int, default=10,
                     help="B = N x the single-clip latency at this many frames (default 10 of 4..16)")
+    ap.add_argument("--capacity", type=int, default=RING_12FPS,
+                    help="each stream's ring of preprocessed frames (default %(default)d: a 4 s window at the "
+                         "clips' 12 fps plus room; the library default assumes up to 60 fps, 4.8x the memory)")
     ap.add_argument("--bundle", help="a bundle of the demo model (default: export it here)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--child", choices=(*MODES, *THROUGHPUT_MODES), help=argparse.SUPPRESS)
