@@ -229,6 +229,9 @@ def main() -> int:
                          "clips' 12 fps plus room; the library default assumes up to 60 fps, 4.8x the memory)")
     ap.add_argument("--bundle", help="a bundle of the demo model (default: export it here)")
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--batching-only", action="store_true",
+                    help="only the batching-alone table, for --bundle (any model, e.g. TSM-MobileNetV2)")
+    ap.add_argument("--repeats", type=int, default=15, help="runs per cell of the batching-alone table")
     ap.add_argument("--child", choices=(*MODES, *THROUGHPUT_MODES), help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--budget-ms", type=float, help=argparse.SUPPRESS)
@@ -237,6 +240,11 @@ def main() -> int:
     if args.child:
         args.mode = args.child
         print(json.dumps(child(args)))
+        return 0
+    if args.batching_only:
+        if args.bundle is None:
+            ap.error("--batching-only needs --bundle")
+        print(batching_gain(Path(args.bundle), args.streams, repeats=args.repeats))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         bundle, videos = prepare(Path(tmp), args.bundle, max(args.streams), args.clips)
@@ -249,7 +257,7 @@ def main() -> int:
             for mode in (*MODES, *THROUGHPUT_MODES):
                 rows.append(run_child(bundle, videos[:n], mode, n * unit, args))
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
-        gain = batching_gain(bundle, args.streams)
+        gain = batching_gain(bundle, args.streams, repeats=args.repeats)
     print(table(rows))
     print("\nbatching alone (ORT CPU, the same clips; ms of wall time for all B clips):")
     print(gain)
