@@ -321,3 +321,22 @@ def test_min_accuracy_takes_the_least_frames_reaching_the_share_of_the_recorded_
     settled = [r.result for r in results if r.round >= 10]
     # 0.9 x 60 % = 54 %: 2 frames (55 %) reach it, so no stream needs the 4-frame sub-network
     assert settled and all(r.prediction.frames == 2 and r.reasons == ("accuracy",) for r in settled)
+
+
+def test_a_camera_that_does_not_open_leaves_and_the_others_run(rt) -> None:
+    dead = Opener(frames=0, reopen=False, seed=0)
+    dead.opens = 1  # its first open already fails
+    sources = [FrameSource("cam0", opener=dead), FrameSource("cam1", opener=Opener(None, reopen=True, seed=2))]
+    results = collect(rt.streams(sources, StreamOptions(stride_ms=100, window_s=0.2, frames=2), max_decisions=4))
+    cam0 = [r for r in results if r.source == "cam0"]
+    assert len(cam0) == 1 and cam0[0].result is None and "cannot open" in " ".join(cam0[0].events)
+    assert len([r for r in results if r.source == "cam1"]) == 4
+
+
+def test_no_source_opens_is_one_source_error(rt) -> None:
+    from ffn_edge.core.errors import SourceError
+
+    dead = Opener(frames=0, reopen=False, seed=0)
+    dead.opens = 1
+    with pytest.raises(SourceError, match="cannot open"):
+        collect(rt.streams([FrameSource("cam0", opener=dead)], StreamOptions(frames=2), max_decisions=1))

@@ -53,6 +53,11 @@ class Camera:
     def close(self) -> None:
         self.capture.close()
 
+    def fail_to_start(self, error: Exception) -> None:
+        """The source did not open: the camera leaves at the first round, saying why."""
+        self.pending.append(f"error: {error}")
+        self.done = True
+
     @property
     def offline(self) -> bool:
         return not self.capture.realtime

@@ -16,6 +16,10 @@ the decisions are the single-stream Scheduler's.
 Without any budget (nor ``min_accuracy``) every stream runs the largest count (reason ``"max"``);
 ``frames`` fixes every stream's count (``"fixed"``). ``set_budget``, ``set_weight``, ``add`` and
 ``remove`` may be called from any thread; they take effect from the next round.
+
+A source that fails (does not open at the start, its capture errs, its file ends) leaves the
+multi-stream with its last ``MultiResult`` saying why; the others go on. Only when no source opens
+does iterating raise (the first one's SourceError).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, SourceError
 from ..control.allocator import JointAllocator, RoundDecision, RunRecord
 from ..control.budgets import KEEP, SchedulerError, _Keep
 from ..control.signals import Signals, default_providers, read_signals
@@ -130,9 +134,7 @@ class MultiStream:
         started = next_wall = time.monotonic()
         with contextlib.ExitStack() as stack:
             stack.callback(self.close)
-            with self._lock:
-                for camera in self.cameras.values():
-                    camera.start()
+            self._start_all()
             rnd = 0
             while not self._stop.is_set() and (o.max_decisions is None or rnd < o.max_decisions):
                 if self.realtime:
@@ -147,6 +149,19 @@ class MultiStream:
                     return
                 yield from results
                 rnd += 1
+
+    def _start_all(self) -> None:
+        """Open every source; one that cannot open leaves (its error is its first result's event), unless none can."""
+        with self._lock:
+            errors = []
+            for camera in self.cameras.values():
+                try:
+                    camera.start()
+                except SourceError as e:
+                    camera.fail_to_start(e)
+                    errors.append(e)
+            if errors and len(errors) == len(self.cameras):
+                raise errors[0]
 
     def _round(self, rnd: int) -> list[MultiResult] | None:
         """One round: windows, decisions, runs, feedback. None when every source is gone."""
