@@ -226,8 +226,8 @@ class JointAllocator:
         if uncapped is None:
             targets = {k: (self.candidates[0], ["budget_infeasible"]) for k in keys}
             return self._hold_all(targets, now_s, False, cap)
-        capped = allocate(weights, [n for n in self.candidates if n <= cap], self.curve, self.group_ms,
-                          self.budget_ms)
+        capped = uncapped if cap >= self.candidates[-1] else allocate(
+            weights, [n for n in self.candidates if n <= cap], self.curve, self.group_ms, self.budget_ms)
         counts = capped.counts if capped is not None else (self.candidates[0],) * len(keys)
         targets = {k: (t, self._reasons(t, nb, caps)) for k, t, nb in zip(keys, counts, uncapped.counts, strict=True)}
         return self._hold_all(targets, now_s, True, cap)
