@@ -29,6 +29,7 @@ import torch
 from onnx import numpy_helper
 
 from .. import __version__
+from ..bundle.accuracy import ACCURACY_KEY, AccuracySpec
 from ..bundle.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
 from ..bundle.sections import PRECISION_KEY, QUANT_KEY, STEP_KEY, StepBuffer
 from ..checkpoint import CheckpointMeta, load_checkpoint
@@ -215,6 +216,8 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         "verification": {"tolerance": TOLERANCE, "clips": "dataset" if verify_data else "synthetic",
                          "graphs": checks} if verify else {"skipped": True},
     }
+    if o.accuracy is not None:
+        extra[ACCURACY_KEY] = o.accuracy.to_json()
     if quantization is not None:
         extra.update({PRECISION_KEY: "int8", QUANT_KEY: quantization})
     if steps:
@@ -260,6 +263,7 @@ class ExportOptions:
     fold_budget: float = DEFAULT_FOLD_BUDGET
     bias_first: bool = True
     int8: Int8Options | None = None
+    accuracy: AccuracySpec | None = None  # measured top-1 per frame count (ffn-eval --json), into the manifest
 
     def __post_init__(self) -> None:
         check_fold_budget(self.fold_budget)

@@ -10,11 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..bundle.accuracy import AccuracySpec, accuracy_from_json
 from ..core import defaults as D
 from ..core.argparsing import Parser
 from ..core.deps import require_modules
 from ..core.errors import ConfigError, run_cli
-from ..core.validate import INT8_ACTIVATIONS, INT8_LAYOUTS
+from ..core.files import parse_json, read_regular
+from ..core.validate import INT8_ACTIVATIONS, INT8_LAYOUTS, MAX_JSON_BYTES
 from .calib import DEFAULT_CALIB, DEFAULT_CALIB_CLIPS, SYNTHETIC, parse_calib
 from .int8_config import (
     DEFAULT_ACTIVATIONS,
@@ -62,6 +64,9 @@ def _export_parser() -> argparse.ArgumentParser:
                    help="extra weight bytes, as a fraction of the shared ones, for per-sub-network copies of "
                    "early convolutions with their norm folded in (faster where activations are large; "
                    f"0: every convolution shared; default {DEFAULT_FOLD_BUDGET:g})")
+    p.add_argument("--accuracy", metavar="EVAL_JSON",
+                   help="record the top-1 per frame count that `ffn-eval --json` wrote into the manifest (what the "
+                        "multi-stream allocator maximises; without it a documented default curve)")
     p.add_argument("--trt", action="store_true", help="also build TensorRT engines (needs a GPU and TensorRT)")
     p.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
     q = p.add_argument_group("INT8 (static QDQ quantization with ONNX Runtime's tools)")
@@ -130,6 +135,12 @@ def _engines(argv: list[str]) -> int:
     return 0
 
 
+def read_accuracy(path: Path) -> AccuracySpec:
+    """The accuracy curve an ``ffn-eval --json`` file holds (ConfigError, one line, when it is not one)."""
+    raw = read_regular(path, MAX_JSON_BYTES, ConfigError, follow_symlinks=True)
+    return accuracy_from_json(parse_json(raw, str(path), ConfigError), path.name, ConfigError)
+
+
 def _export(argv: list[str]) -> int:
     a = _export_parser().parse_args(argv)
     if (a.verify_list is None) != (a.verify_root is None):
@@ -150,8 +161,9 @@ def _export(argv: list[str]) -> int:
     require_modules(EXPORT_NEEDS)  # one line naming the package, not a traceback from the import below
     from .bundle import VerifyData, export_bundle
 
-    kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim), ("fold_budget", a.fold_budget))
-          if v is not None}
+    accuracy = read_accuracy(Path(a.accuracy)) if a.accuracy is not None else None
+    kw = {k: v for k, v in (("opset", a.opset), ("frame_dim", a.frame_dim), ("fold_budget", a.fold_budget),
+                            ("accuracy", accuracy)) if v is not None}
     data = VerifyData(a.verify_list, a.verify_root, a.verify_kind) if a.verify_list else None
     out = export_bundle(a.ckpt, frames, a.out, force=a.force, verify=a.verify, n_verify=a.verify_clips,
                         verify_data=data, trt=a.trt, fp16=a.fp16, int8=int8, **kw)

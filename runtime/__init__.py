@@ -21,7 +21,7 @@ _EXPORTS = {
     "StreamResult": ".results", "OnlineResult": ".results", "FrameCountPolicy": ".control.policy",
     "Budgets": ".control.budgets", "Scheduler": ".control.scheduler", "Stream": ".streaming.stream",
     "StreamOptions": ".streaming.options", "OnlineOptions": ".streaming.options",
-    "OnlineStream": ".streaming.online_stream",
+    "OnlineStream": ".streaming.online_stream", "MultiStream": ".streaming.multi", "MultiResult": ".results",
 }
 __all__ = sorted(_EXPORTS)
 

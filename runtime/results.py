@@ -7,6 +7,7 @@ above (streams, summary, CLI, apps) can name them without importing the code tha
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,19 @@ class Prediction:
     latency_ms: float  # the backend run (see above)
     timestamps: tuple[float, ...]  # of the frames used (seconds; frame indices for plain predict)
     cpu_ms: float | None = None  # CPU time of the calling thread during that run
+
+    @classmethod
+    def from_run(cls, class_names: Sequence[str], result: RunResult, stamps: tuple[float, ...],
+                 topk: int) -> Prediction:
+        """The prediction for a run's first clip: softmax, best class, the ``topk`` best (ties: lower index)."""
+        logits = result.logits[0]
+        z = logits.astype(np.float64) - float(np.max(logits))
+        probs = np.exp(z) / np.sum(np.exp(z))
+        order = np.argsort(-probs, kind="stable")[: max(1, topk)]
+        best = int(order[0])
+        return cls(label=class_names[best], index=best, score=float(probs[best]),
+                   topk=[(class_names[int(i)], float(probs[i])) for i in order], frames=result.frames,
+                   subnet=result.subnet, latency_ms=result.latency_ms, timestamps=stamps, cpu_ms=result.cpu_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,4 +160,33 @@ class OnlineResult:
             "stride_ms": r3(self.stride_ms), "latency_ms": r3(self.latency_ms), "cpu_ms": r3(self.cpu_ms),
             "stamp": round(self.stamp, 4), "capture_to_label_ms": r3(self.capture_to_label_ms),
             "reasons": list(self.reasons), "predicted_ms": r3(self.predicted_ms), "events": list(self.events),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiResult:
+    """One stream's share of a multi-stream round: its result, tagged with its source and the round.
+
+    ``result`` is None when the stream had no frames this round (a lost camera, one not started yet,
+    or a file that ended: ``events`` says which). The budget limits the round's latency, the sum of
+    its runs (``round_latency_ms``), not each stream's.
+    """
+
+    source: str  # the stream's source (its name: also the key for set_weight / remove)
+    round: int  # 0, 1, 2, ... (one decision round per stride for every stream)
+    result: StreamResult | None
+    events: tuple[str, ...]  # source events since the stream's previous result
+    batch: int  # streams in the run that served this one (1 without batching)
+    weight: float
+    round_latency_ms: float  # the round's runs, all streams together
+    round_predicted_ms: float | None  # the allocator's prediction for the round (None: warm-up, fixed, max)
+    round_within_budget: bool | None  # round_latency_ms <= budget (None without a budget)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "round": self.round, "batch": self.batch, "weight": self.weight,
+            "round_latency_ms": round(self.round_latency_ms, 3),
+            "round_predicted_ms": None if self.round_predicted_ms is None else round(self.round_predicted_ms, 3),
+            "round_within_budget": self.round_within_budget, "events": list(self.events),
+            "result": None if self.result is None else self.result.to_json(),
         }

@@ -45,6 +45,8 @@ from .control.policy import FrameCountPolicy, SchedulerLike
 from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options
 from .media.sources import FrameSource, Opener, SourceEvent
 from .results import Prediction, RunResult
+from .streaming.multi import MultiStream
+from .streaming.multi_session import open_multi_stream
 from .streaming.online_stream import OnlineStream, open_online_stream
 from .streaming.options import OnlineOptions, StreamOptions
 from .streaming.stream import Stream
@@ -61,8 +63,7 @@ class FFNRuntime:
     ``bundle``: the bundle directory. ``backend``: "auto" | "onnxruntime" | "ort-cpu" | "ort-cuda" |
     "ort-tensorrt" | "tensorrt" (``backend_name`` says what "auto" picked). ``device``: GPU index for
     GPU backends. ``threads``: ORT intra-op threads (None: ``default_threads()``, the CPUs this
-    process may use). ``share_weights``: one
-    copy of the shared weights for all sessions (see backends). ``verify``: check every file's
+    process may use). ``share_weights``: one copy of the shared weights for all sessions. ``verify``: check every file's
     sha256 against the manifest (paths and format version are always checked). ``warmup``: run
     each graph once at open, so the first decision on any sub-network is not a cold run.
     """
@@ -113,7 +114,6 @@ class FFNRuntime:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- properties --------------------------------------------------------------------------------
     @property
     def frame_counts(self) -> tuple[int, ...]:
         """Frame counts with an exported graph, ascending."""
@@ -179,7 +179,7 @@ class FFNRuntime:
             check_finite(clip)
         result = self.run(n, clip)
         stamps = np.asarray(timestamps if timestamps is not None else np.arange(total), dtype=np.float64)
-        return self._prediction(result, tuple(float(s) for s in stamps[idx]), topk)
+        return Prediction.from_run(self.manifest.class_names, result, tuple(float(s) for s in stamps[idx]), topk)
 
     def _sampled_clip(self, frames: Sequence[np.ndarray] | np.ndarray, idx: np.ndarray) -> np.ndarray:
         """``predict``'s input handling, all of it: (1, n, 3, H, W) float32 from the sampled frames only."""
@@ -204,20 +204,8 @@ class FFNRuntime:
     def label_prediction(self, logits: np.ndarray, frames: int, subnet: int, latency_ms: float,
                          stamps: tuple[float, ...], topk: int, cpu_ms: float | None = None) -> Prediction:
         """A Prediction from class logits (classes,) computed elsewhere (an online stream's mean of n steps)."""
-        return self._prediction(RunResult(logits[None], frames, subnet, latency_ms, cpu_ms or 0.0), stamps, topk)
-
-    def _prediction(self, result: RunResult, stamps: tuple[float, ...], topk: int) -> Prediction:
-        logits = result.logits[0]
-        z = logits.astype(np.float64) - float(np.max(logits))
-        probs = np.exp(z) / np.sum(np.exp(z))
-        order = np.argsort(-probs, kind="stable")[: max(1, topk)]
-        names = self.manifest.class_names
-        best = int(order[0])
-        return Prediction(label=names[best], index=best, score=float(probs[best]),
-                          topk=[(names[int(i)], float(probs[i])) for i in order], frames=result.frames,
-                          subnet=result.subnet, latency_ms=result.latency_ms, timestamps=stamps,
-                          cpu_ms=result.cpu_ms)
-
+        run = RunResult(logits[None], frames, subnet, latency_ms, cpu_ms or 0.0)
+        return Prediction.from_run(self.manifest.class_names, run, stamps, topk)
 
     # -- live video --------------------------------------------------------------------------------
     def stream(self, source: str | FrameSource, options: StreamOptions | None = None, *,
@@ -253,3 +241,19 @@ class FFNRuntime:
         """
         opts = OnlineOptions.build(options, **shortcuts)
         return open_online_stream(self, source, opts, scheduler, signals, opener=opener, on_event=on_event)
+
+    def streams(self, sources: Sequence[str | FrameSource], options: StreamOptions | None = None, *,
+                weights: Sequence[float] | None = None, min_accuracy: float | None = None, batching: bool = True,
+                signals: Callable[[float], Any] | None = None, opener: Opener | None = None,
+                on_event: Callable[[SourceEvent], None] | None = None, **shortcuts: Any) -> MultiStream:
+        """A ``MultiStream``: several sources on this session, one round per stride, one budget for the round.
+
+        ``options`` and keyword shortcuts as for ``stream`` (``budget_ms`` limits each ROUND's latency,
+        all streams together); ``weights`` (one per source, default 1) weigh each stream's predicted
+        accuracy in the joint allocation; ``min_accuracy=A``: per stream, the least count whose
+        predicted accuracy is >= A x the best count's. ``batching=False`` runs every stream alone.
+        """
+        opts = StreamOptions.build(options, **shortcuts)
+        dynamic = any(g.dynamic_frames for g in self._graphs.values())
+        return open_multi_stream(self, list(sources), opts, weights, min_accuracy, batching,
+                                 None if dynamic else self.frame_counts, (signals, opener, on_event))

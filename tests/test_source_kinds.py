@@ -1,4 +1,4 @@
-"""Source strings a user types: cameras by number or device path, image folders and globs, one --video only."""
+"""Source strings a user types: cameras by number or device path, image folders and globs, several --video kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from ffn_edge.runtime.media.images import IMAGES_FPS, ImageSequence, list_images
 from ffn_edge.runtime.media.sources import FrameSource, parse_source
 
-from ffn_edge.core.errors import ConfigError, SourceError
+from ffn_edge.core.errors import SourceError
 
 
 @pytest.mark.parametrize("text,index", [("cam0", 0), ("0", 0), ("3", 3), ("/dev/video0", 0), ("/dev/video12", 12)])
@@ -73,9 +73,10 @@ def test_an_undecodable_image_is_handed_on_as_a_rejected_frame(tmp_path):
     assert seq.read() == (False, None)
 
 
-def test_a_second_video_is_a_one_line_error_not_a_silent_replacement():
+def test_several_videos_are_kept_never_a_silent_replacement():
+    """Each --video is kept (several serve the multi-stream run); one is a plain list of one."""
     from ffn_edge.runtime.app.cli import build_parser
 
-    with pytest.raises(ConfigError, match=r"--video given more than once \('a.mp4' and 'cam1'\); one source per"):
-        build_parser().parse_args(["--bundle", "b.ffn", "--video", "a.mp4", "--video", "cam1"])
-    assert build_parser().parse_args(["--bundle", "b.ffn", "--video", "a.mp4"]).video == "a.mp4"
+    assert build_parser().parse_args(["--bundle", "b.ffn", "--video", "a.mp4", "--video", "cam1"]).video == [
+        "a.mp4", "cam1"]
+    assert build_parser().parse_args(["--bundle", "b.ffn", "--video", "a.mp4"]).video == ["a.mp4"]

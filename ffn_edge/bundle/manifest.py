@@ -28,6 +28,7 @@ from ..core import validate as V
 from ..core.atomic import atomic_write_bytes
 from ..core.errors import BundleError
 from ..core.files import open_regular, parse_json, read_regular
+from .accuracy import AccuracySpec, parse_accuracy
 from .identify import file_given_as_bundle, format_version_message
 from .onnx_refs import GraphInfo, read_graph_info
 from .sections import (
@@ -118,6 +119,11 @@ class Manifest:
     def quantization(self) -> QuantSpec | None:
         """How an INT8 bundle was quantized, or None (fp32)."""
         return parse_quantization(self.extra)
+
+    @functools.cached_property
+    def accuracy(self) -> AccuracySpec | None:
+        """Measured top-1 per frame count (``ffn-export --accuracy``), None when the bundle has none."""
+        return parse_accuracy(self.extra)
 
     @functools.cached_property
     def engine_sets(self) -> tuple[EngineSet, ...]:
@@ -259,7 +265,7 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
         raise BundleError(f"{mpath}: {e}") from None
     try:
         step = m.step
-        _ = m.quantization, m.engine_sets
+        _ = m.quantization, m.engine_sets, m.accuracy
     except BundleError as e:
         raise BundleError(f"{mpath}: {e}") from None
     needed = {m.weights_file, *(g.file for g in m.graphs), *(g.file for g in (step.graphs if step else ()))}

@@ -26,21 +26,3 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
-
-
-class Once(argparse.Action):
-    """A flag that may be given once: argparse would keep the last of several and drop the rest silently."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        if getattr(namespace, self.dest, None) not in (None, self.default):
-            raise ConfigError(f"{option_string} given more than once ({getattr(namespace, self.dest)!r} and "
-                              f"{values!r}); {self.help_once}")
-        setattr(namespace, self.dest, values)
-
-    help_once = "give it once"
-
-
-def once(why: str) -> type[Once]:
-    """A ``Once`` action whose error ends with ``why`` (what to do instead)."""
-    return type("Once", (Once,), {"help_once": why})

@@ -32,6 +32,7 @@ MAX_FRAME_PIXELS = 1 << 26  # 67 M pixels (8K x 8K)
 MAX_FRAME_ASPECT = 16.0  # longer / shorter side: bounds the resized frame (shorter side -> resize_shorter)
 MAX_CLIP_FRAMES = 100_000  # frames handed to one predict()
 MAX_THREADS = 256  # inference / capture threads
+MAX_STREAMS = 16  # sources one multi-stream serves (one capture thread each; the allocator's knapsack grows with it)
 MAX_TOPK = 1000
 MAX_JSON_BYTES = 64 << 20  # manifest.json / checkpoint metadata
 MAX_JSON_DEPTH = 64  # nesting of any JSON we read

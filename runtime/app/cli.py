@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.argparsing import Parser, once
+from ...core.argparsing import Parser
 from ...core.errors import ConfigError, run_cli
 from ..media.images import IMAGES_FPS
 from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
@@ -25,6 +25,7 @@ from ..session import FFNRuntime
 from ..streaming.online_stream import OnlineStream
 from ..streaming.options import OnlineOptions, StreamOptions
 from ..streaming.stream import Stream
+from .multi import add_multi_arguments, check_multi_args, run_multi
 from .overlay import Window, draw_overlay, gui_missing
 from .quiet import quiet_third_party_logs
 from .stop import sigterm_as_interrupt
@@ -60,7 +61,6 @@ preprocessing are not in it), the same quantity the budget applies to.
 """
 
 
-ONE_SOURCE = "one source per ffn-run for now: run one ffn-run per source"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,10 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, help="bundle directory written by ffn-export")
-    p.add_argument("--video", required=True, action=once(ONE_SOURCE),
+    p.add_argument("--video", required=True, action="append",
                    help="camN, N or /dev/videoN (a camera), a video file, a folder or glob of images (read in name "
                    f"order at {IMAGES_FPS:g} fps), an rtsp:// or http(s):// URL, or a GStreamer pipeline ending in "
-                   "appsink")
+                   "appsink; repeat it for several cameras on one session (README: Several cameras)")
     p.add_argument("--budget-ms", type=float, default=None, help="latency budget per decision (ms)")
     p.add_argument("--battery-policy", default=None, metavar="PERCENT:FRAMES",
                    help="on battery below PERCENT %%, use at most FRAMES frames (e.g. 20:4; no battery: no cap)")
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (wall clock)")
     p.add_argument("-v", "--verbose", action="store_true", help="log backend and source details")
+    add_multi_arguments(p)
     return p
 
 
@@ -282,7 +283,12 @@ def run(argv: list[str] | None = None) -> int:
     quiet_third_party_logs(args.verbose)  # FFmpeg / OpenCV / ORT lines drown our one-line errors
     # Every option, the output path and the source are checked before the (slower) bundle load.
     check_stream_options(threads=args.threads)
+    check_multi_args(args)
     options = stream_options(args)
+    if len(args.video) > 1:
+        assert isinstance(options, StreamOptions)
+        return run_multi(args, options)
+    args.video = args.video[0]
     if args.output:
         check_output_file(args.output)
     from ..media.sources import parse_source

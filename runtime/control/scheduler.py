@@ -45,6 +45,7 @@ from ffn_edge.core.sampling import nearest_subnet
 from .budgets import KEEP, Budgets, SchedulerError, _Keep, check_frames, check_positive
 from .budgets import BatteryPolicy as BatteryPolicy  # re-exported: the scheduler's public names
 from .budgets import ThermalPolicy as ThermalPolicy
+from .caps import DeviceCaps
 from .latency_model import LatencyModel
 from .signals import Signals
 
@@ -52,7 +53,6 @@ __all__ = ["KEEP", "REASONS", "BatteryPolicy", "Budgets", "Decision", "Scheduler
            "ThermalPolicy"]
 
 REASONS = ("warmup", "budget", "budget_infeasible", "battery", "power", "thermal", "max", "hysteresis", "probe")
-POWER_RELEASE = 0.1  # the power cap rises once power is this far (relative) under its budget
 PROBE_ROOM = 0.1  # a probe runs a count predicted at most this far (relative) over the budget
 PROBE_BACKOFF = 8  # a count whose probe missed the budget waits this many probe periods
 
@@ -106,9 +106,7 @@ class Scheduler:
         self._probe_after: dict[int, int] = {}  # count -> decision from which it may be probed again
         self._probing: int | None = None  # the count of the probe awaiting its observation
         self._caps_limit = self.candidates[-1]  # the lowest cap of the current decision
-        self._thermal_hot = False
-        self._power_cap: int | None = None
-        self._power_checked_s: float | None = None
+        self.caps = DeviceCaps(self.candidates, power_interval_s)  # battery, power, thermal (caps.py)
         self.last_observed_s: float | None = None
 
     # ----------------------------------------------------------------- public API
@@ -133,7 +131,7 @@ class Scheduler:
         self.budgets = self.budgets.replace(budget_ms=budget_ms, power_w=power_w, battery_policy=battery_policy,
                                             thermal_policy=thermal_policy)
         if power_w is not KEEP:
-            self._power_cap, self._power_checked_s = None, None
+            self.caps.reset_power()
         self._streak, self._switched_s = 0, -math.inf  # a new budget is followed after the dwell only
 
     def predict_ms(self, n: int) -> float:
@@ -227,52 +225,8 @@ class Scheduler:
             return binding
         return ["max"] if n == self.candidates[-1] else ["budget"]
 
-    def _snap_down(self, frames: float) -> int:
-        """Largest candidate <= frames (the smallest candidate when none is)."""
-        return max((n for n in self.candidates if n <= frames), default=self.candidates[0])
-
     def _caps(self, now_s: float, signals: Signals) -> dict[str, int]:
         """Active caps by reason, as candidate counts (their minimum kept for probing)."""
-        caps = {}
-        b = self.budgets
-        if b.battery_policy is not None and b.battery_policy.applies(signals):
-            caps["battery"] = self._snap_down(b.battery_policy.cap_frames)
-        power_cap = self._update_power_cap(now_s, signals.power_w)
-        if power_cap is not None:
-            caps["power"] = power_cap
-        if self._update_thermal(signals.temp_c):
-            assert b.thermal_policy is not None
-            caps["thermal"] = self._snap_down(b.thermal_policy.cap_frames)
-        self._caps_limit = min(caps.values(), default=self.candidates[-1])
+        caps = self.caps.update(self.budgets, now_s, signals, self._n)
+        self._caps_limit = self.caps.limit
         return caps
-
-    def _update_thermal(self, temp_c: float | None) -> bool:
-        """Whether the thermal cap is on: on at the threshold, off ``release_c`` below it."""
-        policy = self.budgets.thermal_policy
-        if policy is None or temp_c is None:
-            self._thermal_hot = False
-        elif temp_c >= policy.threshold_c:
-            self._thermal_hot = True
-        elif temp_c < policy.threshold_c - policy.release_c:
-            self._thermal_hot = False
-        return self._thermal_hot
-
-    def _update_power_cap(self, now_s: float, power_w: float | None) -> int | None:
-        """Feedback cap on n: cut in proportion to the overshoot, raise one step once well under."""
-        budget = self.budgets.power_w
-        if budget is None or power_w is None:
-            self._power_cap, self._power_checked_s = None, None
-            return None
-        if self._power_checked_s is not None and now_s - self._power_checked_s < self.power_interval_s:
-            return self._power_cap
-        self._power_checked_s = now_s
-        current = self._n if self._n is not None else self.candidates[-1]
-        if self._power_cap is not None:
-            current = min(current, self._power_cap)
-        if power_w > budget:
-            # Assuming power ~ n under-cuts (idle power stays), so repeated cuts approach from above.
-            self._power_cap = self._snap_down(math.floor(current * budget / power_w))
-        elif power_w <= budget * (1.0 - POWER_RELEASE) and self._power_cap is not None:
-            higher = [n for n in self.candidates if n > self._power_cap]
-            self._power_cap = higher[0] if higher else None
-        return self._power_cap

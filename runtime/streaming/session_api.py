@@ -2,20 +2,21 @@
 
 Streams sit below the session (``FFNRuntime`` builds them), so they name the few things they call
 on it here instead of importing it: the preprocessing of captured frames, a clip prediction, the
-bundle's step graphs and a label from logits computed elsewhere.
+bundle's step graphs, a label from logits computed elsewhere, and (for a multi-stream's batches)
+the routing of n frames and a raw graph run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ...bundle.manifest import Manifest
 from ...bundle.preprocess import Preprocessor
 from ..backends.steps import StepGraphs
-from ..results import Prediction
+from ..results import Prediction, RunResult
 
 
 class Session(Protocol):
@@ -28,6 +29,10 @@ class Session(Protocol):
                 timestamps: Sequence[float] | None = None) -> Prediction: ...
 
     def step_graphs(self) -> StepGraphs: ...
+
+    def route(self, n: int) -> tuple[Any, int]: ...
+
+    def run(self, n: int, clip: np.ndarray) -> RunResult: ...
 
     def label_prediction(self, logits: np.ndarray, frames: int, subnet: int, latency_ms: float,
                          stamps: tuple[float, ...], topk: int, cpu_ms: float | None = None) -> Prediction: ...
