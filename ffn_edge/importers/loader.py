@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -38,10 +39,14 @@ def read_source(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], 
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - pickle, zipfile and torch raise many types for foreign files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise ImportRefused(f"{path}: the file needs pickled code to load (refused: only tensors are read); "
-                                f"re-save its state dict with torch.save(sd) ({first[:160]})") from None
+        text = str(e)
+        glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if glob:
+            raise ImportRefused(f"{path}: loading needs the pickled global {glob.group(1)} (refused: only tensors "
+                                "are read, no code from the file runs); re-save its state dict with torch.save") from None
+        detail = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+        first = (detail.group(1) if detail and detail.group(1).strip() else
+                 (text.strip().splitlines() or [type(e).__name__])[0])
         raise ImportRefused(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {first[:160]})") from None
     state, wrapper = _unwrap(path, obj)
     if state and all(k.startswith(DATA_PARALLEL) for k in state):
