@@ -105,7 +105,7 @@ def authors_tea_ffn(width: int, classes: int, seed: int = 0) -> dict:
                 g.t(f"{pre}.convs.{k}.weight", w, w, 3, 3)
                 for s in SUBS:
                     g.bn(f"{pre}.bns_{s}.{k}", w, sep="")
-            for k in range(4):  # ShiftModule(width, n_div=2): Conv1d(2*fold, 2*fold, 3, groups); 2*fold = width when even
+            for k in range(4):  # ShiftModule(width, n_div=2): Conv1d(2*fold, 2*fold, 3); 2*fold = width (even)
                 g.t(f"{pre}.shifts.{k}.conv.weight", w, 1, 3, scale=0.5)
             g.t(f"{pre}.conv3.weight", planes * 4, c, 1, 1)
             g.bn(f"{pre}.bn3", planes * 4, SUBS)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import copy
 
+import import_sources as S
 import pytest
 import torch
 
-import import_sources as S
 from ffn_edge.checkpoint import load_checkpoint
 from ffn_edge.importers import import_checkpoint
 from ffn_edge.importers.cli import main

@@ -42,8 +42,8 @@ def read_source(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], 
         text = str(e)
         glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
         if glob:
-            raise ImportRefused(f"{path}: loading needs the pickled global {glob.group(1)} (refused: only tensors "
-                                "are read, no code from the file runs); re-save its state dict with torch.save") from None
+            raise ImportRefused(f"{path}: loading needs the pickled global {glob.group(1)} (refused: only "
+                                "tensors are read, no code from the file runs); re-save its state dict") from None
         detail = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
         first = (detail.group(1) if detail and detail.group(1).strip() else
                  (text.strip().splitlines() or [type(e).__name__])[0])
