@@ -24,7 +24,10 @@ class Gen:
         self.g = torch.Generator().manual_seed(seed)
         self.sd: dict[str, torch.Tensor] = {}
 
-    def t(self, name: str, *shape: int, scale: float = 0.1) -> None:
+    def t(self, name: str, *shape: int, scale: float | None = None) -> None:
+        """Random values; weights scaled by 1/sqrt(fan-in) so activations stay O(1) through 50 layers."""
+        if scale is None:
+            scale = 0.1 if len(shape) < 2 else math.prod(shape[1:]) ** -0.5
         self.sd[name] = torch.randn(*shape, generator=self.g) * scale
 
     def bn(self, prefix: str, c: int, subs: tuple[str, ...] | None = None, sep: str = "_") -> None:

@@ -365,3 +365,31 @@ def test_refusals_are_one_line(files, tmp_path, capsys) -> None:
     _refused(capsys, _args(files, "tsm", "tsm", "tsm_resnet50", "--as", "ffn"), "plain")
     _refused(capsys, _args(files, "tsm", "timm", "tsm_resnet50"), "timm has no table for tsm_resnet50")
     _refused(capsys, _args(files, "tsm", "bogus", "tsm_resnet50"), "--from")
+
+
+@pytest.mark.slow
+def test_exported_bundle_reproduces_the_imported_model_torch_free(files, tmp_path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    from ffn_edge.export import export_bundle
+    from ffn_edge.runtime.manifest import load_manifest
+
+    root, paths, _ = files
+    ckpt = tmp_path / "tsm_ffn.safetensors"
+    with pytest.raises(SystemExit) as e:
+        _main(["--from", "authors-2d", "--arch", "tsm_resnet50", "--ckpt", str(paths["authors_tsm"]),
+               "--classes", str(root / "classes.txt"), "--out", str(ckpt), "--width-mult", "0.25"])
+    assert e.value.code == 0
+    model, meta = load_checkpoint(ckpt)
+    bundle = export_bundle(ckpt, [4, 8, 16], tmp_path / "tsm_ffn.ffn")
+    m = load_manifest(bundle)
+    assert m.extra["exporter"]["checkpoint_extra"]["import"]["source"] == "authors-2d"  # preprocessing travels
+    size = meta.input_size
+    for frames in (4, 8, 16):
+        g = m.graph_for(frames)
+        x = np.random.default_rng(frames).standard_normal((1, frames, 3, size, size)).astype(np.float32)
+        out = ort.InferenceSession(str(bundle / g.file), providers=["CPUExecutionProvider"]).run(
+            [m.output_name], {m.input.name: x})[0]
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        assert float(np.abs(out - ref).max()) <= 1e-4, frames
