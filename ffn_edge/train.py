@@ -88,6 +88,7 @@ class TrainConfig:
                     "slowfast_r50, x3d_s")
     width_mult: float = opt(1.0, "channel multiplier (small models for CPU experiments)")
     dropout: float = opt(0.5, "dropout before the classifier")
+    drop_path: float = opt(0.0, "uniformer_s: stochastic depth, max rate (the authors: 0.1, dropout 0)")
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
     shift: str = opt(V.DEFAULT_SHIFT, "temporal shift direction (causal: past frames only, runs online)",
                      choices=V.SHIFT_MODES)
@@ -312,6 +313,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
     try:
         configs = [ModelConfig(cfg.arch, num_classes, frame_counts=counts, dropout=cfg.dropout,
                                shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
+                               drop_path=cfg.drop_path,
                                specialised_norm=flexible and cfg.specialised_norm,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
