@@ -7,7 +7,7 @@ imports: missing -> one line with the install command; offline and not cached ->
 the file to place in the cache. The state dict is then placed by the same table as ``ffn-import
 --from torchvision|timm`` (ImageNet head ignored, TEA's own modules at their init) into the plain
 model, which is converted to its sub-networks as usual. Which backbone takes which source:
-``PRETRAINED_FOR`` (the one list; ``ffn-train --help`` and docs/import.md show it).
+``PRETRAINED_FOR`` (the one list; docs/import.md shows it).
 """
 
 from __future__ import annotations
