@@ -36,7 +36,7 @@ def test_weight_alteration_init_std() -> None:
 def test_tea_mta_shift_init_div() -> None:
     for div in (2, 4):
         m = create_model(ModelConfig("tea_resnet50", 5, width_mult=0.5, mta_shift_div=div))
-        w = m.layer1[0].temporal[3].conv.weight.view(-1, 3)
+        w = m.layer1[0].temporal[3].conv.weight.detach().view(-1, 3)
         fold = w.shape[0] // div
         assert torch.all(w[:fold, 2] == 1) and torch.all(w[fold : 2 * fold, 0] == 1)
         assert torch.all(w[2 * fold :, 1] == 1) and float(w.sum()) == w.shape[0]
