@@ -26,3 +26,14 @@ def ffn_eval() -> None:
     from .evaluate import main
 
     main()
+
+
+IMPORT_NEEDS = ("torch", "safetensors")
+
+
+def ffn_import() -> None:
+    """``ffn-import``."""
+    require("ffn-import", IMPORT_NEEDS)
+    from .importers.cli import main
+
+    main()

@@ -67,8 +67,9 @@ from .core.cpus import usable_cpus
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.files import check_regular
 from .evaluate import evaluate
+from .importers.pretrained import create_model_pretrained, is_named
 from .losses import ffn_loss
-from .models import ModelConfig, VideoClassifier, create_model
+from .models import ModelConfig, VideoClassifier
 from .recipes import RECIPES, init_model, param_groups, step_factor
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
@@ -88,6 +89,7 @@ class TrainConfig:
                     "slowfast_r50, x3d_s")
     width_mult: float = opt(1.0, "channel multiplier (small models for CPU experiments)")
     dropout: float = opt(0.5, "dropout before the classifier")
+    drop_path: float = opt(0.0, "uniformer_s: stochastic depth, max rate (the authors: 0.1, dropout 0)")
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
     shift: str = opt(V.DEFAULT_SHIFT, "temporal shift direction (causal: past frames only, runs online)",
                      choices=V.SHIFT_MODES)
@@ -103,7 +105,8 @@ class TrainConfig:
     weight_alteration: bool = opt(True, "FFN ablation: no Weight Alteration")
     distill: bool = opt(True, "FFN ablation: CE on every sub-network instead of KL to H")
     weight_sharing: bool = opt(True, "FFN ablation: three separate models trained jointly")
-    pretrained: str | None = opt(None, "ImageNet state dict (torchvision names), local file", type=str)
+    pretrained: str | None = opt(None, "ImageNet weights: a local state dict (torchvision names), or "
+                                       "torchvision:resnet50 / timm:res2net50_26w_4s (the libraries' caches)", type=str)
     init: str | None = opt(None, "finetune: checkpoint trained at H to start from; ffn: an FFN checkpoint of the "
                            "same model to start from (the shift may differ: causal from bidirectional)", type=str)
     # data
@@ -274,7 +277,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.dataset != "synthetic" and not (cfg.train_list and cfg.val_list and cfg.root):
         raise ConfigError(f"--dataset {cfg.dataset} needs --train-list, --val-list and --root")
     for path in (cfg.pretrained, cfg.init):
-        if path is not None:
+        if path is not None and not is_named(path):
             check_regular(Path(path), ConfigError, follow_symlinks=True)  # not found / FIFO / directory: one line
     synthetic = cfg.dataset == "synthetic"
     recipe = RECIPES[cfg.recipe]
@@ -313,10 +316,11 @@ def build_models(cfg: TrainConfig, num_classes: int,
     try:
         configs = [ModelConfig(cfg.arch, num_classes, frame_counts=counts, dropout=cfg.dropout,
                                shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
+                               drop_path=cfg.drop_path,
                                specialised_norm=flexible and cfg.specialised_norm,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
-        models = [create_model(c, pretrained=cfg.pretrained) for c in configs]
+        models = [create_model_pretrained(c, cfg.pretrained) for c in configs]
         for m in models:
             init_model(m, m.classifier_head(), RECIPES[cfg.recipe])
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights

@@ -62,16 +62,33 @@ def test_conversion_is_identity_at_init(arch: str) -> None:
             assert torch.allclose(ffn(x, subnet=k), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_slowfast_slow_pathway_sees_every_alpha_th_frame() -> None:
-    model = _plain("slowfast_r50")
+@pytest.mark.parametrize("rule", ["stride", "linspace"])
+def test_slowfast_slow_pathway_frames_follow_the_configured_rule(rule: str) -> None:
+    model = MODELS["slowfast_r50"](ModelConfig("slowfast_r50", 5, width_mult=ARCHES["slowfast_r50"],
+                                               slow_frames=rule)).eval()
     seen = []
     model.slow_stem.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
-    for n in (1, 5, 16, 17):
+    for n in (1, 5, 16, 17, 32):
         clip = torch.randn(1, n, 3, SIZE, SIZE)
         with torch.no_grad():
             model(clip)
         assert seen[-1].shape[2] == -(-n // ALPHA)
-        assert seen[-1].equal(clip.transpose(1, 2)[:, :, ::ALPHA])
+        if rule == "stride":
+            want = list(range(0, n, ALPHA))
+        elif n % ALPHA == 0:  # PySlowFast's pack_pathway_output, literally
+            want = torch.linspace(0, n - 1, n // ALPHA).long().tolist()
+        else:
+            want = torch.linspace(0, n - 1, -(-n // ALPHA)).long().tolist()
+        assert seen[-1].equal(clip.transpose(1, 2)[:, :, want])
+    if rule == "linspace":
+        assert want != list(range(0, 32, ALPHA))  # the rules differ (0, 4, 9, ... vs 0, 4, 8, ...)
+
+
+def test_slowfast_config_without_a_slow_frame_rule_keeps_the_old_one() -> None:
+    d = ModelConfig("slowfast_r50", 5).to_dict()
+    del d["slow_frames"]
+    assert ModelConfig.from_dict(d).slow_frames == "stride"
+    assert ModelConfig("slowfast_r50", 5).slow_frames == "linspace"
 
 
 def test_3d_models_refuse_a_causal_shift() -> None:

@@ -23,6 +23,10 @@ MIN_SHIFT_DIV, MAX_SHIFT_DIV = 2, 1024  # temporal shift moves 1/shift_div of th
 # checkpoint or manifest without the field was trained with. "causal" models can run online (step graphs).
 SHIFT_MODES = ("bidirectional", "causal")
 DEFAULT_SHIFT = SHIFT_MODES[0]
+# SlowFast's slow-pathway frames: "linspace" (PySlowFast's pack_pathway_output, what its released weights
+# were trained on) or "stride" (every alpha-th frame, the only rule before the option existed).
+SLOW_FRAME_RULES = ("linspace", "stride")
+MAX_WA_INIT_STD = 1.0
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024  # network crop side in pixels
 MAX_RESIZE_SHORTER = 4096
 MAX_NORM_ABS = 1e3  # |mean|, std of the normalisation (pixels on 0..1)
@@ -120,7 +124,7 @@ def check_model_config(d: Any, known_arches: Sequence[str] | None = None) -> dic
     if not isinstance(d, dict):
         raise ValueError(f"model config must be an object, got {_show(d)}")
     fields = {"arch", "num_classes", "frame_counts", "specialised_norm", "weight_alteration", "dropout",
-              "shift_div", "width_mult", "shift"}
+              "shift_div", "width_mult", "shift", "slow_frames", "mta_shift_div", "drop_path", "wa_init_std"}
     unknown = sorted(set(d) - fields)
     if unknown:
         raise ValueError(f"unknown model config keys: {unknown}")
@@ -144,6 +148,14 @@ def check_model_config(d: Any, known_arches: Sequence[str] | None = None) -> dic
         check_float("width_mult", d["width_mult"], MIN_WIDTH_MULT, MAX_WIDTH_MULT)
     if "shift" in d:
         check_choice("shift", d["shift"], SHIFT_MODES)
+    if "slow_frames" in d:
+        check_choice("slow_frames", d["slow_frames"], SLOW_FRAME_RULES)
+    if "mta_shift_div" in d:
+        check_int("mta_shift_div", d["mta_shift_div"], MIN_SHIFT_DIV, MAX_SHIFT_DIV)
+    if "drop_path" in d:
+        check_float("drop_path", d["drop_path"], 0.0, 0.99)
+    if "wa_init_std" in d:
+        check_float("wa_init_std", d["wa_init_std"], 0.0, MAX_WA_INIT_STD)
     return out
 
 

@@ -43,6 +43,11 @@ class ModelConfig:
     shift_div: int = 8
     width_mult: float = 1.0  # channel multiplier (small models for CPU experiments)
     shift: str = V.DEFAULT_SHIFT  # temporal shift direction, V.SHIFT_MODES ("causal": past -> present only)
+    # Fidelity options (where the released weights' authors differ; see docs/import.md):
+    slow_frames: str = "linspace"  # SlowFast slow-pathway frames, V.SLOW_FRAME_RULES (PySlowFast: linspace)
+    mta_shift_div: int = 4  # TEA: MTA's last group starts as a shift of 1/mta_shift_div each way (authors: 2)
+    drop_path: float = 0.0  # UniFormer: stochastic depth, max rate of the linear rule (authors: 0.1-0.2)
+    wa_init_std: float = 0.0  # Weight Alteration init N(0, std) (0: identity; the authors' code: 1e-3)
 
     def __post_init__(self) -> None:
         """Every field's type and range (``runtime.validate``), before anything is built from it."""
@@ -61,8 +66,11 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         V.check_model_config(d, tuple(MODELS))  # strict types first: no 10.5 classes, no "4" frames
+        d = {"slow_frames": LEGACY_SLOW_FRAMES, **d}  # written before the option: they used every alpha-th frame
         return ModelConfig(**{**d, "frame_counts": tuple(d.get("frame_counts", D.FRAME_COUNTS))})
 
+
+LEGACY_SLOW_FRAMES = "stride"  # the slow-frame rule of a stored config that does not name one
 
 MODELS: dict[str, Callable[[ModelConfig], VideoClassifier]] = {}
 
@@ -96,7 +104,7 @@ def _mobilenetv2(c: ModelConfig) -> VideoClassifier:
 @register_model("slowfast_r50")
 def _slowfast_r50(c: ModelConfig) -> VideoClassifier:
     check_no_shift(c.arch, c.shift)
-    return SlowFast(c.num_classes, c.dropout, width_mult=c.width_mult)
+    return SlowFast(c.num_classes, c.dropout, width_mult=c.width_mult, slow_frames=c.slow_frames)
 
 
 @register_model("x3d_s")
@@ -114,14 +122,15 @@ def _bidirectional_only(c: ModelConfig) -> None:
 def _tea_resnet50(c: ModelConfig) -> VideoClassifier:
     """TEA on Res2Net-50 26w x 4s (the TEA paper's and the FFN authors' backbone); shift_div is unused."""
     _bidirectional_only(c)
-    return TEAResNet((3, 4, 6, 3), c.num_classes, c.dropout, base_channels=round(64 * c.width_mult))
+    return TEAResNet((3, 4, 6, 3), c.num_classes, c.dropout, base_channels=round(64 * c.width_mult),
+                     mta_shift_div=c.mta_shift_div)
 
 
 @register_model("uniformer_s")
 def _uniformer_s(c: ModelConfig) -> VideoClassifier:
     """UniFormer-S, video (depths 3/4/8/3, dims 64/128/320/512 x width_mult); shift_div is unused."""
     _bidirectional_only(c)
-    return UniFormer(c.num_classes, c.dropout, width_mult=c.width_mult)
+    return UniFormer(c.num_classes, c.dropout, width_mult=c.width_mult, drop_path=c.drop_path)
 
 
 @dataclasses.dataclass
@@ -192,4 +201,5 @@ def create_model(config: ModelConfig, pretrained: str | Path | None = None) -> V
         config.frame_counts,
         specialised_norm=config.specialised_norm,
         weight_alteration=config.weight_alteration,
+        wa_init_std=config.wa_init_std,
     )

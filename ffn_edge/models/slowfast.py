@@ -8,9 +8,13 @@ features into ``FUSION_RATIO`` x fast channels at the slow frame rate, concatena
 The head pools each pathway over (T, H, W), concatenates them, dropout, linear.
 
 Frame count: the clip's frame count n is the *fast* pathway's T; the slow pathway gets
-``ceil(n / ALPHA)`` frames (frames 0, ALPHA, 2*ALPHA, ... of the clip — the frames the lateral
-convolutions' stride lands on). With the authors' setting (``ALPHA`` 4, their
-SLOWFAST_16x8_R50_FFN config), the paper's L/M/H = 16/32/64 fast frames are 4/8/16 slow frames.
+``ceil(n / ALPHA)`` frames, picked by the model config's ``slow_frames`` rule: ``"linspace"``
+(PySlowFast's ``pack_pathway_output``: ``linspace(0, n-1, n // ALPHA)`` truncated, e.g. frames 0, 5,
+10, 15 of 16 — what PySlowFast's and the FFN authors' released weights were trained on; for an n that
+is not a multiple of ALPHA it takes ``ceil(n / ALPHA)`` points so the laterals still line up) or
+``"stride"`` (frames 0, ALPHA, 2*ALPHA, ...: the frames the lateral convolutions' stride lands on).
+With the authors' setting (``ALPHA`` 4, their SLOWFAST_16x8_R50_FFN config), the paper's L/M/H =
+16/32/64 fast frames are 4/8/16 slow frames.
 
 The slow frames are taken inside the model (and so inside an exported graph): one input, the clip
 the runtime already feeds every backbone (NTCHW) — no two-input graphs, which TensorRT users report
@@ -48,6 +52,16 @@ def bottleneck(cin: int, inner: int, cout: int, temporal: int, stride: int) -> R
     return ResBlock3D(branch, cin, cout, stride)
 
 
+def slow_indices(n: int, alpha: int) -> torch.Tensor:
+    """PySlowFast's slow frames of an n-frame clip: ``linspace(0, n-1, count).long()`` (float32, truncated).
+
+    ``count`` is ``n // alpha`` as PySlowFast when alpha divides n, else ``ceil(n / alpha)`` (what the
+    laterals' temporal stride produces, so slow and fused features keep the same length).
+    """
+    count = -(-n // alpha)
+    return torch.linspace(0, n - 1, count).long()
+
+
 class Lateral(nn.Module):
     """Fast -> slow connection: time-strided conv + BN + ReLU, concatenated to the slow features."""
 
@@ -64,8 +78,11 @@ class Lateral(nn.Module):
 
 class SlowFast(Clip3DClassifier):
     def __init__(self, num_classes: int, dropout: float = 0.5, width_mult: float = 1.0, alpha: int = ALPHA,
-                 fusion_kernel: int = FUSION_KERNEL) -> None:
+                 fusion_kernel: int = FUSION_KERNEL, slow_frames: str = "linspace") -> None:
         super().__init__()
+        if slow_frames not in ("linspace", "stride"):
+            raise ValueError(f"slow_frames must be 'linspace' or 'stride', got {slow_frames!r}")
+        self.slow_frames = slow_frames
         w = max(BETA_INV, round(64 * width_mult))  # slow stem width; the fast pathway gets w / BETA_INV
         f = w // BETA_INV
         self.alpha = alpha
@@ -96,8 +113,17 @@ class SlowFast(Clip3DClassifier):
         self.fc = nn.Linear(slow_in + fast_in, num_classes)
         init_weights(self)
 
+    def slow_pathway(self, x: torch.Tensor) -> torch.Tensor:
+        """The slow pathway's frames of volumes ``(B, C, T, H, W)`` by the ``slow_frames`` rule.
+
+        T is static in every exported graph (one graph per frame count), so the indices are constants there.
+        """
+        if self.slow_frames == "stride":
+            return x[:, :, :: self.alpha]
+        return x.index_select(2, slow_indices(int(x.shape[2]), self.alpha).to(x.device))
+
     def forward_volume(self, x: torch.Tensor) -> torch.Tensor:
-        slow, fast = x[:, :, :: self.alpha], x  # slow frames 0, alpha, 2*alpha, ... (one input)
+        slow, fast = self.slow_pathway(x), x  # one input: the slow frames are picked inside the graph
         slow = self.pool(self.slow_stem(slow))
         fast = self.pool(self.fast_stem(fast))
         slow = self.laterals[0](slow, fast)

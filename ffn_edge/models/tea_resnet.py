@@ -8,8 +8,9 @@ aggregates (each group also sees the previous group's output), and TEA adds two 
   difference between frame t+1 (after a depth-wise 3x3 conv) and frame t, pooled, expanded back
   and turned into a channel attention ``x + x * (sigmoid(.) - 0.5)``. It has two BatchNorms.
 * Multiple Temporal Aggregation (MTA): a channel-wise temporal convolution (kernel 3 over frames)
-  before every group's spatial conv, the last group's initialised as a TSM shift, the others as
-  the identity.
+  before every group's spatial conv, the last group's initialised as a TSM shift (1/``mta_shift_div``
+  of its channels from t+1, as many from t-1; the TEA and FFN authors' code uses 2: all channels
+  shift, half each way), the others as the identity.
 
 Everything temporal reads the frame count from the model's FrameContext, so one module serves
 every frame count. For FFN, ``make_frame_flexible`` specialises every BatchNorm here — including
@@ -56,15 +57,15 @@ class MotionExcitation(nn.Module):
 class TemporalConv(nn.Module):
     """Channel-wise temporal convolution (kernel 3 over frames) on ``(B*T, C, H, W)`` frames."""
 
-    def __init__(self, channels: int, ctx: FrameContext, shift_init: bool) -> None:
+    def __init__(self, channels: int, ctx: FrameContext, shift_init: bool, shift_div: int = 4) -> None:
         super().__init__()
         self.ctx = ctx
         self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), groups=channels, bias=False)
         with torch.no_grad():
             w = self.conv.weight.view(channels, 3)
             w.zero_()
-            if shift_init:  # TSM shift: a quarter from t+1, a quarter from t-1, the rest stays
-                fold = channels // 4
+            if shift_init:  # TSM shift: 1/shift_div from t+1, 1/shift_div from t-1, the rest stays
+                fold = channels // shift_div
                 w[:fold, 2] = 1
                 w[fold : 2 * fold, 0] = 1
                 w[2 * fold :, 1] = 1
@@ -84,14 +85,15 @@ class TEABottleneck(nn.Module):
     wa_site = "conv1"  # Weight Alteration on the conv path, before the first conv (TSM-style)
 
     def __init__(self, cin: int, planes: int, stride: int, downsample: nn.Module | None, first: bool,
-                 ctx: FrameContext, base_width: int = 26, scale: int = 4) -> None:
+                 ctx: FrameContext, base_width: int = 26, scale: int = 4, mta_shift_div: int = 4) -> None:
         super().__init__()
         width = max(1, math.floor(planes * base_width / 64))
         self.width, self.scale, self.first = width, scale, first
         self.conv1 = nn.Conv2d(cin, width * scale, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width * scale)
         self.me = MotionExcitation(width * scale, ctx)
-        self.temporal = nn.ModuleList(TemporalConv(width, ctx, shift_init=i == scale - 1) for i in range(scale))
+        self.temporal = nn.ModuleList(TemporalConv(width, ctx, i == scale - 1, mta_shift_div)
+                                      for i in range(scale))
         self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, stride, 1, bias=False) for _ in range(scale - 1))
         self.bns = nn.ModuleList(nn.BatchNorm2d(width) for _ in range(scale - 1))
         self.pool = nn.AvgPool2d(3, stride, 1) if first else nn.Identity()
@@ -115,7 +117,7 @@ class TEABottleneck(nn.Module):
 
 class TEAResNet(VideoClassifier):
     def __init__(self, layers: tuple[int, int, int, int], num_classes: int, dropout: float = 0.5,
-                 base_channels: int = 64, base_width: int = 26, scale: int = 4) -> None:
+                 base_channels: int = 64, base_width: int = 26, scale: int = 4, mta_shift_div: int = 4) -> None:
         super().__init__()
         self.block_types: tuple[type[nn.Module], ...] = (TEABottleneck,)
         c = base_channels
@@ -132,7 +134,7 @@ class TEAResNet(VideoClassifier):
                 if j == 0 and (stride != 1 or cin != planes * 4):
                     down = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
                 blocks.append(TEABottleneck(cin, planes, stride if j == 0 else 1, down, j == 0, self.ctx,
-                                            base_width, scale))
+                                            base_width, scale, mta_shift_div))
                 cin = planes * 4
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)

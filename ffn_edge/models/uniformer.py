@@ -6,8 +6,10 @@ between two 1x1x1 convs, with BatchNorm; stage 3-4 blocks (``GlobalBlock``) use 
 all T'xH'xW' tokens, with LayerNorm. Every block starts with a dynamic position embedding (DPE: a
 3x3x3 depth-wise conv, residual). The stem embeds 4x4 patches and halves T (kernel 3, stride 2);
 later stages embed 2x2 patches; each embedding ends with a LayerNorm, the network with a
-BatchNorm3d, then global average pooling and the head. Drop-path is left out (a training
-regulariser for full-size runs; the small runs here do not need it).
+BatchNorm3d, then global average pooling and the head. Drop-path (stochastic depth on every
+residual branch, rates rising linearly over the blocks to ``drop_path``, as the authors) is off by
+default (the small runs here do not need it); the authors train with 0.1-0.2 and no dropout before
+the head (``dropout=0``).
 
 Frames come in as ``(B*T, 3, H, W)`` like every backbone here; the network regroups them into
 ``(B, 3, T, H, W)`` with the FrameContext's frame count and returns its clip logits once per frame
@@ -46,14 +48,29 @@ class PatchEmbed(nn.Module):
         return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
 
 
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a residual branch per sample with probability ``p`` (scaled)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device).bernoulli_(1 - self.p)
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
 class LocalBlock(nn.Module):
     """Local MHRA block (UniFormer's CBlock): DPE, BN -> 1x1 -> 5x5x5 depth-wise -> 1x1, BN -> conv MLP."""
 
     wa_site = "adapter"
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.adapter = AlterationSite(dim, channel_dim=1, ndim=5)
+        self.drop_path = DropPath(drop_path)
         self.pos_embed = nn.Conv3d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.BatchNorm3d(dim)
         self.conv1 = nn.Conv3d(dim, dim, 1)
@@ -66,8 +83,8 @@ class LocalBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.adapter(x)
         x = x + self.pos_embed(x)
-        x = x + self.conv2(self.attn(self.conv1(self.norm1(x))))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.conv2(self.attn(self.conv1(self.norm1(x)))))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class Attention(nn.Module):
@@ -92,9 +109,10 @@ class GlobalBlock(nn.Module):
 
     wa_site = "adapter"
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.adapter = AlterationSite(dim, channel_dim=1, ndim=5)
+        self.drop_path = DropPath(drop_path)
         self.pos_embed = nn.Conv3d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads)
@@ -107,8 +125,8 @@ class GlobalBlock(nn.Module):
         x = x + self.pos_embed(x)
         shape = x.shape
         t = x.flatten(2).transpose(1, 2)  # (B, T*H*W, C)
-        t = t + self.attn(self.norm1(t))
-        t = t + self.mlp(self.norm2(t))
+        t = t + self.drop_path(self.attn(self.norm1(t)))
+        t = t + self.drop_path(self.mlp(self.norm2(t)))
         return t.transpose(1, 2).reshape(shape)
 
 
@@ -118,8 +136,9 @@ def _round8(v: float) -> int:
 
 class UniFormer(VideoClassifier):
     def __init__(self, num_classes: int, dropout: float = 0.0, width_mult: float = 1.0,
-                 depths: tuple[int, ...] = DEPTHS, dims: tuple[int, ...] = DIMS) -> None:
+                 depths: tuple[int, ...] = DEPTHS, dims: tuple[int, ...] = DIMS, drop_path: float = 0.0) -> None:
         super().__init__()
+        rates = iter(torch.linspace(0, drop_path, sum(depths)).tolist())  # the authors' linear rule
         self.block_types: tuple[type[nn.Module], ...] = (LocalBlock, GlobalBlock)
         dims = tuple(_round8(d * width_mult) for d in dims)
         stages: list[nn.Module] = []
@@ -127,10 +146,10 @@ class UniFormer(VideoClassifier):
         for i, (depth, dim) in enumerate(zip(depths, dims, strict=True)):
             embed = PatchEmbed(cin, dim, 4 if i == 0 else 2, temporal=i == 0)
             if i < 2:
-                blocks = [LocalBlock(dim) for _ in range(depth)]
+                blocks = [LocalBlock(dim, next(rates)) for _ in range(depth)]
             else:
                 heads = max(1, dim // HEAD_DIM)
-                blocks = [GlobalBlock(dim, heads) for _ in range(depth)]
+                blocks = [GlobalBlock(dim, heads, next(rates)) for _ in range(depth)]
             stages.append(nn.Sequential(embed, *blocks))
             cin = dim
         self.stages = nn.Sequential(*stages)
