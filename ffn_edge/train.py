@@ -65,7 +65,7 @@ from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier, create_model
 from .recipes import RECIPES, init_model, param_groups, step_factor
 from .runtime import validate as V
-from .runtime.argparsing import Parser
+from .runtime.argparsing import Parser, number, with_range
 from .runtime.errors import ConfigError, FFNError, run_cli
 from .runtime.files import check_regular
 
@@ -200,6 +200,21 @@ def lam_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return cfg.lam * min(1.0, (step + 1) / (cfg.lam_ramp * steps_per_epoch))
 
 
+def stop_if_not_finite(loss: float, epoch: int, batch: int, ddp: bool, device: torch.device, scaled: bool) -> None:
+    """Stop at the first non-finite loss (before the step), so NaN weights are never saved.
+
+    Under DDP every rank learns that one rank stopped (no rank waits forever in an all-reduce). With
+    fp16 loss scaling an overflow is expected now and then: GradScaler skips that step itself."""
+    bad = not math.isfinite(loss)
+    if ddp:
+        flag = torch.tensor([float(bad)], device=device)
+        dist.all_reduce(flag)
+        bad = bool(flag.item())
+    if bad and not scaled:
+        raise FFNError(f"training stopped: the loss is {loss} at epoch {epoch + 1}, batch {batch + 1} "
+                       "(lower --lr or check the data); nothing from this epoch was saved")
+
+
 def seed_epoch(seed: int, epoch: int, rank: int) -> int:
     """Seed every global RNG for one epoch of one process; returns the seed for local generators."""
     s = (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
@@ -243,6 +258,10 @@ def load_optimizer_tensors(optim: torch.optim.Optimizer, tensors: dict[str, torc
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """Fill method-dependent defaults and reject bad combinations with a one-line ConfigError."""
+    try:
+        V.check_fields(cfg, V.TRAIN_RANGES)  # finite and in range, also for a TrainConfig built in Python
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     counts = tuple(sorted(set(cfg.frame_counts)))
     if len(counts) != len(cfg.frame_counts) or counts[0] < 1:
         raise ConfigError(f"--frame-counts must be distinct positive numbers, got {list(cfg.frame_counts)}")
@@ -518,6 +537,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))))
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
+            loss_value = loss.item()
+            stop_if_not_finite(loss_value, epoch, it, ddp, device, scaler.is_enabled())
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip:
@@ -525,7 +546,6 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
             scaler.step(optim)
             scaler.update()
-            loss_value = loss.item()
             loss_sum[0] += loss_value * len(labels)
             loss_sum[1] += len(labels)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
@@ -670,12 +690,17 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 p.add_argument(flag, action="store_true", help=meta["help"])
         elif isinstance(f.default, tuple):
-            p.add_argument(flag, nargs="+", type=int, default=f.default, help=f"{meta['help']} (default: "
-                           f"{' '.join(map(str, f.default))})")
+            kind, lo, hi, lo_open = V.TRAIN_RANGES[f.name]
+            p.add_argument(flag, nargs="+", type=number(kind, lo, hi, lo_open), default=f.default,
+                           help=f"{with_range(meta['help'], lo, hi, lo_open)} "
+                                f"(default: {' '.join(map(str, f.default))})")
         else:
             shown = "" if f.default is None and "default" in meta["help"] else f" (default: {f.default})"
-            p.add_argument(flag, type=meta.get("type", type(f.default)), default=f.default,
-                           choices=meta.get("choices"), help=meta["help"] + shown)
+            kind, help_text = meta.get("type", type(f.default)), meta["help"]
+            if f.name in V.TRAIN_RANGES:
+                kind, lo, hi, lo_open = V.TRAIN_RANGES[f.name]
+                kind, help_text = number(kind, lo, hi, lo_open), with_range(help_text, lo, hi, lo_open)
+            p.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=help_text + shown)
     return p
 
 
