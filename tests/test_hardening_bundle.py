@@ -16,7 +16,7 @@ import torch
 from ffn_edge.export.bundle import export_bundle
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.errors import BundleError
-from ffn_edge.runtime.manifest import file_entry, load_manifest
+from ffn_edge.runtime.manifest import file_entry, load_manifest, seal
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.models import ModelConfig, create_model
@@ -45,7 +45,7 @@ def copy(made, tmp_path) -> Path:
 def edit(bundle: Path, change) -> None:
     m = json.loads((bundle / "manifest.json").read_text())
     change(m)
-    (bundle / "manifest.json").write_text(json.dumps(m))
+    (bundle / "manifest.json").write_text(json.dumps(seal(m)))  # the deeper checks, past the digest
 
 
 def g0(m: dict, **kw) -> None:
@@ -88,7 +88,7 @@ MANIFEST_CASES = [
     ("width_mult -1", lambda m: m["model_config"].update(width_mult=-1), "width_mult must be in"),
     ("arch mismatch", lambda m: m.update(arch="tsm_mobilenetv2"), "differs from model_config.arch"),
     ("subnet counts mismatch", lambda m: m.update(subnet_frame_counts=[2, 8]), "differ from model_config"),
-    ("format version 2", lambda m: m.update(format_version=2), "re-export the bundle"),
+    ("format version 3", lambda m: m.update(format_version=3), "re-export the bundle"),
     ("foreign format", lambda m: m.update(format="x"), "not an ffn-edge bundle manifest"),
     ("missing key", lambda m: m.pop("output_name"), "missing key 'output_name'"),
     ("extra not object", lambda m: m.update(extra=[]), "extra must be an object"),

@@ -22,7 +22,7 @@ from ffn_edge.export.quantize import merge_ranges
 from ffn_edge.export.share import check_int8_external, check_shared
 from ffn_edge.runtime.backends import OrtBackend
 from ffn_edge.runtime.errors import BundleError, ConfigError, FFNError
-from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, quant_spec
+from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, quant_spec, seal
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
@@ -161,14 +161,14 @@ def test_manifest_records_precision_and_calibration_and_the_runtime_checks_them(
         node[path[-1]] = value
         bundle = tmp_path / f"bad-{match}.ffn"
         shutil.copytree(per_subnet, bundle)
-        (bundle / MANIFEST_NAME).write_text(json.dumps(bad))
+        (bundle / MANIFEST_NAME).write_text(json.dumps(seal(bad)))
         with pytest.raises(BundleError, match=match):
             load_manifest(bundle)
     bad = json.loads(json.dumps(raw))
     del bad["extra"]["precision"]  # an fp32 bundle must not claim a quantization
     bundle = tmp_path / "fp32-claim.ffn"
     shutil.copytree(per_subnet, bundle)
-    (bundle / MANIFEST_NAME).write_text(json.dumps(bad))
+    (bundle / MANIFEST_NAME).write_text(json.dumps(seal(bad)))
     with pytest.raises(BundleError, match="precision is fp32"):
         load_manifest(bundle)
 

@@ -21,7 +21,7 @@ from ffn_edge.export import export_bundle
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.cli import run
 from ffn_edge.runtime.errors import BundleError, ConfigError
-from ffn_edge.runtime.manifest import MANIFEST_NAME
+from ffn_edge.runtime.manifest import MANIFEST_NAME, seal
 from ffn_edge.runtime.online import StepRunner
 from ffn_edge.runtime.online_labels import OnlineLabels
 from ffn_edge.runtime.scheduler import Decision, Scheduler
@@ -208,7 +208,7 @@ def _no_step_graphs(bundle: Path, dest: Path) -> Path:
     d = json.loads((dest / MANIFEST_NAME).read_text())
     d["extra"].pop("step")
     d["model_config"]["shift"] = "bidirectional"
-    (dest / MANIFEST_NAME).write_text(json.dumps(d))
+    (dest / MANIFEST_NAME).write_text(json.dumps(seal(d)))
     return dest
 
 

@@ -20,7 +20,7 @@ import torch
 from ffn_edge.export import export_bundle
 from ffn_edge.runtime import Budgets, BundleError, FFNRuntime, FrameCountPolicy
 from ffn_edge.runtime.backends import external_tensors, open_backend, pick_engine_set, tensorrt_engine_sets
-from ffn_edge.runtime.manifest import load_manifest
+from ffn_edge.runtime.manifest import load_manifest, seal
 from ffn_edge.runtime.sources import FrameSource
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
@@ -190,7 +190,7 @@ def test_bundle_path_leaving_the_directory_is_refused(bundle, tmp_path):
     shutil.copytree(bundle, bad)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["graphs"][0]["file"] = "../outside.onnx"
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    (bad / "manifest.json").write_text(json.dumps(seal(manifest)))
     with pytest.raises(BundleError, match="leaves the bundle"):
         FFNRuntime(bad)
 

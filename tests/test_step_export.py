@@ -17,7 +17,7 @@ from ffn_edge.export.fold import is_conv_copy, is_per_subnet
 from ffn_edge.export.step import StepGraph, run_frames
 from ffn_edge.export.verify import synthetic_clips
 from ffn_edge.runtime.errors import BundleError
-from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, step_spec
+from ffn_edge.runtime.manifest import MANIFEST_NAME, load_manifest, seal, step_spec
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
@@ -135,7 +135,7 @@ def test_manifest_step_entries_are_checked(causal, tmp_path) -> None:
         shutil.copytree(bundle, copy)
         d = json.loads((copy / MANIFEST_NAME).read_text())
         change(d)
-        (copy / MANIFEST_NAME).write_text(json.dumps(d))
+        (copy / MANIFEST_NAME).write_text(json.dumps(seal(d)))
         return copy
 
     def drop_file(d):
