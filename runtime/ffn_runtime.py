@@ -36,8 +36,8 @@ import numpy as np
 from ..sampling import nearest_subnet, segment_indices
 from .backends import Backend, open_backend
 from .budgets import Budgets
-from .errors import ConfigError
-from .inputs import check_clip, check_finite, check_predict_args, check_stream_options
+from .errors import ConfigError, InputError
+from .inputs import check_clip, check_finite, check_predict_args, check_stream_options, preprocessed_limit
 from .manifest import GraphEntry, Manifest, load_manifest
 from .online import StepGraphs
 from .online_stream import online_stream
@@ -220,7 +220,7 @@ class FFNRuntime:
         idx = segment_indices(total, fed, train=False)
         clip = self._sampled_clip(frames, idx)
         if kind == "preprocessed":  # raw uint8 frames cannot hold NaN; only the n sampled frames are scanned
-            check_finite(clip)
+            check_finite(clip, preprocessed_limit(self.manifest.input.mean, self.manifest.input.std))
         result = self.run(n, clip)
         stamps = np.asarray(timestamps if timestamps is not None else np.arange(total), dtype=np.float64)
         return self._prediction(result, tuple(float(s) for s in stamps[idx]), topk)
@@ -252,6 +252,8 @@ class FFNRuntime:
 
     def _prediction(self, result: RunResult, stamps: tuple[float, ...], topk: int) -> Prediction:
         logits = result.logits[0]
+        if not np.isfinite(logits).all():
+            raise InputError("the network's scores for this clip are not finite (NaN or infinity)")
         z = logits.astype(np.float64) - float(np.max(logits))
         probs = np.exp(z) / np.sum(np.exp(z))
         order = np.argsort(-probs, kind="stable")[: max(1, topk)]

@@ -99,10 +99,23 @@ def _check_array(frames: np.ndarray, size: tuple[int, int]) -> ClipKind:
     return "raw"
 
 
-def check_finite(clip: np.ndarray) -> None:
-    """The model input (the sampled, preprocessed frames) holds no NaN or infinity."""
+def check_finite(clip: np.ndarray, limit: float | None = None) -> None:
+    """The model input (the sampled, preprocessed frames) holds no NaN or infinity, and no |value| over
+    ``limit`` (``preprocessed_limit``: finite but huge values overflow float32 inside the network)."""
     if not np.isfinite(clip).all():
         raise InputError("frames contain NaN or infinite values")
+    if limit is not None and clip.size and float(np.max(np.abs(clip))) > limit:
+        raise InputError(f"preprocessed frames hold values up to {float(np.max(np.abs(clip))):.3g}; this bundle's "
+                         f"normalisation gives at most {limit / PREPROCESSED_MARGIN:.3g} (allowed: {limit:.3g})")
+
+
+PREPROCESSED_MARGIN = 4.0  # how far past the normalised range of 0..1 pixels a preprocessed value may go
+
+
+def preprocessed_limit(mean: tuple[float, ...], std: tuple[float, ...]) -> float:
+    """The largest |value| a preprocessed frame may hold: PREPROCESSED_MARGIN x what (pixel - mean) / std
+    gives for pixels on 0..1."""
+    return PREPROCESSED_MARGIN * max(max(abs(m), abs(1.0 - m)) / s for m, s in zip(mean, std, strict=True))
 
 
 def check_predict_args(total: int, n: Any = None, topk: Any = 5, timestamps: Any = None) -> None:

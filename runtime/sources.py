@@ -49,6 +49,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from . import validate as V
 from .errors import SourceError
 from .preprocess import Preprocessor
 
@@ -56,6 +57,7 @@ SOURCE_KINDS = ("camera", "file", "url", "gstreamer")
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 NETWORK_TIMEOUT_MS = 5000  # open and read timeouts for URL streams (OpenCV's FFMPEG backend)
 MAX_EVENTS = 1000  # events kept in CaptureThread.events (oldest forgotten first)
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a container's frame rate outside these is treated as unknown
 STAMP_TOLERANCE_S = 1e-6  # timestamps this close are equal (k / fps and t - duration round differently)
 
 
@@ -176,7 +178,7 @@ class FrameSource:
         self._capture = capture
         self.frame_index = 0
         fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else None
+        self.fps = fps if math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS else None
 
     def read(self) -> tuple[np.ndarray, float] | None:
         """Next raw frame and its timestamp (s); None at the end of a file or when a live read fails."""
@@ -191,6 +193,9 @@ class FrameSource:
             stamp = self.frame_index / self.fps
         else:
             stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if not (isinstance(stamp, float) and math.isfinite(stamp) and 0.0 <= stamp <= V.MAX_DURATION_S):
+                raise SourceError(f"{self.name}: frame {self.frame_index} has no usable position ({stamp!r:.40} s) "
+                                  "and the file states no frame rate: cannot time its frames")
         self.frame_index += 1
         return frame, stamp
 

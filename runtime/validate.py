@@ -29,6 +29,7 @@ MAX_NORM_ABS = 1e3  # |mean|, std of the normalisation (pixels on 0..1)
 MIN_STD = 1e-6
 MAX_FRAME_SIDE = 16384  # pixels, either side of one input frame
 MAX_FRAME_PIXELS = 1 << 26  # 67 M pixels (8K x 8K)
+MAX_RESIZED_PIXELS = 1 << 24  # larger resized frames are not built whole: only their crop (``preprocess``)
 MAX_FRAME_ASPECT = 16.0  # longer / shorter side: bounds the resized frame (shorter side -> resize_shorter)
 MAX_CLIP_FRAMES = 100_000  # frames handed to one predict()
 MAX_THREADS = 256  # inference / capture threads
