@@ -68,6 +68,7 @@ from .runtime import validate as V
 from .runtime.argparsing import Parser, number, with_range
 from .runtime.errors import ConfigError, FFNError, run_cli
 from .runtime.files import check_regular
+from .weights_load import load_init
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 LOSSES = ("paper", "ce_td")
@@ -104,7 +105,10 @@ class TrainConfig:
     weight_sharing: bool = opt(True, "FFN ablation: three separate models trained jointly")
     pretrained: str | None = opt(None, "ImageNet state dict (torchvision names), local file", type=str)
     init: str | None = opt(None, "finetune: checkpoint trained at H to start from; ffn: an FFN checkpoint of the "
-                           "same model to start from (the shift may differ: causal from bidirectional)", type=str)
+                           "same model to start from (the shift may differ: causal from bidirectional); st, mixed, "
+                           "proportional: a checkpoint of the same model", type=str)
+    partial_load: bool = opt(False, "--init/--pretrained: load the tensors that match and list the rest, instead "
+                             "of refusing a checkpoint that does not fit")
     # data
     dataset: str = opt("synthetic", "dataset kind", choices=("synthetic", "frames", "video"))
     train_list: str | None = opt(None, "annotation list of the training set", type=str)
@@ -332,7 +336,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
                                specialised_norm=flexible and cfg.specialised_norm,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
-        models = [create_model(c, pretrained=cfg.pretrained) for c in configs]
+        models = [create_model(c, pretrained=cfg.pretrained, partial=cfg.partial_load) for c in configs]
         for m in models:
             init_model(m, m.classifier_head(), RECIPES[cfg.recipe])
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
@@ -343,11 +347,10 @@ def build_models(cfg: TrainConfig, num_classes: int,
         init, init_meta = load_checkpoint(cfg.init)
         if len(init.frame_counts) != 1 or init_meta.config.specialised_norm or init_meta.config.weight_alteration:
             raise ConfigError(f"{cfg.init}: --init must be a single-sub-network (st) checkpoint")
-        try:
-            models[0].load_state_dict(init.state_dict())
-        except RuntimeError:
-            raise ConfigError(f"{cfg.init}: its model ({init_meta.config.arch}, {len(init_meta.class_names)} "
-                              f"classes) does not match --arch {cfg.arch} with {num_classes} classes") from None
+        # the point of finetune: a model trained at H starts training at L
+        load_init(models[0], configs[0], cfg.init, partial=cfg.partial_load, ignore=("frame_counts",))
+    elif cfg.method != "ffn" and cfg.init is not None:  # st, mixed, proportional: the same model
+        load_init(models[0], configs[0], cfg.init, partial=cfg.partial_load)
     return configs, models
 
 
@@ -359,14 +362,10 @@ def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> Non
     """
     if not cfg.weight_sharing:
         raise ConfigError("--init with --method ffn needs weight sharing (one model to load)")
-    init, meta = load_checkpoint(cfg.init)
-    try:
-        model.load_state_dict(init.state_dict())
-    except RuntimeError:
-        raise ConfigError(f"{cfg.init}: its model ({meta.config.arch} x{meta.config.width_mult:g}, frame counts "
-                          f"{list(meta.config.frame_counts)}, {len(meta.class_names)} classes) does not match "
-                          f"--arch {cfg.arch} x{cfg.width_mult:g}, {list(cfg.frame_counts)}, {num_classes} "
-                          "classes") from None
+    want = ModelConfig(cfg.arch, num_classes, frame_counts=cfg.frame_counts, dropout=cfg.dropout,
+                       shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
+                       specialised_norm=cfg.specialised_norm, weight_alteration=cfg.weight_alteration)
+    load_init(model, want, cfg.init, partial=cfg.partial_load)
 
 
 def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],
@@ -623,6 +622,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
+    old.setdefault("partial_load", False)  # runs saved before the option existed
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # before issue 16
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
