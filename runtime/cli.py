@@ -20,7 +20,7 @@ from .argparsing import Parser
 from .budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from .errors import ConfigError, run_cli
 from .ffn_runtime import FFNRuntime
-from .inputs import check_output_file, check_stream_options, check_video_file, require_decisions
+from .inputs import check_output_file, check_stream_options, check_video_file, check_video_writer, require_decisions
 from .online_stream import OnlineResult, check_cpu_share
 from .quiet import quiet_third_party_logs
 from .stream import StreamResult
@@ -267,6 +267,7 @@ def run(argv: list[str] | None = None) -> int:
     _check_mode(args)
     if args.output:
         check_output_file(args.output)
+        check_video_writer(args.output)
     from .sources import parse_source
 
     spec = parse_source(args.video)

@@ -188,7 +188,31 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"{p}: not writable")
 
 
+def check_video_writer(path: str | os.PathLike[str], fourcc: str = "mp4v") -> None:
+    """OpenCV can write a video of this kind (its container, from the suffix) here: probed with a tiny
+    writer in a private temporary folder, so nothing beside ``path`` is touched and no model runs first."""
+    import shutil
+    import tempfile
+
+    import cv2
+
+    folder = tempfile.mkdtemp(prefix="ffn-writer-probe-")
+    try:
+        probe = os.path.join(folder, "probe" + Path(path).suffix)
+        writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*fourcc), 10.0, (16, 16))
+        ok = writer.isOpened()
+        writer.release()
+    except cv2.error:
+        ok = False
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not ok:
+        raise ConfigError(f"--output {path}: OpenCV cannot write a {Path(path).suffix or 'suffix-less'} video "
+                          "(try a .mp4 path)")
+
+
 TEXT_SNIFF_BYTES = 4096
+VIDEO_MAGIC = (b"YUV4MPEG2 ",)  # formats whose header is text (followed by raw frames)
 
 
 def check_video_file(path: str | os.PathLike[str]) -> None:
@@ -211,6 +235,8 @@ def check_video_file(path: str | os.PathLike[str]) -> None:
         raise SourceError(f"{p}: empty file, not a video")
     with open(p, "rb") as f:
         head = f.read(TEXT_SNIFF_BYTES)
+    if head.startswith(VIDEO_MAGIC):
+        return
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:

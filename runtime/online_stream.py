@@ -133,9 +133,21 @@ class OnlineStream(Stream):
     def set_budget(self, cpu_share: float | None | _Keep = KEEP, *,  # type: ignore[override]
                    power_w: float | None | _Keep = KEEP,
                    battery_policy: BatteryPolicy | str | None | _Keep = KEEP,
-                   thermal_policy: ThermalPolicy | str | None | _Keep = KEEP) -> None:
-        """Change budgets from the next window on (thread-safe): the compute share, caps; ``None`` turns one off."""
-        budget_ms: float | None | _Keep = cpu_share
+                   thermal_policy: ThermalPolicy | str | None | _Keep = KEEP,
+                   budget_ms: float | None | _Keep = KEEP) -> None:
+        """Change budgets from the next window on (thread-safe): the compute share, caps; ``None`` turns one off.
+
+        ``budget_ms`` (what ``Stream.set_budget`` takes) is accepted too: here it is the step compute
+        allowed per window, as ``Budgets.budget_ms`` is for online streams; give it or ``cpu_share``."""
+        if budget_ms is not KEEP and cpu_share is not KEEP:
+            raise ConfigError("give cpu_share or budget_ms (the step compute per window), not both")
+        if budget_ms is not KEEP and budget_ms is not None:
+            try:
+                budget_ms = V.check_float("budget_ms", budget_ms, 0.0, V.MAX_STRIDE_MS, lo_open=True)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        if budget_ms is KEEP:
+            budget_ms = cpu_share
         if cpu_share is not KEEP and cpu_share is not None:
             budget_ms = check_cpu_share(cpu_share) * self.window_ms
         self.policy.set_budget(budget_ms, power_w=power_w, battery_policy=battery_policy,

@@ -82,6 +82,14 @@ def opencv_has_gstreamer() -> bool:
     return bool(match) and match.group(1).upper().startswith("YES")
 
 
+MAX_CAMERA_INDEX = 1023  # OpenCV device indices (V4L: /dev/video0 .. ; higher ones overflow its int)
+
+
+def _short(text: str) -> str:
+    """A source string for a message: at most 80 characters (a 100,000-character argument stays one line)."""
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
 def parse_source(spec: str) -> SourceSpec:
     """Classify a ``--video`` string so errors surface before any capture starts."""
     text = spec.strip()
@@ -99,15 +107,22 @@ def parse_source(spec: str) -> SourceSpec:
         return SourceSpec("gstreamer", text, text)
     camera = re.fullmatch(r"cam(\d+)", text)
     if camera:
-        return SourceSpec("camera", int(camera.group(1)), text)
+        digits = camera.group(1)
+        if len(digits) > 4 or int(digits) > MAX_CAMERA_INDEX:
+            raise SourceError(f"{_short(text)}: camera index must be in [0, {MAX_CAMERA_INDEX}]")
+        return SourceSpec("camera", int(digits), text)
     path = Path(text).expanduser()
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        exists = is_file = False
+    if not exists:
         raise SourceError(
-            f"{text}: no such file (a source is a video file, camN, an rtsp:// or http(s):// URL, "
+            f"{_short(text)}: no such file (a source is a video file, camN, an rtsp:// or http(s):// URL, "
             "or a GStreamer pipeline)"
         )
-    if not path.is_file():
-        raise SourceError(f"{text}: not a video file (it is a directory or a device)")
+    if not is_file:
+        raise SourceError(f"{_short(text)}: not a video file (it is a directory or a device)")
     return SourceSpec("file", str(path), text)
 
 
