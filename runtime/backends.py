@@ -245,7 +245,9 @@ def session_options(threads: int | None = None, shared: bool = True, optimizatio
     so.inter_op_num_threads = 1
     if threads is not None:
         so.intra_op_num_threads = int(threads)
-    so.log_severity_level = 3  # warnings from EP fallbacks are expected on CPU-only machines
+    # fatal only: a failure raises with its message (turned into one BundleError line), so the ERROR lines
+    # ORT would also print are a second, coloured copy of it; EP-fallback warnings are expected on CPUs
+    so.log_severity_level = 4
     # No spin-waiting after a run: the runtime shares the cores with its capture thread (and an edge
     # device with everything else), and spinning threads burn power. Measured with 2 threads on a
     # busy 2-core machine: spinning made the run after another sub-network ~40 ms slower (TSM-R18).
@@ -273,7 +275,7 @@ def optimize_for_sharing(graph: Path, out_dir: Path, threads: int | None, provid
     so.add_session_config_entry("session.optimized_model_external_initializers_file_name", f"{graph.stem}.bin")
     so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                 str(POOL_MIN_BYTES))
-    so.log_severity_level = 3  # ORT warns that an NCHWc-optimised file is hardware specific: we know
+    so.log_severity_level = 4  # ORT warns that an NCHWc-optimised file is hardware specific: we know
     ort.InferenceSession(str(graph), so, providers=list(providers), disabled_optimizers=list(COPYING_OPTIMIZERS))
     return out
 

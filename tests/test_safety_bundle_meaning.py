@@ -108,3 +108,15 @@ def test_a_version_1_bundle_without_digest_still_opens(copy):
         d["format_version"] = 1
     rewrite(copy, old)
     assert load_manifest(copy).graphs
+
+
+def test_a_truncated_weight_file_is_one_line_without_onnxruntime_error_lines(copy, capfd):
+    """With verification off the graph load itself fails: the BundleError is the only thing said."""
+    weights = copy / "weights.bin"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    capfd.readouterr()
+    with pytest.raises(BundleError, match="cannot load the graph"), \
+            FFNRuntime.open(copy, threads=1, warmup=False, verify=False) as rt:
+        rt.predict(np.zeros((4, 40, 48, 3), np.uint8))
+    err = capfd.readouterr().err
+    assert "onnxruntime" not in err and "[E:" not in err, err[:300]
