@@ -419,11 +419,12 @@ RUNNERS = {"checkpoint": run_checkpoint, "bundle": run_bundle, "predict": run_pr
            "contract": lambda i, w, c: run_predict(i, w, c, gate=True), "options": run_options}
 try:  # the CLI, source and cache surfaces (absent from older trees)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fuzz_surfaces import PRELOAD
     from fuzz_surfaces import RUNNERS as MORE_RUNNERS
 
     RUNNERS.update(MORE_RUNNERS)
 except ImportError:
-    pass
+    PRELOAD = {}
 
 
 # ---- child: run cases [start, n) of one surface, one line per case ---------------------------------------
@@ -440,6 +441,8 @@ def child(surface: str, start: int, n: int, work: Path) -> None:
         except ImportError:
             print("NA", flush=True)
             return
+    if surface in PRELOAD:
+        PRELOAD[surface]()
     for i in range(start, n):
         case = Path(tempfile.mkdtemp(dir=work, prefix="case-"))
         signal.alarm(CASE_ALARM_S)

@@ -104,6 +104,28 @@ def run_cli_train(i: int, work: Path, case: Path) -> tuple[str, str]:
     return ("silent", f"{flag} accepted non-finite {bad}") if bad else ("ok", "")
 
 
+def through_run_cli(prog: str, run, argv: list[str]) -> tuple[str, str] | None:
+    """The command as its console script runs it (``run_cli``): exit 2 with one stderr line is documented;
+    None when it returned normally (the caller judges that); anything else propagates (undocumented)."""
+    import contextlib
+    import io
+
+    from ffn_edge.runtime.errors import run_cli
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            run_cli(prog, lambda: run(argv))
+    except SystemExit as e:
+        text = err.getvalue()
+        if e.code == 0:
+            return None
+        if e.code == 2 and text.count("\n") == 1 and len(text) < 1000:
+            return "documented", text.strip()[:150]
+        return "undocumented", f"exit {e.code}, {text.count(chr(10))} stderr lines: {text[:120]}"
+    return None
+
+
 def run_cli_export(i: int, work: Path, case: Path) -> tuple[str, str]:
     from ffn_edge.export.cli import _export_parser as build_parser
     from ffn_edge.export.cli import run
@@ -111,9 +133,9 @@ def run_cli_export(i: int, work: Path, case: Path) -> tuple[str, str]:
     rng = np.random.default_rng(60_000 + i)
     options = [o for o in _options(build_parser()) if o[0] not in ("--ckpt",)]
     flag, path_like = options[int(rng.integers(len(options)))]
-    run(["--ckpt", str(case / "missing.safetensors"), "--frames", "2", "--out", str(case / "b.ffn"), flag,
-         _value(rng, work, case, path_like)])
-    return "silent", f"{flag}: exported from a missing checkpoint"
+    argv = ["--ckpt", str(case / "missing.safetensors"), "--frames", "2", "--out", str(case / "b.ffn"), flag,
+            _value(rng, work, case, path_like)]
+    return through_run_cli("ffn-export", run, argv) or ("silent", f"{flag}: exported from a missing checkpoint")
 
 
 def run_cli_run(i: int, work: Path, case: Path) -> tuple[str, str]:
@@ -125,8 +147,8 @@ def run_cli_run(i: int, work: Path, case: Path) -> tuple[str, str]:
     value = _value(rng, work, case, path_like)
     if flag == "--output" and rng.random() < 0.3:
         value = str(case / "out.mp4")
-    run(["--bundle", str(case / "missing.ffn"), "--video", str(work / "clip.avi"), flag, value])
-    return "silent", f"{flag}: ran on a missing bundle"
+    argv = ["--bundle", str(case / "missing.ffn"), "--video", str(work / "clip.avi"), flag, value]
+    return through_run_cli("ffn-run", run, argv) or ("silent", f"{flag}: ran on a missing bundle")
 
 
 # ---- sources with odd metadata ------------------------------------------------------------------------------
@@ -185,7 +207,6 @@ def run_sources(i: int, work: Path, case: Path) -> tuple[str, str]:
 
 # ---- benchmark caches -----------------------------------------------------------------------------------------
 def run_caches(i: int, work: Path, case: Path) -> tuple[str, str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import reproduce
 
     rng = np.random.default_rng(90_000 + i)
@@ -206,6 +227,16 @@ def run_caches(i: int, work: Path, case: Path) -> tuple[str, str]:
         return "silent", f"returned {str(got)[:80]}"
     return "ok", ""
 
+
+def _preload_reproduce() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import reproduce  # noqa: F401 - torch and friends, imported once before any case's alarm runs
+
+
+# imports a surface needs, done by the child before its first case (an alarm must not cut an import short)
+PRELOAD = {"caches": _preload_reproduce, "cli-train": lambda: __import__("ffn_edge.train"),
+           "cli-export": lambda: __import__("ffn_edge.export.cli"),
+           "cli-run": lambda: __import__("ffn_edge.runtime.cli")}
 
 RUNNERS = {"cli-train": guarded(run_cli_train), "cli-export": guarded(run_cli_export),
            "cli-run": guarded(run_cli_run), "sources": guarded(run_sources), "caches": guarded(run_caches)}

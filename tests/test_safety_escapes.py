@@ -161,3 +161,17 @@ def test_an_integer_option_error_does_not_echo_the_whole_value(tmp_path, capsys)
         run_cli_mod.main()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 300, err[:400]
+
+
+@pytest.mark.parametrize("argv", [["--frames", "9" * 100_000], ["--out", "/tmp/" + "x" * 300 + "/b.ffn"],
+                                  ["--opset", "7" * 5000]])
+def test_export_errors_stay_short_whatever_the_value(tmp_path, argv, monkeypatch, capsys):
+    from ffn_edge.export import cli as export_cli
+
+    base = {"--ckpt": str(tmp_path / "missing.safetensors"), "--frames": "2", "--out": str(tmp_path / "b.ffn")}
+    base.update(dict(zip(argv[::2], argv[1::2], strict=True)))
+    monkeypatch.setattr(sys, "argv", ["ffn-export", *[x for kv in base.items() for x in kv]])
+    with pytest.raises(SystemExit) as e:
+        export_cli.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and len(err) < 600, err[:700]
