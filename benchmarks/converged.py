@@ -46,10 +46,13 @@ from reproduce import (  # noqa: E402
     plot_bars,
     plot_curves,
     prepare_data,
+    read_cache,
     st_nearest,
     table,
+    write_cache,
 )
 
+from ffn_edge.core.errors import run_cli  # noqa: E402
 from ffn_edge.evaluate import evaluate  # noqa: E402
 from ffn_edge.train import TrainConfig, train  # noqa: E402
 
@@ -151,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = sorted(set(ANY_FRAMES) | set(lmh))
     val_all, val_lmh = ValBatches(data, args, frames), ValBatches(data, args, lmh)
     timing_file = out / "timing.json"
-    timing: dict[str, float] = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    timing = read_cache(timing_file)
+    timing = timing if isinstance(timing, dict) else {}
     results: dict[str, dict[str, Any]] = {}
     runs = plan_runs(args)
     missing = []
@@ -162,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t0 = time.perf_counter()
             train(run_config(run, args, data, run_dir, resume=path.is_file()))
             timing[run.key] = time.perf_counter() - t0
-            timing_file.write_text(json.dumps(timing, indent=1))
+            write_cache(timing_file, timing)
         if not finished([path], args.epochs):
             missing.append(run.key)
             continue
@@ -323,4 +327,4 @@ def write_report(args: argparse.Namespace, out: Path, s: dict[str, Any], results
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli("converged.py", main)

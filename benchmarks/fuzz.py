@@ -15,7 +15,14 @@ counted too):
   before ``predict``: what the session does once the coordinator wires it in (new code only).
 * ``options``     stream options (window, stride, duration, frames, budget, threads): ``check_stream_options``
   where it exists, then a real 2-decision ``stream`` on a small video file (threads: check only).
+* ``cli-train``, ``cli-export``, ``cli-run``  one option of each command given an attacker's value
+  (non-finite, huge, negative, empty, unicode; FIFO, folder, missing, read-only, device paths), the rest
+  sane; parsing and every check before work starts (``fuzz_surfaces``).
+* ``sources``     streams from a capture reporting odd frame rates, positions, frame shapes and dtypes.
+* ``caches``      the benchmarks' evaluation cache as a FIFO, a folder, a symlink to a device, or corrupt.
 * ``soak``        10,000 ``predict`` calls through the public API; RSS growth after a 500-call warm-up.
+
+The new surfaces also count ``touched``: a case that changed any file outside its own folder.
 
 Outcomes per input: ``ok`` (accepted), ``documented`` (an FFNError), ``undocumented`` (any other exception,
 RecursionError and MemoryError included), ``hang``, ``crash``, and ``silent`` (accepted although it must not
@@ -48,7 +55,8 @@ from typing import Any
 
 import numpy as np
 
-SURFACES = ("checkpoint", "bundle", "predict", "contract", "options", "soak")
+SURFACES = ("checkpoint", "bundle", "predict", "contract", "options", "cli-train", "cli-export", "cli-run", "sources",
+            "caches", "soak")
 CASE_ALARM_S = 8
 WATCHDOG_S = 90
 MEM_LIMIT = 8 << 30
@@ -409,6 +417,14 @@ def run_options(i: int, work: Path, case: Path) -> tuple[str, str]:
 
 RUNNERS = {"checkpoint": run_checkpoint, "bundle": run_bundle, "predict": run_predict,
            "contract": lambda i, w, c: run_predict(i, w, c, gate=True), "options": run_options}
+try:  # the CLI, source and cache surfaces (absent from older trees)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fuzz_surfaces import PRELOAD
+    from fuzz_surfaces import RUNNERS as MORE_RUNNERS
+
+    RUNNERS.update(MORE_RUNNERS)
+except ImportError:
+    PRELOAD = {}
 
 
 # ---- child: run cases [start, n) of one surface, one line per case ---------------------------------------
@@ -425,6 +441,8 @@ def child(surface: str, start: int, n: int, work: Path) -> None:
         except ImportError:
             print("NA", flush=True)
             return
+    if surface in PRELOAD:
+        PRELOAD[surface]()
     for i in range(start, n):
         case = Path(tempfile.mkdtemp(dir=work, prefix="case-"))
         signal.alarm(CASE_ALARM_S)
@@ -532,7 +550,7 @@ def main() -> None:
         print(f"code under test: {Path(ffn_edge.__file__).resolve().parent.parent}; "
               f"setup {time.perf_counter() - t0:.0f} s; load {load}")
         print(f"{'surface':<11} {'inputs':>6} {'ok':>5} {'documented':>10} {'undocumented':>12} {'hang':>4} "
-              f"{'crash':>5} {'silent':>6} {'wall s':>6}")
+              f"{'crash':>5} {'silent':>6} {'touched':>7} {'wall s':>6}")
         notes = []
         for surface in a.surfaces:
             r = run_surface(surface, a.soak if surface == "soak" else a.n, work)
@@ -548,7 +566,7 @@ def main() -> None:
                 continue
             total = sum(c.values())
             print(f"{surface:<11} {total:>6} {c['ok']:>5} {c['documented']:>10} {c['undocumented']:>12} {c['hang']:>4} "
-                  f"{c['crash']:>5} {c['silent']:>6} {r['wall_s']:>6.0f}")
+                  f"{c['crash']:>5} {c['silent']:>6} {c['touched']:>7} {r['wall_s']:>6.0f}")
             for outcome, ex in r["examples"].items():
                 notes += [f"  {surface} {outcome}: {e}" for e in ex]
         print("examples (up to 4 per surface and outcome):", flush=True)

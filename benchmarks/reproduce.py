@@ -42,7 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cost import count_macs, count_params  # noqa: E402
 
 from ffn_edge.checkpoint import load_checkpoint, read_meta  # noqa: E402
+from ffn_edge.core.atomic import atomic_write_bytes  # noqa: E402
 from ffn_edge.core.defaults import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from ffn_edge.core.errors import ConfigError  # noqa: E402
+from ffn_edge.core.files import check_regular, parse_json, read_regular  # noqa: E402
+from ffn_edge.core.validate import MAX_JSON_BYTES  # noqa: E402
 from ffn_edge.data import VideoDataset, make_synthetic, read_list, write_list  # noqa: E402
 from ffn_edge.evaluate import evaluate, serving  # noqa: E402
 from ffn_edge.models import VideoClassifier  # noqa: E402
@@ -196,14 +200,35 @@ class ValBatches:
         return iter(self.cache)
 
 
+def read_cache(path: Path) -> Any:
+    """A cache file's JSON; None when it is absent or corrupt (then it is recomputed, with a one-line note).
+
+    A path that exists but is not a regular file (a FIFO, a device, a folder) is refused in one line:
+    reading or writing it could block forever or write where it should not."""
+    if not os.path.lexists(path):
+        return None
+    raw = read_regular(path, MAX_JSON_BYTES, ConfigError, follow_symlinks=True)
+    try:
+        return parse_json(raw, str(path), ConfigError)
+    except ConfigError as e:
+        print(f"note: {e}; recomputing it", file=sys.stderr)
+        return None
+
+
+def write_cache(path: Path, value: Any) -> None:
+    """Write a cache file atomically (a crash leaves the old one or the new one)."""
+    if os.path.lexists(path):
+        check_regular(path, ConfigError)
+    atomic_write_bytes(path, json.dumps(value, indent=1).encode())
+
+
 def cached_eval(path: Path, frames: Sequence[int], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Evaluation result at ``frames``, from ``path`` when it was computed before."""
-    if path.is_file():
-        result = json.loads(path.read_text())
-        if result["frames"] == list(frames):
-            return result
+    result = read_cache(path)
+    if isinstance(result, dict) and result.get("frames") == list(frames):
+        return result
     result = compute()
-    path.write_text(json.dumps(result))
+    write_cache(path, result)
     return result
 
 

@@ -7,7 +7,7 @@ what the model was trained to run as), move shared tensors
 into one weight file, run the ONNX checker on every graph, prove every shared tensor is stored
 once, check parity against PyTorch, write the manifest and re-read it with hash verification,
 optionally build TensorRT engines. All of it happens in a temporary directory next to ``out`` that
-is swapped into place only at the end (``runtime.atomic.replace_dir``: one atomic exchange with an
+is swapped into place only at the end (``runtime.atomic.staging_dir``/``replace_dir``: one atomic exchange with an
 old ``--force``d bundle), so a crash at any point leaves at ``out`` the old bundle, the new one, or
 (for a first export) nothing. Stale temporaries of an earlier crashed export are removed first.
 """
@@ -33,7 +33,7 @@ from ..bundle.accuracy import ACCURACY_KEY, AccuracySpec
 from ..bundle.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
 from ..bundle.sections import PRECISION_KEY, QUANT_KEY, STEP_KEY, StepBuffer
 from ..checkpoint import CheckpointMeta, load_checkpoint
-from ..core.atomic import cleanup_stale, replace_dir, temp_dir_for
+from ..core.atomic import cleanup_stale, discard, replace_dir, staging_dir
 from ..core.sampling import nearest_subnet
 from ..models import VideoClassifier
 from . import frame_dim as fd
@@ -303,10 +303,10 @@ def export_bundle(ckpt_path: str | os.PathLike[str], frames: Sequence[int], out_
                           "that calibration does not feed); export this checkpoint without --int8")
     out.parent.mkdir(parents=True, exist_ok=True)
     cleanup_stale(out.parent, out.name)
-    tmp = temp_dir_for(out)
+    tmp = staging_dir(out)
     umask = os.umask(0)
     os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the bundle private to its writer
+    tmp.chmod(0o777 & ~umask)  # keep the bundle as readable as a plain mkdir would make it
     try:
         with torch.no_grad():
             manifest = _build(model, meta, Path(ckpt_path), counts, tmp, o)
@@ -317,6 +317,6 @@ def export_bundle(ckpt_path: str | os.PathLike[str], frames: Sequence[int], out_
         check_out(out, o.force)  # someone may have created it meanwhile
         replace_dir(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise
     return out

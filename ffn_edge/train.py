@@ -62,7 +62,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, save_checkpoint
 from .core import defaults as D
 from .core import validate as V
-from .core.argparsing import Parser
+from .core.argparsing import Parser, number, with_range
 from .core.cpus import usable_cpus
 from .core.errors import ConfigError, FFNError, run_cli
 from .core.files import check_regular
@@ -71,6 +71,7 @@ from .importers.pretrained import create_model_pretrained, is_named
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier
 from .recipes import RECIPES, init_model, param_groups, step_factor
+from .weights_load import load_init
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
 LOSSES = ("paper", "ce_td")
@@ -108,7 +109,10 @@ class TrainConfig:
     pretrained: str | None = opt(None, "ImageNet weights: a local state dict (torchvision names), or "
                                        "torchvision:resnet50 / timm:res2net50_26w_4s (the libraries' caches)", type=str)
     init: str | None = opt(None, "finetune: checkpoint trained at H to start from; ffn: an FFN checkpoint of the "
-                           "same model to start from (the shift may differ: causal from bidirectional)", type=str)
+                           "same model to start from (the shift may differ: causal from bidirectional); st, mixed, "
+                           "proportional: a checkpoint of the same model", type=str)
+    partial_load: bool = opt(False, "--init/--pretrained: load the tensors that match and list the rest, instead "
+                             "of refusing a checkpoint that does not fit")
     # data
     dataset: str = opt("synthetic", "dataset kind", choices=("synthetic", "frames", "video"))
     train_list: str | None = opt(None, "annotation list of the training set", type=str)
@@ -206,6 +210,21 @@ def lam_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return cfg.lam * min(1.0, (step + 1) / (cfg.lam_ramp * steps_per_epoch))
 
 
+def stop_if_not_finite(loss: float, epoch: int, batch: int, ddp: bool, device: torch.device, scaled: bool) -> None:
+    """Stop at the first non-finite loss (before the step), so NaN weights are never saved.
+
+    Under DDP every rank learns that one rank stopped (no rank waits forever in an all-reduce). With
+    fp16 loss scaling an overflow is expected now and then: GradScaler skips that step itself."""
+    bad = not math.isfinite(loss)
+    if ddp:
+        flag = torch.tensor([float(bad)], device=device)
+        dist.all_reduce(flag)
+        bad = bool(flag.item())
+    if bad and not scaled:
+        raise FFNError(f"training stopped: the loss is {loss} at epoch {epoch + 1}, batch {batch + 1} "
+                       "(lower --lr or check the data); nothing from this epoch was saved")
+
+
 def seed_epoch(seed: int, epoch: int, rank: int) -> int:
     """Seed every global RNG for one epoch of one process; returns the seed for local generators."""
     s = (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
@@ -249,6 +268,10 @@ def load_optimizer_tensors(optim: torch.optim.Optimizer, tensors: dict[str, torc
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """Fill method-dependent defaults and reject bad combinations with a one-line ConfigError."""
+    try:
+        V.check_fields(cfg, V.TRAIN_RANGES)  # finite and in range, also for a TrainConfig built in Python
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     counts = tuple(sorted(set(cfg.frame_counts)))
     if len(counts) != len(cfg.frame_counts) or counts[0] < 1:
         raise ConfigError(f"--frame-counts must be distinct positive numbers, got {list(cfg.frame_counts)}")
@@ -320,7 +343,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
                                specialised_norm=flexible and cfg.specialised_norm,
                                weight_alteration=flexible and cfg.weight_alteration)
                    for counts in per_model]
-        models = [create_model_pretrained(c, cfg.pretrained) for c in configs]
+        models = [create_model_pretrained(c, cfg.pretrained, partial=cfg.partial_load) for c in configs]
         for m in models:
             init_model(m, m.classifier_head(), RECIPES[cfg.recipe])
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
@@ -331,11 +354,10 @@ def build_models(cfg: TrainConfig, num_classes: int,
         init, init_meta = load_checkpoint(cfg.init)
         if len(init.frame_counts) != 1 or init_meta.config.specialised_norm or init_meta.config.weight_alteration:
             raise ConfigError(f"{cfg.init}: --init must be a single-sub-network (st) checkpoint")
-        try:
-            models[0].load_state_dict(init.state_dict())
-        except RuntimeError:
-            raise ConfigError(f"{cfg.init}: its model ({init_meta.config.arch}, {len(init_meta.class_names)} "
-                              f"classes) does not match --arch {cfg.arch} with {num_classes} classes") from None
+        # the point of finetune: a model trained at H starts training at L
+        load_init(models[0], configs[0], cfg.init, partial=cfg.partial_load, ignore=("frame_counts",))
+    elif cfg.method != "ffn" and cfg.init is not None:  # st, mixed, proportional: the same model
+        load_init(models[0], configs[0], cfg.init, partial=cfg.partial_load)
     return configs, models
 
 
@@ -347,14 +369,10 @@ def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> Non
     """
     if not cfg.weight_sharing:
         raise ConfigError("--init with --method ffn needs weight sharing (one model to load)")
-    init, meta = load_checkpoint(cfg.init)
-    try:
-        model.load_state_dict(init.state_dict())
-    except RuntimeError:
-        raise ConfigError(f"{cfg.init}: its model ({meta.config.arch} x{meta.config.width_mult:g}, frame counts "
-                          f"{list(meta.config.frame_counts)}, {len(meta.class_names)} classes) does not match "
-                          f"--arch {cfg.arch} x{cfg.width_mult:g}, {list(cfg.frame_counts)}, {num_classes} "
-                          "classes") from None
+    want = ModelConfig(cfg.arch, num_classes, frame_counts=cfg.frame_counts, dropout=cfg.dropout,
+                       shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
+                       specialised_norm=cfg.specialised_norm, weight_alteration=cfg.weight_alteration)
+    load_init(model, want, cfg.init, partial=cfg.partial_load)
 
 
 def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],
@@ -542,6 +560,11 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))))
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
+            # The finite check reads the loss on the host: every step on a CPU (free there), every
+            # PROGRESS_EVERY steps on a GPU (a read waits for it). A NaN step in between makes the weights,
+            # hence the next checked loss, NaN too; the epoch's summed loss is checked before anything is saved.
+            if device.type != "cuda" or it % PROGRESS_EVERY == 0:
+                stop_if_not_finite(loss.item(), epoch, it, ddp, device, scaler.is_enabled())
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip:
@@ -554,6 +577,8 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             if not bar.disable and it % PROGRESS_EVERY == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
         bar.close()
+        if device.type == "cuda":  # the steps between two host checks, before anything of this epoch is saved
+            stop_if_not_finite(float(loss_sum[0]), epoch, it, ddp, device, scaler.is_enabled())
         train_time = time.perf_counter() - t0
 
         # ---- validation (each rank its shard; counts summed across ranks inside evaluate) ----
@@ -627,6 +652,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     extra = meta.extra
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
+    old.setdefault("partial_load", False)  # runs saved before the option existed
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
@@ -694,12 +720,17 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 p.add_argument(flag, action="store_true", help=meta["help"])
         elif isinstance(f.default, tuple):
-            p.add_argument(flag, nargs="+", type=int, default=f.default, help=f"{meta['help']} (default: "
-                           f"{' '.join(map(str, f.default))})")
+            kind, lo, hi, lo_open = V.TRAIN_RANGES[f.name]
+            p.add_argument(flag, nargs="+", type=number(kind, lo, hi, lo_open), default=f.default,
+                           help=f"{with_range(meta['help'], lo, hi, lo_open)} "
+                                f"(default: {' '.join(map(str, f.default))})")
         else:
             shown = "" if f.default is None and "default" in meta["help"] else f" (default: {f.default})"
-            p.add_argument(flag, type=meta.get("type", type(f.default)), default=f.default,
-                           choices=meta.get("choices"), help=meta["help"] + shown)
+            kind, help_text = meta.get("type", type(f.default)), meta["help"]
+            if f.name in V.TRAIN_RANGES:
+                kind, lo, hi, lo_open = V.TRAIN_RANGES[f.name]
+                kind, help_text = number(kind, lo, hi, lo_open), with_range(help_text, lo, hi, lo_open)
+            p.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=help_text + shown)
     return p
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
@@ -48,6 +50,8 @@ class Prediction:
                  topk: int) -> Prediction:
         """The prediction for a run's first clip: softmax, best class, the ``topk`` best (ties: lower index)."""
         logits = result.logits[0]
+        if not np.isfinite(logits).all():
+            raise InputError("the network's scores for this clip are not finite (NaN or infinity)")
         z = logits.astype(np.float64) - float(np.max(logits))
         probs = np.exp(z) / np.sum(np.exp(z))
         order = np.argsort(-probs, kind="stable")[: max(1, topk)]

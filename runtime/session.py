@@ -42,7 +42,7 @@ from .backends.base import Backend
 from .backends.select import open_backend
 from .backends.steps import StepGraphs
 from .control.policy import FrameCountPolicy, SchedulerLike
-from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options
+from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options, preprocessed_limit
 from .media.sources import FrameSource, Opener, SourceEvent
 from .results import Prediction, RunResult
 from .streaming.multi import MultiStream
@@ -176,7 +176,7 @@ class FFNRuntime:
         idx = segment_indices(total, fed, train=False)
         clip = self._sampled_clip(frames, idx)
         if kind == "preprocessed":  # raw uint8 frames cannot hold NaN; only the n sampled frames are scanned
-            check_finite(clip)
+            check_finite(clip, preprocessed_limit(self.manifest.input.mean, self.manifest.input.std))
         result = self.run(n, clip)
         stamps = np.asarray(timestamps if timestamps is not None else np.arange(total), dtype=np.float64)
         return Prediction.from_run(self.manifest.class_names, result, tuple(float(s) for s in stamps[idx]), topk)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from ffn_edge.core import atomic
-from ffn_edge.core.atomic import STALE_AFTER_S, atomic_write_bytes, cleanup_stale, replace_dir, temp_dir_for
+from ffn_edge.core.atomic import atomic_write_bytes, cleanup_stale, replace_dir, staging_dir
 
 
 def bundle_dir(path: Path, version: str) -> Path:
-    path.mkdir()
+    path.mkdir(exist_ok=True)
     for name in ("manifest.json", "weights.bin", "f4.onnx"):
         (path / name).write_text(version)
     return path
@@ -39,15 +39,16 @@ def dead_pid() -> int:
 
 def test_replace_swaps_in_one_step(tmp_path):
     out = bundle_dir(tmp_path / "m.ffn", "old")
-    new = bundle_dir(temp_dir_for(out) / "x", "new")
+    new = bundle_dir(staging_dir(out), "new")
     replace_dir(new, out)
     assert version_at(out) == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ffn"]
     assert atomic.exchange(tmp_path / "m.ffn", tmp_path / "m.ffn") in (True, False)  # callable here
 
 
 def test_crash_at_the_exchange_keeps_the_old_bundle(tmp_path, monkeypatch):
     out = bundle_dir(tmp_path / "m.ffn", "old")
-    new = bundle_dir(tmp_path / ".m.ffn.tmp-1-a", "new")
+    new = bundle_dir(staging_dir(out), "new")
 
     def crash(a, b):
         raise OSError(5, "injected")
@@ -60,8 +61,7 @@ def test_crash_at_the_exchange_keeps_the_old_bundle(tmp_path, monkeypatch):
 
 def test_crash_after_the_exchange_leaves_the_new_bundle_and_a_temporary_cleaned_later(tmp_path, monkeypatch):
     out = bundle_dir(tmp_path / "m.ffn", "old")
-    tmp = temp_dir_for(out)
-    new = bundle_dir(tmp / "b", "new")
+    new = bundle_dir(staging_dir(out), "new")
     if not atomic.exchange(new, new):  # exchanging a path with itself is a no-op where supported
         pytest.skip("renameat2(RENAME_EXCHANGE) unsupported here")
 
@@ -74,20 +74,19 @@ def test_crash_after_the_exchange_leaves_the_new_bundle_and_a_temporary_cleaned_
     monkeypatch.undo()
     assert version_at(out) == "new"
     leftover = [p.name for p in tmp_path.iterdir() if p.name != "m.ffn"]
-    assert leftover == [tmp.name]
-    # The next run cleans it, but only once its writer is gone and it is old.
+    assert leftover == [new.parent.name]
+    # The next run cleans it, but only once its writer is gone.
     assert cleanup_stale(tmp_path, "m.ffn") == []  # our own PID is alive
-    renamed = tmp_path / f".m.ffn.tmp-{dead_pid()}-zz"
-    os.rename(tmp_path / tmp.name, renamed)
-    assert cleanup_stale(tmp_path, "m.ffn") == []  # fresh
-    assert cleanup_stale(tmp_path, "m.ffn", now=time.time() + STALE_AFTER_S + 1) == [renamed.name]
+    assert atomic.ownership.judge(new.parent, "m.ffn").remove is False
+    monkeypatch.setattr(atomic.ownership, "_writer_gone", lambda pid, tag, created: True)
+    assert cleanup_stale(tmp_path, "m.ffn") == leftover
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ffn"]
 
 
 def test_fallback_crash_between_renames_is_restored_by_the_next_run(tmp_path, monkeypatch):
     """Without RENAME_EXCHANGE, two renames: a crash between them is repaired by cleanup_stale."""
     out = bundle_dir(tmp_path / "m.ffn", "old")
-    new = bundle_dir(tmp_path / ".m.ffn.tmp-1-a", "new")
+    new = bundle_dir(staging_dir(out), "new")
     monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     real_rename, calls = os.rename, []
 
@@ -102,32 +101,23 @@ def test_fallback_crash_between_renames_is_restored_by_the_next_run(tmp_path, mo
         replace_dir(new, out)
     monkeypatch.undo()
     assert not out.exists()
-    old = next(p for p in tmp_path.iterdir() if ".old-" in p.name)
-    os.rename(old, tmp_path / f".m.ffn.old-{dead_pid()}-zz")  # its writer has died
+    monkeypatch.setattr(atomic.ownership, "_writer_gone", lambda pid, tag, created: True)  # its writer has died
     cleanup_stale(tmp_path, "m.ffn")
     assert version_at(out) == "old"
-
-
-def test_cleanup_touches_only_our_names(tmp_path):
-    later = time.time() + STALE_AFTER_S + 1
-    pid = dead_pid()
-    ours = [f".m.ffn.tmp-{pid}-a", f".m.ffn.old-{pid}-b", ".m.ffn.tmp-abc123", f".last.safetensors.{pid}-x.tmp",
-            ".last.safetensors.k3j2h1.tmp"]
-    theirs = ["m.ffn.tmp-1-a", ".other.ffn.tmp-1-a", ".m.ffn.backup", "notes.tmp", ".m.ffnx.tmp-1-a"]
-    for name in ours[:3] + theirs[:3] + theirs[4:]:
-        (tmp_path / name).mkdir()
-    for name in ours[3:] + theirs[3:4]:
-        (tmp_path / name).write_text("x")
-    done = cleanup_stale(tmp_path, "m.ffn", now=later) + cleanup_stale(tmp_path, "last.safetensors", now=later)
-    assert sorted(done) == sorted(ours)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ffn"]
 
 
 def test_atomic_write_cleans_stale_temporaries(tmp_path):
-    stale = tmp_path / f".last.safetensors.{dead_pid()}-q.tmp"
-    stale.write_text("half")
-    old = time.time() - STALE_AFTER_S - 10
-    os.utime(stale, (old, old))
+    """A temporary file of a writer killed mid-write (same name form, dead PID) is removed by the next write."""
+    code = textwrap.dedent(f"""
+        import os, tempfile
+        from ffn_edge.runtime import ownership
+        prefix, suffix = ownership.file_affixes("last.safetensors")
+        fd, _ = tempfile.mkstemp(dir={str(tmp_path)!r}, prefix=prefix, suffix=suffix)
+        os.write(fd, b"half")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert len(list(tmp_path.iterdir())) == 1
     atomic_write_bytes(tmp_path / "last.safetensors", b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.safetensors"]
 
@@ -139,13 +129,13 @@ def test_kill_9_during_repeated_replacement_always_leaves_a_complete_bundle(tmp_
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_atomic import bundle_dir
-        from ffn_edge.core.atomic import replace_dir, temp_dir_for
+        from ffn_edge.core.atomic import replace_dir, staging_dir
         out = Path({str(tmp_path / "m.ffn")!r})
         i = 0
         print("ready", flush=True)
         while True:
             i += 1
-            replace_dir(bundle_dir(temp_dir_for(out) / "b", f"v{{i}}"), out)
+            replace_dir(bundle_dir(staging_dir(out), f"v{{i}}"), out)
     """)
     bundle_dir(tmp_path / "m.ffn", "v0")
     for delay in (0.3, 0.55, 0.8):

@@ -25,7 +25,7 @@ from ffn_edge.runtime.backends.ort import OrtBackend
 from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, seal
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError, ConfigError, FFNError
 from ffn_edge.models import ModelConfig, create_model
@@ -160,14 +160,14 @@ def test_manifest_records_precision_and_calibration_and_the_runtime_checks_them(
         node[path[-1]] = value
         bundle = tmp_path / f"bad-{match}.ffn"
         shutil.copytree(per_subnet, bundle)
-        (bundle / MANIFEST_NAME).write_text(json.dumps(bad))
+        (bundle / MANIFEST_NAME).write_text(json.dumps(seal(bad)))
         with pytest.raises(BundleError, match=match):
             load_manifest(bundle)
     bad = json.loads(json.dumps(raw))
     del bad["extra"]["precision"]  # an fp32 bundle must not claim a quantization
     bundle = tmp_path / "fp32-claim.ffn"
     shutil.copytree(per_subnet, bundle)
-    (bundle / MANIFEST_NAME).write_text(json.dumps(bad))
+    (bundle / MANIFEST_NAME).write_text(json.dumps(seal(bad)))
     with pytest.raises(BundleError, match="precision is fp32"):
         load_manifest(bundle)
 

@@ -17,7 +17,7 @@ from builders import TINY_CLASSES
 from ffn_edge.export.bundle import export_bundle
 from ffn_edge.runtime import FFNRuntime
 
-from ffn_edge.bundle.manifest import file_entry, load_manifest
+from ffn_edge.bundle.manifest import file_entry, load_manifest, seal
 from ffn_edge.core.errors import BundleError
 
 torch.set_num_threads(1)
@@ -37,7 +37,7 @@ def copy(made, private_copy) -> Path:
 def edit(bundle: Path, change) -> None:
     m = json.loads((bundle / "manifest.json").read_text())
     change(m)
-    (bundle / "manifest.json").write_text(json.dumps(m))
+    (bundle / "manifest.json").write_text(json.dumps(seal(m)))  # the deeper checks, past the digest
 
 
 def g0(m: dict, **kw) -> None:
@@ -80,9 +80,9 @@ MANIFEST_CASES = [
     ("width_mult -1", lambda m: m["model_config"].update(width_mult=-1), "width_mult must be in"),
     ("arch mismatch", lambda m: m.update(arch="tsm_resnet18"), "differs from model_config.arch"),
     ("subnet counts mismatch", lambda m: m.update(subnet_frame_counts=[2, 8]), "differ from model_config"),
-    ("format version 2", lambda m: (m.update(format_version=2), m["extra"]["exporter"].update(ffn_edge="9.4.1")),
+    ("format version 3", lambda m: (m.update(format_version=3), m["extra"]["exporter"].update(ffn_edge="9.4.1")),
      "upgrade ffn-edge to >= 9.4.1"),
-    ("format version 2, writer unknown", lambda m: (m.update(format_version=2), m["extra"].pop("exporter")),
+    ("format version 3, writer unknown", lambda m: (m.update(format_version=3), m["extra"].pop("exporter")),
      "upgrade ffn-edge (this bundle is newer)"),
     ("format version 0", lambda m: m.update(format_version=0), "re-export the bundle with this ffn-edge"),
     ("foreign format", lambda m: m.update(format="x"), "not an ffn-edge bundle manifest"),

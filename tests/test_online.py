@@ -23,7 +23,7 @@ from ffn_edge.runtime.app.cli import run
 from ffn_edge.runtime.control.scheduler import Decision, Scheduler
 from ffn_edge.runtime.streaming.online_labels import OnlineLabels
 
-from ffn_edge.bundle.manifest import MANIFEST_NAME
+from ffn_edge.bundle.manifest import MANIFEST_NAME, seal
 from ffn_edge.core.errors import BundleError, ConfigError
 
 torch.set_num_threads(1)
@@ -187,7 +187,7 @@ def _no_step_graphs(bundle: Path, dest: Path) -> Path:
     d = json.loads((dest / MANIFEST_NAME).read_text())
     d["extra"].pop("step")
     d["model_config"]["shift"] = "bidirectional"
-    (dest / MANIFEST_NAME).write_text(json.dumps(d))
+    (dest / MANIFEST_NAME).write_text(json.dumps(seal(d)))
     return dest
 
 

@@ -24,7 +24,7 @@ from ffn_edge.runtime.backends.sharing import external_tensors
 from ffn_edge.runtime.backends.tensorrt import pick_engine_set
 from ffn_edge.runtime.media.sources import FrameSource
 
-from ffn_edge.bundle.manifest import load_manifest
+from ffn_edge.bundle.manifest import load_manifest, seal
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = TINY_FRAMES
@@ -168,7 +168,7 @@ def test_bundle_path_leaving_the_directory_is_refused(bundle, tmp_path):
     shutil.copytree(bundle, bad)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["graphs"][0]["file"] = "../outside.onnx"
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    (bad / "manifest.json").write_text(json.dumps(seal(manifest)))
     with pytest.raises(BundleError, match="leaves the bundle"):
         FFNRuntime(bad)
 

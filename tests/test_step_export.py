@@ -18,7 +18,7 @@ from ffn_edge.export.step import StepGraph, run_frames
 from ffn_edge.export.verify import synthetic_clips
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest
+from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, seal
 from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError
 from ffn_edge.models import ModelConfig, create_model, perturb_like_trained
@@ -139,7 +139,7 @@ def test_manifest_step_entries_are_checked(causal, tmp_path) -> None:
         shutil.copytree(bundle, copy)
         d = json.loads((copy / MANIFEST_NAME).read_text())
         change(d)
-        (copy / MANIFEST_NAME).write_text(json.dumps(d))
+        (copy / MANIFEST_NAME).write_text(json.dumps(seal(d)))
         return copy
 
     def drop_file(d):

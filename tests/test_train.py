@@ -235,7 +235,7 @@ def test_ffn_init_loads_every_weight_whatever_the_shift(tmp_path) -> None:
     assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
     fresh = build_models(resolve(TrainConfig(width_mult=0.125, shift="causal")), 5, (4, 8, 16))[1][0]
     assert not all(torch.equal(v, want[k]) for k, v in fresh.state_dict().items())  # the load did something
-    with pytest.raises(ConfigError, match=r"does not match --arch tsm_resnet18 x0.25"):
+    with pytest.raises(ConfigError, match=r"width mult: checkpoint 0.125, this run 0.25"):
         build_models(resolve(TrainConfig(width_mult=0.25, init=str(tmp_path / "b.safetensors"))), 5, (4, 8, 16))
     with pytest.raises(ConfigError, match="needs weight sharing"):
         build_models(resolve(TrainConfig(width_mult=0.125, weight_sharing=False, init=str(tmp_path / "b.safetensors"))),

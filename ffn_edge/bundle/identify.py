@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core import validate as V
 from ..core.version import __version__
 
 CHECKPOINT_META_KEY = "ffn_edge"  # the key ffn-train's checkpoints keep their metadata under
@@ -44,7 +45,9 @@ def _is_checkpoint(path: Path) -> bool:
 
 def format_version_message(found: Any, supported: int, manifest: dict[str, Any]) -> str:
     """Why format version ``found`` cannot be read, with the fix: upgrade for a newer one, re-export for an older."""
-    base = f"bundle format version {found!r} is not supported (ffn-edge {__version__} reads version {supported})"
+    is_int = isinstance(found, int) and not isinstance(found, bool)
+    shown = V._show_int(found) if is_int else repr(found)[:40]  # a 100,000-digit int cannot even be repr'd
+    base = f"bundle format version {shown} is not supported (ffn-edge {__version__} reads up to version {supported})"
     if isinstance(found, int) and not isinstance(found, bool) and found > supported:
         writer = _writer_version(manifest)
         at_least = f" to >= {writer}, the version that wrote it" if writer else " (this bundle is newer)"

@@ -32,6 +32,9 @@ from .accuracy import AccuracySpec, parse_accuracy
 from .identify import file_given_as_bundle, format_version_message
 from .onnx_refs import GraphInfo, read_graph_info
 from .sections import (
+    PRECISION_KEY,
+    QUANT_KEY,
+    STEP_KEY,
     EngineSet,
     QuantSpec,
     StepSpec,
@@ -43,7 +46,9 @@ from .sections import (
 )
 
 FORMAT = "ffn-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds MEANING_KEY; version 1 bundles (without it) still open
+READ_VERSIONS = (1, 2)
+MEANING_KEY = "meaning_sha256"
 MANIFEST_NAME = "manifest.json"
 
 
@@ -85,7 +90,8 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, **d}
+        d = {"format": FORMAT, "format_version": FORMAT_VERSION, **d}
+        return {**d, MEANING_KEY: meaning_digest(d)}
 
     @staticmethod
     def from_json(d: Any) -> Manifest:
@@ -94,14 +100,20 @@ class Manifest:
             raise BundleError("manifest is not a JSON object")
         if d.get("format") != FORMAT:
             raise BundleError(f"not an ffn-edge bundle manifest (format={d.get('format')!r})")
-        if d.get("format_version") != FORMAT_VERSION:
-            raise BundleError(format_version_message(d.get("format_version"), FORMAT_VERSION, d))
+        version = d.get("format_version")
+        if isinstance(version, bool) or version not in READ_VERSIONS:
+            raise BundleError(format_version_message(version, FORMAT_VERSION, d))
         try:
-            return _parse(d)
+            m = _parse({k: v for k, v in d.items() if k != MEANING_KEY})
         except KeyError as e:
             raise BundleError(f"manifest is malformed: missing key {e}") from None
         except ValueError as e:
             raise BundleError(f"manifest is malformed: {e}") from None
+        if version >= 2 and d.get(MEANING_KEY) != meaning_digest(d):
+            raise BundleError("what decides the results (graphs and their frame counts, preprocessing, weights) was "
+                              "edited after export (its digest does not match); only class names and descriptions "
+                              "may be edited: re-export the bundle")
+        return m
 
     # The optional sections, parsed once on first use (``load_manifest`` touches each, so a bundle
     # with a malformed section is refused at open, not at the first online stream).
@@ -135,6 +147,30 @@ class Manifest:
             if g.frames == frames:
                 return g
         raise KeyError(frames)
+
+
+# What a user may edit without changing any number a bundle produces: everything else at the top level
+# (and these keys of "extra") is covered by MEANING_KEY.
+USER_EDITABLE = ("class_names", "extra", MEANING_KEY)
+MEANING_EXTRA = ("frame_map", STEP_KEY, PRECISION_KEY, QUANT_KEY)  # the parts of "extra" that decide numbers
+
+
+def meaning_digest(d: dict[str, Any]) -> str:
+    """sha256 of what decides the numbers: graph <-> frame-count mapping, preprocessing, model config,
+    file hashes (weights, graphs), step and INT8 specs. Class names and free-form notes are left out."""
+    extra = d.get("extra") if isinstance(d.get("extra"), dict) else {}
+    core = {k: v for k, v in d.items() if k not in USER_EDITABLE}
+    core["extra"] = {k: extra[k] for k in MEANING_EXTRA if k in extra}
+    try:
+        text = json.dumps(core, sort_keys=True, separators=(",", ":"), allow_nan=True, default=str)
+    except (TypeError, ValueError):  # not JSON-shaped: cannot match any digest
+        return ""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` (a manifest as JSON) with its digest recomputed: for a tool that changes it on purpose."""
+    return {**d, MEANING_KEY: meaning_digest(d)}
 
 
 def _parse(d: dict[str, Any]) -> Manifest:
@@ -285,7 +321,8 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
                     f"{want['size']}, sha256 mismatch): the file was modified or truncated"
                 )
     for file in sorted({g.file for g in m.graphs}):
-        _check_graph(root, file, m, (m.input.name,), m.output_name)
+        info = _check_graph(root, file, m, (m.input.name,), m.output_name)
+        _check_clip_input(root, file, m, info)
     for g in step.graphs if step else ():
         info = _check_graph(root, g.file, m, (step.input_name, *(b.input for b in g.buffers)), step.output_name)
         extra = sorted(set(info.inputs) - {step.input_name, *(b.input for b in g.buffers)})
@@ -299,6 +336,25 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
                 raise BundleError(f"{root}: {g.file}: output {b.output!r} is {list(dims)}, the manifest says "
                                   f"(N, {', '.join(map(str, b.shape))})")
     return m
+
+
+def _check_clip_input(root: Path, rel: str, m: Manifest, info: GraphInfo) -> None:
+    """The graph's declared clip input is (N, T, 3, H, W) with the manifest's size and, for a graph with a
+    fixed frame dimension, the frame count every manifest entry routes to it (else the first run fails
+    inside the backend with many lines)."""
+    dims = info.input_dims.get(m.input.name, ())
+    if not dims:
+        return  # a graph without shape information: nothing declared to contradict
+    where = f"{root}: {rel}: input {m.input.name!r} is {list(dims)}"
+    if len(dims) != 5:
+        raise BundleError(f"{where}, the manifest says (N, T, 3, H, W)")
+    want = {2: 3, 3: m.input.size[0], 4: m.input.size[1]}
+    for axis, n in want.items():
+        if isinstance(dims[axis], int) and dims[axis] != n:
+            raise BundleError(f"{where}, the manifest says (N, T, 3, {m.input.size[0]}, {m.input.size[1]})")
+    for g in m.graphs:
+        if g.file == rel and isinstance(dims[1], int) and dims[1] != g.frames:
+            raise BundleError(f"{where}: it takes {dims[1]} frames, the manifest routes {g.frames} to it")
 
 
 def _check_graph(root: Path, rel: str, m: Manifest, inputs: tuple[str, ...], output: str) -> GraphInfo:

@@ -36,6 +36,7 @@ class GraphInfo:
     inputs: tuple[str, ...]
     outputs: dict[str, tuple[int | str | None, ...]]  # name -> dims (int, symbolic name, or None: unknown)
     external_files: frozenset[str]  # every external data "location"
+    input_dims: dict[str, tuple[int | str | None, ...]] = dataclasses.field(default_factory=dict)
 
 
 # ONNX TensorProto.DataType -> numpy dtype (the types an exporter writes for weights).
@@ -123,6 +124,7 @@ def read_graph_info(data: bytes) -> GraphInfo:
     buf = memoryview(data)
     inputs: list[str] = []
     outputs: dict[str, tuple[int | str | None, ...]] = {}
+    input_dims: dict[str, tuple[int | str | None, ...]] = {}
     files: set[str] = set()
     stack = [("model", 0, len(buf), 0)]
     try:
@@ -143,7 +145,9 @@ def read_graph_info(data: bytes) -> GraphInfo:
                 if w != 2:
                     continue
                 if kind == "graph" and f == 11:
-                    inputs.append(_value_info(buf, v)[0])
+                    name, dims = _value_info(buf, v)
+                    inputs.append(name)
+                    input_dims[name] = dims
                 elif kind == "graph" and f == 12:
                     name, dims = _value_info(buf, v)
                     outputs[name] = dims
@@ -151,7 +155,7 @@ def read_graph_info(data: bytes) -> GraphInfo:
                     stack.append((children[f], v[0], v[1], depth + 1))
     except UnicodeDecodeError:
         raise ValueError("a name is not valid UTF-8") from None
-    return GraphInfo(tuple(inputs), outputs, frozenset(files))
+    return GraphInfo(tuple(inputs), outputs, frozenset(files), input_dims)
 
 
 def _entry(buf: memoryview, span: tuple[int, int]) -> tuple[str, str]:

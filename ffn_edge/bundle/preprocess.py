@@ -8,10 +8,11 @@ and a uint8 frame of height h and width w, ``Preprocessor(spec)(frame)`` does, i
 
 1. **Channels** - BGR (h, w, 3) is used as is; grayscale (h, w) or (h, w, 1) is replicated to BGR;
    BGRA (h, w, 4) drops alpha. Any other shape or dtype, an empty frame, a non-array, or a frame
-   over the size / aspect limits of ``runtime.validate.check_frame_shape`` (checked before any
+   over the size / aspect limits of ``core.validate.check_frame_shape`` (checked before any
    pixel is touched, so a 1 x 500000 frame cannot make the resize allocate gigabytes) raises
    ``SourceError``.
-2. **Resize** the shorter side to S with ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on the
+2. **Resize** (a resized frame over ``MAX_RESIZED_PIXELS``: only its crop, see ``_crop_of_resized``)
+   the shorter side to S with ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on the
    uint8 frame: the longer side becomes ``int(S * long / short)`` (truncated, as torchvision's
    ``Resize(S)`` computes it). A frame whose shorter side already is S is not resized.
 3. **Centre crop** to (H, W): top = ``int(round((h' - H) / 2))``, left = ``int(round((w' - W) / 2))``
@@ -29,8 +30,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..core import validate as V
 from ..core.errors import SourceError
-from ..core.validate import check_frame_shape
 from .manifest import InputSpec
 
 
@@ -77,12 +78,25 @@ class Preprocessor:
             new_h, new_w = short_side, int(short_side * w / h)
         else:
             new_h, new_w = int(short_side * h / w), short_side
-        if (new_h, new_w) != (h, w):
-            bgr = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         crop_h, crop_w = self.spec.size
         top = int(round((new_h - crop_h) / 2.0))
         left = int(round((new_w - crop_w) / 2.0))
+        if new_h * new_w > V.MAX_RESIZED_PIXELS:
+            return _crop_of_resized(bgr, (new_h, new_w), (top, left), (crop_h, crop_w))
+        if (new_h, new_w) != (h, w):
+            bgr = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         return bgr[top : top + crop_h, left : left + crop_w]
+
+
+def _crop_of_resized(bgr: np.ndarray, new: tuple[int, int], at: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Only the crop of the resized frame, computed directly (bilinear, the same pixel-centre mapping as
+    ``cv2.resize``; values may differ by a level or two from its fixed-point rounding): a bundle asking
+    for a large resize, given a very wide frame, would otherwise allocate the whole resized frame."""
+    h, w = bgr.shape[:2]
+    sy, sx = h / new[0], w / new[1]
+    m = np.array([[sx, 0.0, (at[1] + 0.5) * sx - 0.5], [0.0, sy, (at[0] + 0.5) * sy - 0.5]])
+    return cv2.warpAffine(bgr, m, (size[1], size[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -100,7 +114,7 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
             "(h, w, 3) BGR or (h, w, 4) BGRA)"
         )
     try:
-        check_frame_shape(frame.shape[0], frame.shape[1])
+        V.check_frame_shape(frame.shape[0], frame.shape[1])
     except ValueError as e:
         raise SourceError(str(e)) from None
     if channels is None:

@@ -9,8 +9,11 @@ Torch-free, so the edge runtime and the training side share it.
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import Any, NoReturn
 
+from . import validate as V
 from .errors import ConfigError
 from .version import version_line
 
@@ -25,4 +28,46 @@ class Parser(argparse.ArgumentParser):
                               help="print the ffn-edge version and exit")
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
+        raise ConfigError(_LONG_QUOTED.sub(lambda m: shown(m.group(1)), message))
+
+
+_LONG_QUOTED = re.compile(r"'([^'\n]{41,})'")  # argparse quotes a rejected value whole
+
+
+MAX_SHOWN = 40  # characters of a rejected value an error repeats
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for an error message, cut to MAX_SHOWN characters (a 100,000-digit value stays one line)."""
+    if len(text) <= MAX_SHOWN:
+        return repr(text)
+    return f"{text[:MAX_SHOWN]!r}... ({len(text)} characters)"
+
+
+def range_text(lo: float, hi: float, lo_open: bool = False) -> str:
+    """``[lo, hi]`` or ``(lo, hi]`` as --help and errors state it."""
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+
+
+def number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type=``: parse ``int``/``float`` text, refuse non-finite or out-of-range values.
+
+    argparse turns the ArgumentTypeError into ``argument --OPT: MESSAGE`` (one line, via ``Parser``)."""
+    what = "an integer" if kind is int else "a finite number"
+    want = f"must be {what} in {range_text(lo, hi, lo_open)}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = V.check_int("value", int(text), int(lo), int(hi)) if kind is int \
+                else V.check_float("value", float(text), lo, hi, lo_open=lo_open)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{want}, got {shown(text)}") from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def with_range(help_text: str, lo: float, hi: float, lo_open: bool = False) -> str:
+    """``help_text`` with its allowed range appended (what ``number`` enforces)."""
+    return f"{help_text}; range {range_text(lo, hi, lo_open)}"

@@ -1,18 +1,19 @@
 """Atomic file and directory replacement (torch-free), shared by checkpoints, bundles and TensorRT engines.
 
 * ``atomic_write_bytes``: write a temporary file beside the target, fsync, rename over it.
-* ``replace_dir``: put a finished directory at ``out`` so that a crash at ANY point leaves the old
-  or the new directory at ``out``, never nothing. On Linux this is one ``renameat2(RENAME_EXCHANGE)``
-  (ext4, xfs, btrfs, tmpfs, overlayfs ...): the two directories trade names in one system call,
-  then the old one (now under the temporary name) is deleted. It keeps ``out`` a plain directory,
-  so ``cp -r``/``scp``/``tar`` of a bundle work as before (a symlink to a versioned directory would
-  be copied as a dangling link by ``cp -r``). Where the exchange is unavailable (another OS, a file
-  system without it) the fallback is two renames with a short window in which ``out`` is missing;
-  the old directory then sits in ``.NAME.old-PID-*`` and ``cleanup_stale`` (run by the next export)
-  moves it back if ``out`` is still missing.
-* ``cleanup_stale``: temporaries of ours (``.NAME.tmp-*``, ``.NAME.old-*``, ``.NAME.*.tmp``) left by
-  a crash are removed when their writer is gone (the PID in the name is not alive) and they are
-  older than STALE_AFTER_S; names of others and fresh ones are never touched.
+* ``staging_dir`` + ``replace_dir``: build a directory in a staging folder beside ``out``, then put it
+  at ``out`` so that a crash at ANY point leaves the old or the new directory at ``out``, never
+  nothing. On Linux this is one ``renameat2(RENAME_EXCHANGE)`` (ext4, xfs, btrfs, tmpfs, overlayfs
+  ...): the two directories trade names in one system call, then the old one (now inside the staging
+  folder) is deleted. It keeps ``out`` a plain directory, so ``cp -r``/``scp``/``tar`` of a bundle
+  work as before. Where the exchange is unavailable the fallback is two renames with a short window
+  in which ``out`` is missing; the old directory then sits in a staging folder whose marker records
+  its inode, and ``cleanup_stale`` (run by the next write) moves it back if ``out`` is still missing.
+* ``cleanup_stale``: removes only what this code provably made (``ownership``): a file whose name
+  is exactly one ``atomic_write_bytes`` produces, or a folder whose name is exactly one
+  ``staging_dir`` produces AND that holds a marker naming the same host, boot and PID. It removes one
+  only when that writer is gone (same host: another boot, a dead PID, or a PID reused by a younger
+  process). Anything else is left alone, with a one-line warning when it looks like a temporary.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ import ctypes
 import errno
 import os
 import platform
-import re
 import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-STALE_AFTER_S = 600.0  # a temporary younger than this may belong to a writer on another host
+from . import ownership
+from .ownership import MARKER
+
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+_warned: set[str] = set()
 _SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "armv7l": 382, "ppc64le": 357, "riscv64": 276}
 
 
@@ -38,7 +41,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cleanup_stale(path.parent, path.name)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    prefix, suffix = ownership.file_affixes(path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -63,9 +67,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(dfd)
 
 
-def temp_dir_for(out: Path, kind: str = "tmp") -> Path:
-    """A new empty directory beside ``out`` named ``.NAME.KIND-PID-*`` (``cleanup_stale`` knows it)."""
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{kind}-{os.getpid()}-"))
+def _staging_folder(out: Path) -> Path:
+    """A new folder beside ``out`` with our exact name form and a marker naming host, boot and PID."""
+    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=ownership.dir_prefix(out.name)))
+    ownership.write_marker(folder, out.name)
+    return folder
+
+
+def staging_dir(out: Path) -> Path:
+    """A new empty directory ``<staging folder>/NAME`` to build ``out`` in; hand it to ``replace_dir``.
+
+    Cleans what earlier writers of ``out`` left first (``cleanup_stale``)."""
+    cleanup_stale(out.parent, out.name)
+    new = _staging_folder(out) / out.name
+    new.mkdir()
+    return new
+
+
+def discard(new: Path) -> None:
+    """Remove a directory from ``staging_dir`` with its staging folder (after a failure)."""
+    folder = new.parent
+    if ownership.own_live_folder(folder, new.name):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def exchange(a: Path, b: Path) -> bool:
@@ -93,66 +116,64 @@ def exchange(a: Path, b: Path) -> bool:
 
 
 def replace_dir(new: Path, out: Path) -> None:
-    """Put the finished directory ``new`` at ``out`` (see the module docstring for the crash guarantee)."""
+    """Put the finished directory ``new`` (from ``staging_dir(out)``) at ``out``; see the module docstring."""
+    folder = new.parent
+    if not ownership.own_live_folder(folder, out.name):
+        raise ValueError(f"{new} was not made by staging_dir({out})")
     if not os.path.lexists(out):
         os.rename(new, out)
     elif exchange(new, out):  # ``new`` now holds the old directory
         _fsync_dir(out.parent)
-        shutil.rmtree(new, ignore_errors=True)
-        return
     else:
-        old = temp_dir_for(out, "old")
+        old = _staging_folder(out)
+        st = os.lstat(out)
+        ownership.write_marker(old, out.name, moved_out=(st.st_dev, st.st_ino))  # before the move, durably
         os.rename(out, old / out.name)
         os.rename(new, out)  # a crash before this line leaves out missing: cleanup_stale restores it
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(out.parent)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+def cleanup_stale(parent: Path, name: str) -> list[str]:
+    """Remove our temporaries for ``parent/name`` whose writer is gone; restore an orphaned old directory.
 
-
-def cleanup_stale(parent: Path, name: str, now: float | None = None) -> list[str]:
-    """Remove our stale temporaries for ``parent/name``; restore an orphaned old directory first.
-
-    Returns the names handled. Only ``.NAME.tmp-*``/``.NAME.old-*`` directories and ``.NAME.*.tmp``
-    files are considered; each only when the PID in its name is not alive (names without a PID, from
-    older versions, count as dead) and it was last modified over STALE_AFTER_S ago.
+    Returns the names removed. Only what ``ownership.judge`` proves ours is touched; a name that looks
+    like a temporary but carries no proof is left alone with a one-line warning on stderr.
     """
-    now = time.time() if now is None else now
-    pattern = re.compile(rf"^\.{re.escape(name)}\.(?:(tmp|old)-(?:(\d+)-)?[^/]+|(\d+-)?[^/]*\.tmp)$")
-    done = []
+    done: list[str] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:
         return done
+    out = parent / name
     for entry in entries:
-        m = pattern.match(entry.name)
-        if m is None:
+        verdict = ownership.judge(Path(entry.path), name)
+        if verdict.warning and entry.path not in _warned:
+            _warned.add(entry.path)  # once per process: a TensorRT build writes many files beside it
+            print(f"warning: {verdict.warning}", file=sys.stderr)
+        if not verdict.remove:
             continue
-        pid = m.group(2) or (m.group(3) or "")[:-1]
-        if pid and _pid_alive(int(pid)):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        out = parent / name
         path = Path(entry.path)
-        orphan = path / name
-        if m.group(1) == "old" and not os.path.lexists(out) and orphan.is_dir() and not orphan.is_symlink():
-            os.rename(orphan, out)  # the fallback swap crashed between its renames: put the old one back
-        elif now - st.st_mtime < STALE_AFTER_S:
-            continue
+        if verdict.moved_out is not None and not os.path.lexists(out):
+            orphan = path / name
+            try:
+                st = os.lstat(orphan)
+            except OSError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) != verdict.moved_out:
+                print(f"warning: left {path} alone: {name} is missing but what it holds is not what we moved out",
+                      file=sys.stderr)
+                continue
+            if st is not None:
+                os.rename(orphan, out)  # the fallback swap crashed between its renames: put the old one back
+                _fsync_dir(parent)
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
         done.append(entry.name)
     return done
+
+
+__all__ = ["MARKER", "atomic_write_bytes", "cleanup_stale", "discard", "exchange", "replace_dir", "staging_dir"]

@@ -74,10 +74,26 @@ def read_regular(path: Path, max_bytes: int, error: type[FFNError], follow_symli
     return data
 
 
+MAX_INT_DIGITS = 30  # any integer a manifest or checkpoint holds fits (sizes, counts, dims)
+
+
+class _HugeInt(Exception):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    """``json``'s integer parser, refusing what Python would refuse (over 4300 digits) or a count never needs."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _HugeInt(len(text.lstrip("-")))
+    return int(text)
+
+
 def parse_json(text: str | bytes, where: str, error: type[FFNError], max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``json.loads`` with a nesting limit; every failure is one line of ``error``."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_bounded_int)
+    except _HugeInt as e:
+        raise error(f"{where}: holds an integer of {e.args[0]} digits (at most {MAX_INT_DIGITS})") from None
     except RecursionError:
         raise error(f"{where}: JSON nested deeper than {max_depth} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -33,6 +33,7 @@ MAX_NORM_ABS = 1e3  # |mean|, std of the normalisation (pixels on 0..1)
 MIN_STD = 1e-6
 MAX_FRAME_SIDE = 16384  # pixels, either side of one input frame
 MAX_FRAME_PIXELS = 1 << 26  # 67 M pixels (8K x 8K)
+MAX_RESIZED_PIXELS = 1 << 24  # larger resized frames are not built whole: only their crop (``preprocess``)
 MAX_FRAME_ASPECT = 16.0  # longer / shorter side: bounds the resized frame (shorter side -> resize_shorter)
 MAX_CLIP_FRAMES = 100_000  # frames handed to one predict()
 MAX_THREADS = 256  # inference / capture threads
@@ -58,13 +59,62 @@ INT8_LAYOUTS = ("shared", "folded")  # INT8 weights shared, norms apart / norms 
 CALIB_METHODS = ("MinMax",)
 MAX_CALIB_CLIPS = 1024
 
+# ffn-train's numeric options: field -> (int or float, low, high, low end open). The parser takes its
+# types and --help ranges from here and ``ffn_edge.train.resolve`` checks a TrainConfig built in Python.
+MAX_EPOCHS = 100_000
+TRAIN_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "width_mult": (float, MIN_WIDTH_MULT, MAX_WIDTH_MULT, False),
+    "dropout": (float, 0.0, 0.99, False),
+    "shift_div": (int, MIN_SHIFT_DIV, MAX_SHIFT_DIV, False),
+    "frames": (int, 1, MAX_FRAME_COUNT, False),
+    "frame_counts": (int, 1, MAX_FRAME_COUNT, False),
+    "rho": (float, 0.0, 1.0, False),
+    "mix_alpha": (float, 0.0, 1000.0, True),  # Beta(0, 0) is undefined
+    "lam": (float, 0.0, 1000.0, False),
+    "lam_ramp": (float, 0.0, MAX_EPOCHS, False),
+    "start_index": (int, 0, 1_000_000_000, False),
+    "input_size": (int, MIN_INPUT_SIZE, MAX_INPUT_SIZE, False),
+    "resize_shorter": (int, MIN_INPUT_SIZE, MAX_RESIZE_SHORTER, False),
+    "synth_classes": (int, 1, 10, False),
+    "synth_train_per_class": (int, 1, 100_000, False),
+    "synth_val_per_class": (int, 1, 100_000, False),
+    "synth_frames": (int, 1, 100_000, False),
+    "synth_size": (int, MIN_INPUT_SIZE, MAX_INPUT_SIZE, False),
+    "batch_size": (int, 1, 65_536, False),
+    "lr": (float, 0.0, 1000.0, True),
+    "warmup_epochs": (float, 0.0, MAX_EPOCHS, False),
+    "epochs": (int, 1, MAX_EPOCHS, False),
+    "workers": (int, 0, MAX_THREADS, False),
+    "momentum": (float, 0.0, 1.0, False),
+    "weight_decay": (float, 0.0, 10.0, False),
+    "min_lr": (float, 0.0, 1000.0, False),
+    "clip_grad": (float, 0.0, 1e9, False),
+    "max_batches": (int, 0, 1_000_000_000, False),
+    "stop_after": (int, 0, MAX_EPOCHS, False),
+    "seed": (int, 0, 2**32 - 1, False),
+}
+
+
+def check_fields(obj: Any, ranges: dict[str, tuple[type, float, float, bool]], prefix: str = "--") -> None:
+    """Every attribute of ``obj`` named in ``ranges`` (None: not given) is finite and in its range.
+
+    Tuple values are checked item by item. The message names the option as a user types it."""
+    for field, (kind, lo, hi, lo_open) in ranges.items():
+        value = getattr(obj, field, None)
+        for v in value if isinstance(value, (tuple, list)) else ([] if value is None else [value]):
+            name = prefix + field.replace("_", "-")
+            if kind is int:
+                check_int(name, v, int(lo), int(hi))
+            else:
+                check_float(name, v, lo, hi, lo_open=lo_open)
+
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     """An int (not a bool, not a float, not a string) in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, got {_show(value)}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {_show_int(value)}")
     return value
 
 
@@ -207,6 +257,19 @@ def json_depth(value: Any) -> int:
     return depth
 
 
+def _show_int(value: int) -> str:
+    """An int for a message: whole when short, else its size (``str`` of a huge int raises, or floods)."""
+    if abs(value) < 10**40:
+        return str(value)
+    return f"an integer of about {int(value.bit_length() * math.log10(2))} digits"
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = _show_int(value)
+    else:
+        try:
+            text = repr(value)[:200]
+        except ValueError:  # holds an int too long to print
+            text = "(too large to show)"
     return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"

@@ -80,10 +80,12 @@ def _timm(name: str) -> dict[str, torch.Tensor]:
                           f"{hub} (its model.safetensors) in the cache {HF_HUB_CACHE}, or pass a local file") from None
 
 
-def create_model_pretrained(config: ModelConfig, pretrained: str | os.PathLike[str] | None) -> VideoClassifier:
-    """``create_model`` with ``pretrained`` a local file (torchvision names) or ``torchvision:`` / ``timm:`` NAME."""
+def create_model_pretrained(config: ModelConfig, pretrained: str | os.PathLike[str] | None,
+                            partial: bool = False) -> VideoClassifier:
+    """``create_model`` with ``pretrained`` a local file (torchvision names; ``partial``: a partial load is
+    allowed) or ``torchvision:`` / ``timm:`` NAME (mapped in full by the importer's tables, never partially)."""
     if not is_named(pretrained):
-        return create_model(config, pretrained=pretrained)
+        return create_model(config, pretrained=pretrained, partial=partial)
     lib = str(pretrained).split(":", 1)[0]
     spec = find_spec(lib, config.arch)  # one-line ConfigError when the library has no table for the arch
     state = fetch_state_dict(str(pretrained))

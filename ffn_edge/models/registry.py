@@ -148,7 +148,7 @@ class LoadReport:
         return "; ".join(parts) if parts else "all keys matched"
 
 
-def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
+def load_pretrained(model: VideoClassifier, path: str | Path, partial: bool = False) -> LoadReport:
     """Load an ImageNet state dict (torchvision names) from a local .pth/.safetensors file.
 
     ``.pth`` files are read with ``weights_only=True``: no code from the file is executed. Any file
@@ -164,6 +164,10 @@ def load_pretrained(model: VideoClassifier, path: str | Path) -> LoadReport:
         unexpected=sorted(k for k in state if k not in own),
         mismatched=sorted(k for k in state if k in own and own[k].shape != state[k].shape),
     )
+    from ..weights_load import LoadSummary, check_pretrained, head_names
+
+    check_pretrained(LoadSummary(len(usable), len(own), report.missing, report.unexpected, report.mismatched),
+                     head_names(model), path, partial=partial)  # says what loaded, or refuses
     model.load_state_dict(usable, strict=False)
     log.info("pretrained %s: %s", path, report.summary())
     return report
@@ -191,11 +195,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def create_model(config: ModelConfig, pretrained: str | Path | None = None) -> VideoClassifier:
+def create_model(config: ModelConfig, pretrained: str | Path | None = None,
+                 partial: bool = False) -> VideoClassifier:
     """Build ``config.arch``, optionally load ImageNet weights, convert to its sub-networks."""
     model = MODELS[config.arch](config)
     if pretrained is not None:
-        load_pretrained(model, pretrained)
+        load_pretrained(model, pretrained, partial=partial)
     return make_frame_flexible(
         model,
         config.frame_counts,

@@ -19,7 +19,13 @@ import numpy as np
 from ...core.argparsing import Parser
 from ...core.errors import ConfigError, run_cli
 from ..media.images import IMAGES_FPS
-from ..media.inputs import check_output_file, check_stream_options, check_video_file, require_decisions
+from ..media.inputs import (
+    check_output_file,
+    check_stream_options,
+    check_video_file,
+    check_video_writer,
+    require_decisions,
+)
 from ..results import OnlineResult, StreamResult
 from ..session import FFNRuntime
 from ..streaming.online_stream import OnlineStream
@@ -291,6 +297,7 @@ def run(argv: list[str] | None = None) -> int:
     args.video = args.video[0]
     if args.output:
         check_output_file(args.output)
+        check_video_writer(args.output)
     from ..media.sources import parse_source
 
     spec = parse_source(args.video)

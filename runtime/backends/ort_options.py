@@ -127,7 +127,9 @@ def session_options(threads: int | None = None, shared: bool = True, optimizatio
     so.inter_op_num_threads = 1
     if threads is not None:
         so.intra_op_num_threads = int(threads)
-    so.log_severity_level = 3  # warnings from EP fallbacks are expected on CPU-only machines
+    # fatal only: a failure raises with its message (turned into one BundleError line), so the ERROR lines
+    # ORT would also print are a second, coloured copy of it; EP-fallback warnings are expected on CPUs
+    so.log_severity_level = 4
     # No spin-waiting after a run: the runtime shares the cores with its capture thread (and an edge
     # device with everything else), and spinning threads burn power. Measured with 2 threads on a
     # busy 2-core machine: spinning made the run after another sub-network ~40 ms slower (TSM-R18).

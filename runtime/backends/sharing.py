@@ -116,7 +116,7 @@ def optimize_for_sharing(graph: Path, out_dir: Path, threads: int | None, provid
     so.add_session_config_entry("session.optimized_model_external_initializers_file_name", f"{graph.stem}.bin")
     so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                 str(POOL_MIN_BYTES))
-    so.log_severity_level = 3  # ORT warns that an NCHWc-optimised file is hardware specific: we know
+    so.log_severity_level = 4  # ORT warns that an NCHWc-optimised file is hardware specific: we know
     ort.InferenceSession(str(graph), so, providers=list(providers), disabled_optimizers=list(COPYING_OPTIMIZERS))
     return out
 

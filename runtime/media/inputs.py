@@ -99,10 +99,23 @@ def _check_array(frames: np.ndarray, size: tuple[int, int]) -> ClipKind:
     return "raw"
 
 
-def check_finite(clip: np.ndarray) -> None:
-    """The model input (the sampled, preprocessed frames) holds no NaN or infinity."""
+def check_finite(clip: np.ndarray, limit: float | None = None) -> None:
+    """The model input (the sampled, preprocessed frames) holds no NaN or infinity, and no |value| over
+    ``limit`` (``preprocessed_limit``: finite but huge values overflow float32 inside the network)."""
     if not np.isfinite(clip).all():
         raise InputError("frames contain NaN or infinite values")
+    if limit is not None and clip.size and float(np.max(np.abs(clip))) > limit:
+        raise InputError(f"preprocessed frames hold values up to {float(np.max(np.abs(clip))):.3g}; this bundle's "
+                         f"normalisation gives at most {limit / PREPROCESSED_MARGIN:.3g} (allowed: {limit:.3g})")
+
+
+PREPROCESSED_MARGIN = 4.0  # how far past the normalised range of 0..1 pixels a preprocessed value may go
+
+
+def preprocessed_limit(mean: tuple[float, ...], std: tuple[float, ...]) -> float:
+    """The largest |value| a preprocessed frame may hold: PREPROCESSED_MARGIN x what (pixel - mean) / std
+    gives for pixels on 0..1."""
+    return PREPROCESSED_MARGIN * max(max(abs(m), abs(1.0 - m)) / s for m, s in zip(mean, std, strict=True))
 
 
 def check_predict_args(total: int, n: Any = None, topk: Any = 5, timestamps: Any = None) -> None:
@@ -178,7 +191,31 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"{p}: not writable")
 
 
+def check_video_writer(path: str | os.PathLike[str], fourcc: str = "mp4v") -> None:
+    """OpenCV can write a video of this kind (its container, from the suffix) here: probed with a tiny
+    writer in a private temporary folder, so nothing beside ``path`` is touched and no model runs first."""
+    import shutil
+    import tempfile
+
+    import cv2
+
+    folder = tempfile.mkdtemp(prefix="ffn-writer-probe-")
+    try:
+        probe = os.path.join(folder, "probe" + Path(path).suffix)
+        writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*fourcc), 10.0, (16, 16))
+        ok = writer.isOpened()
+        writer.release()
+    except cv2.error:
+        ok = False
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not ok:
+        raise ConfigError(f"--output {path}: OpenCV cannot write a {Path(path).suffix or 'suffix-less'} video "
+                          "(try a .mp4 path)")
+
+
 TEXT_SNIFF_BYTES = 4096
+VIDEO_MAGIC = (b"YUV4MPEG2 ",)  # formats whose header is text (followed by raw frames)
 
 
 def check_video_file(path: str | os.PathLike[str]) -> None:
@@ -201,6 +238,8 @@ def check_video_file(path: str | os.PathLike[str]) -> None:
         raise SourceError(f"{p}: empty file, not a video")
     with open(p, "rb") as f:
         head = f.read(TEXT_SNIFF_BYTES)
+    if head.startswith(VIDEO_MAGIC):
+        return
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:

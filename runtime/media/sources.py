@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 
 from ...bundle.preprocess import Preprocessor
+from ...core import validate as V
 from ...core.errors import SourceError
 from .images import ImageSequence, is_image_pattern, list_images
 
@@ -59,6 +60,7 @@ SOURCE_KINDS = ("camera", "file", "images", "url", "gstreamer")
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 NETWORK_TIMEOUT_MS = 5000  # open and read timeouts for URL streams (OpenCV's FFMPEG backend)
 MAX_EVENTS = 1000  # events kept in CaptureThread.events (oldest forgotten first)
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a container's frame rate outside these is treated as unknown
 STAMP_TOLERANCE_S = 1e-6  # timestamps this close are equal (k / fps and t - duration round differently)
 
 
@@ -83,6 +85,14 @@ def opencv_has_gstreamer() -> bool:
     return bool(match) and match.group(1).upper().startswith("YES")
 
 
+MAX_CAMERA_INDEX = 1023  # OpenCV device indices (V4L: /dev/video0 .. ; higher ones overflow its int)
+
+
+def _short(text: str) -> str:
+    """A source string for a message: at most 80 characters (a 100,000-character argument stays one line)."""
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
 def parse_source(spec: str) -> SourceSpec:
     """Classify a ``--video`` string so errors surface before any capture starts."""
     text = spec.strip()
@@ -100,23 +110,30 @@ def parse_source(spec: str) -> SourceSpec:
         return SourceSpec("gstreamer", text, text)
     camera = re.fullmatch(r"(?:cam|/dev/video)?(\d+)", text)  # cam0, 0, /dev/video0: OpenCV device 0
     if camera:
-        return SourceSpec("camera", int(camera.group(1)), text)
+        digits = camera.group(1)
+        if len(digits) > 4 or int(digits) > MAX_CAMERA_INDEX:
+            raise SourceError(f"{_short(text)}: camera index must be in [0, {MAX_CAMERA_INDEX}]")
+        return SourceSpec("camera", int(digits), text)
     if is_image_pattern(text):
         list_images(text)  # refuses a pattern that matches no image now, not at the first read
         return SourceSpec("images", text, text)
     path = Path(text).expanduser()
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        exists = is_file = False
+    if not exists:
         raise SourceError(
-            f"{text}: no such file (a source is a video file, a folder or glob of images, camN or /dev/videoN, "
-            "an rtsp:// or http(s):// URL, or a GStreamer pipeline)"
+            f"{_short(text)}: no such file (a source is a video file, a folder or glob of images, camN or "
+            "/dev/videoN, an rtsp:// or http(s):// URL, or a GStreamer pipeline)"
         )
     if path.is_dir():
         list_images(text)
         return SourceSpec("images", str(path), text)
     if stat.S_ISCHR(path.stat().st_mode):  # a V4L2 device under another name (/dev/v4l/by-id/...)
         return SourceSpec("camera", str(path.resolve()), text)
-    if not path.is_file():
-        raise SourceError(f"{text}: not a video file (a FIFO, socket or other special file)")
+    if not is_file:
+        raise SourceError(f"{_short(text)}: not a video file (a FIFO, socket or other special file)")
     return SourceSpec("file", str(path), text)
 
 
@@ -189,7 +206,7 @@ class FrameSource:
         self._capture = capture
         self.frame_index = 0
         fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else None
+        self.fps = fps if math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS else None
 
     def read(self) -> tuple[np.ndarray, float] | None:
         """Next raw frame and its timestamp (s); None at the end of a file or when a live read fails."""
@@ -204,6 +221,9 @@ class FrameSource:
             stamp = self.frame_index / self.fps
         else:
             stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if not (isinstance(stamp, float) and math.isfinite(stamp) and 0.0 <= stamp <= V.MAX_DURATION_S):
+                raise SourceError(f"{self.name}: frame {self.frame_index} has no usable position ({stamp!r:.40} s) "
+                                  "and the file states no frame rate: cannot time its frames")
         self.frame_index += 1
         return frame, stamp
 
