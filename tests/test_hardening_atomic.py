@@ -1,5 +1,5 @@
 """Issue 14, item 1: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
-(and only ours, and only old ones) are cleaned on the next run."""
+(and only ours, once their writer is gone) are cleaned on the next run."""
 
 from __future__ import annotations
 
