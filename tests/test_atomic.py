@@ -1,5 +1,10 @@
+<<<<<<< HEAD:tests/test_atomic.py
 """core.atomic: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
 (and only ours, and only old ones) are cleaned on the next run."""
+=======
+"""Issue 14, item 1: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
+(and only ours, once their writer is gone) are cleaned on the next run."""
+>>>>>>> safety:tests/test_hardening_atomic.py
 
 from __future__ import annotations
 
@@ -111,7 +116,7 @@ def test_atomic_write_cleans_stale_temporaries(tmp_path):
     """A temporary file of a writer killed mid-write (same name form, dead PID) is removed by the next write."""
     code = textwrap.dedent(f"""
         import os, tempfile
-        from ffn_edge.runtime import ownership
+        from ffn_edge.core import ownership
         prefix, suffix = ownership.file_affixes("last.safetensors")
         fd, _ = tempfile.mkstemp(dir={str(tmp_path)!r}, prefix=prefix, suffix=suffix)
         os.write(fd, b"half")
