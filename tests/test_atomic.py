@@ -1,10 +1,5 @@
-<<<<<<< HEAD:tests/test_atomic.py
 """core.atomic: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
-(and only ours, and only old ones) are cleaned on the next run."""
-=======
-"""Issue 14, item 1: replacing a bundle never leaves --out empty, whatever step crashes; stale temporaries of ours
 (and only ours, once their writer is gone) are cleaned on the next run."""
->>>>>>> safety:tests/test_hardening_atomic.py
 
 from __future__ import annotations
 
