@@ -560,11 +560,12 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))))
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
-            # The finite check reads the loss on the host: every step on a CPU (free there), every
-            # PROGRESS_EVERY steps on a GPU (a read waits for it). A NaN step in between makes the weights,
-            # hence the next checked loss, NaN too; the epoch's summed loss is checked before anything is saved.
-            if device.type != "cuda" or it % PROGRESS_EVERY == 0:
-                stop_if_not_finite(loss.item(), epoch, it, ddp, device, scaler.is_enabled())
+            # The finite check reads the loss on the host, which waits for the GPU: every PROGRESS_EVERY steps,
+            # and the epoch's summed loss (below) before anything of the epoch is saved. A NaN step in between
+            # turns the weights, hence every later loss and the sum, NaN too.
+            read = loss.item() if (it + 1) % PROGRESS_EVERY == 0 else None  # one host read: the check and the bar
+            if read is not None:
+                stop_if_not_finite(read, epoch, it, ddp, device, scaler.is_enabled())
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip:
@@ -574,11 +575,9 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             scaler.update()
             loss_sum[0] += loss.detach() * len(labels)  # on the device: no host sync per step
             loss_sum[1] += len(labels)
-            if not bar.disable and it % PROGRESS_EVERY == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+            if not bar.disable and read is not None:
+                bar.set_postfix(loss=f"{read:.3f}", lr=f"{lr:.2e}")
         bar.close()
-        if device.type == "cuda":  # the steps between two host checks, before anything of this epoch is saved
-            stop_if_not_finite(float(loss_sum[0]), epoch, it, ddp, device, scaler.is_enabled())
         train_time = time.perf_counter() - t0
 
         # ---- validation (each rank its shard; counts summed across ranks inside evaluate) ----
@@ -586,10 +585,12 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
         val = evaluate(members, val_loader, val_counts)
         if ddp:
             dist.all_reduce(loss_sum)
+        loss_total, loss_count = loss_sum.tolist()  # one host read per epoch
+        stop_if_not_finite(loss_total, epoch, it, ddp, device, scaler.is_enabled())  # the steps between two checks
         top1 = dict(zip(val["frames"], val["top1"], strict=True))
         metric = float(np.mean([top1[n] for n in target_counts]))
         record = {
-            "epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum[0] / loss_sum[1]),
+            "epoch": epoch + 1, "lr": lr, "train_loss": loss_total / loss_count,
             "val_top1": {str(n): v for n, v in top1.items()},
             "val_top5": {str(n): v for n, v in zip(val["frames"], val["top5"], strict=True)},
             "train_time": train_time, "val_time": time.perf_counter() - t1, "time": time.perf_counter() - t0,
