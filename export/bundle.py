@@ -275,13 +275,6 @@ def export_bundle(ckpt_path: str | os.PathLike[str], frames: Sequence[int], out_
                   options: ExportOptions | None = None, **kwargs: Any) -> Path:
     """Export ``ckpt_path`` for ``frames`` into the bundle directory ``out_dir`` and return its path.
 
-    ``fold_budget``: extra weight bytes (a fraction of the shared ones) the bundle may spend on
-    per-sub-network convolution copies with the norm folded in (``fold.choose_conv_copies``).
-    ``bias_first``: export the other norms as Add then Mul (``fold.fold_norms``); False gives the
-    older Mul then Add form, kept to measure against.
-    ``int8``: quantize every graph to QDQ INT8 (``export.int8``); the FP32 parity check then runs
-    before quantization, and each INT8 graph must agree with its FP32 graph (top-1) on the
-    verification clips at least ``int8.min_agreement`` of the time.
 
     ``options`` (or its fields as keywords, not both): see ``ExportOptions``.
     Raises an FFNError (one line) on bad input or a failed check; ``out_dir`` is then untouched.

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..layers import FrameContext
-from .base import VideoClassifier
+from .resnet_base import ResNet2D
 
 
 class MotionExcitation(nn.Module):
@@ -115,16 +115,13 @@ class TEABottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class TEAResNet(VideoClassifier):
+class TEAResNet(ResNet2D):
     def __init__(self, layers: tuple[int, int, int, int], num_classes: int, dropout: float = 0.5,
                  base_channels: int = 64, base_width: int = 26, scale: int = 4, mta_shift_div: int = 4) -> None:
         super().__init__()
         self.block_types: tuple[type[nn.Module], ...] = (TEABottleneck,)
         c = base_channels
-        self.conv1 = nn.Conv2d(3, c, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self._stem(c)
         cin = c
         for i, (n, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
             planes = c * 2**i
@@ -137,17 +134,4 @@ class TEAResNet(VideoClassifier):
                                             base_width, scale, mta_shift_div))
                 cin = planes * 4
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def classifier_head(self) -> nn.Linear:
-        return self.fc
-
-    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        self._head(cin, num_classes, dropout)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..core.validate import DEFAULT_SHIFT
 from ..layers import TemporalShift
-from .base import VideoClassifier
+from .resnet_base import ResNet2D
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -67,7 +67,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class TSMResNet(VideoClassifier):
+class TSMResNet(ResNet2D):
     def __init__(
         self,
         block: type[BasicBlock | Bottleneck],
@@ -81,10 +81,7 @@ class TSMResNet(VideoClassifier):
         super().__init__()
         self.block_types: tuple[type[nn.Module], ...] = (block,)
         w = base_width
-        self.conv1 = nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(w)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self._stem(w)
         cin = w
         for i, (n, stride) in enumerate(zip(layers, (1, 2, 2, 2), strict=True)):
             width = w * 2**i
@@ -98,17 +95,4 @@ class TSMResNet(VideoClassifier):
                 blocks.append(block(cin, width, s, down, TemporalShift(self.ctx, shift_div, shift)))
                 cin = width * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def classifier_head(self) -> nn.Linear:
-        return self.fc
-
-    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        self._head(cin, num_classes, dropout)
