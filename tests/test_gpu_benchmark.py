@@ -59,6 +59,7 @@ def test_table_and_goals(bench):
     assert set(bench.METHODS) <= {"trt-fp32", "trt-fp16", "ort-cuda", "ort-tensorrt", "torch-cuda"}
 
 
+@pytest.mark.slow
 def test_tensorrt_engines_are_opened_from_the_manifest_the_build_wrote(bench, tmp_path, monkeypatch):
     """The benchmark builds engines, then opens them: a manifest read before the build lists none."""
     import torch

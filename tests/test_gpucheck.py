@@ -108,6 +108,7 @@ def test_gpucheck_runs_on_the_gpu(tmp_path):
     assert Path(report["environment"]["executable"]).exists()
 
 
+@pytest.mark.slow
 def test_gpu_check_script_installs_nothing_when_importable_and_runs_the_check(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([str(root / "tools" / "gpu_check.sh"), "--python", sys.executable, "--out", str(tmp_path),
@@ -132,6 +133,7 @@ def test_every_ffn_edge_subpackage_ships_in_the_wheel():
     assert found <= set(setuptools["packages"]), found - set(setuptools["packages"])
 
 
+@pytest.mark.slow
 def test_run_sh_test_gpu_system_runs_the_gpu_tests_with_the_given_interpreter(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is here: the gpu tests would run for real")
@@ -144,6 +146,7 @@ def test_run_sh_test_gpu_system_runs_the_gpu_tests_with_the_given_interpreter(tm
     assert not (tmp_path / "no-venv").exists()  # the machine's interpreter: no venv made
 
 
+@pytest.mark.slow
 def test_without_safetensors_tqdm_or_opencv_training_is_skipped_and_the_rest_runs(tmp_path):
     """A bare GPU box may lack the training libraries: a skip line each, never an ImportError."""
     code = ("import sys\nfor m in ('safetensors', 'tqdm', 'matplotlib', 'cv2'):\n    sys.modules[m] = None\n"

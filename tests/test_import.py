@@ -112,6 +112,7 @@ def test_authors_tsm_ffn(files) -> None:
     assert rec["tensors_mapped"] == len(sd) - rec["ignored"] and rec["source"] == "authors-2d"
 
 
+@pytest.mark.slow
 def test_authors_tea_ffn_runs_without_weight_alteration(files) -> None:
     r, sd = _imp(files, "authors_tea", "authors-2d", "tea_resnet50")
     m = r.model
@@ -185,6 +186,7 @@ def _slowfast_hand(sd, ffn: bool, frames: tuple[int, ...]):
     return hand
 
 
+@pytest.mark.slow
 def test_authors_slowfast_ffn_folds_bgr_and_uses_linspace_slow_frames(files) -> None:
     r, sd = _imp(files, "authors_slowfast", "authors-slowfast", "slowfast_r50")
     m = r.model
@@ -201,6 +203,7 @@ def test_authors_slowfast_ffn_folds_bgr_and_uses_linspace_slow_frames(files) -> 
     assert torch.equal(m.state_dict()["laterals.0.conv.weight"], sd["s1_fuse.conv_f2s.weight"])
 
 
+@pytest.mark.slow
 def test_pyslowfast_as_ffn_init_copies_norms_and_identity_alteration(files) -> None:
     r, sd = _imp(files, "pyslowfast", "pyslowfast", "slowfast_r50", as_="ffn-init")
     assert r.meta.config.frame_counts == (16, 32, 64)

@@ -44,6 +44,7 @@ def test_resume_with_only_out_continues_with_the_saved_options(started, tmp_path
 @pytest.mark.parametrize("flag,value,named", [("--arch", "tsm_mobilenetv2", "arch"),
                                               ("--width-mult", "0.25", "width_mult"),
                                               ("--dataset", "synthetic", "dataset")])
+@pytest.mark.slow
 def test_a_flag_that_changes_the_run_is_refused_in_one_line(started, flag, value, named):
     run, _ = started
     with pytest.raises(ConfigError, match=rf"--resume: options differ from the run in .*: {named}\b") as e:

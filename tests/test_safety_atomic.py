@@ -89,6 +89,7 @@ def test_checkpoint_save_leaves_lookalikes_alone(tmp_path):
     assert (tmp_path / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_export_leaves_lookalikes_alone_and_never_moves_a_user_folder_into_out(ckpt, tmp_path):
     before = plant(tmp_path, "bundle")
     out = export_bundle(ckpt, (2, 4), tmp_path / "bundle", verify=False)
@@ -107,6 +108,7 @@ def test_manifest_write_leaves_lookalikes_alone(ckpt, tmp_path):
     assert_intact(before)
 
 
+@pytest.mark.slow
 def test_tensorrt_build_leaves_lookalikes_alone(ckpt, tmp_path, monkeypatch):
     out = Path(export_bundle(ckpt, (2, 4), tmp_path / "b", verify=False))
     trt_fakes.install(monkeypatch, trt_fakes.MAJORS[0], trt_fakes.FakeCudart(), len(CLASSES))
