@@ -42,8 +42,9 @@ from .backends.base import Backend
 from .backends.select import open_backend
 from .backends.steps import StepGraphs
 from .control.policy import FrameCountPolicy, SchedulerLike
+from .media.capture import SourceEvent
 from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options, preprocessed_limit
-from .media.sources import FrameSource, Opener, SourceEvent
+from .media.sources import FrameSource, Opener
 from .results import Prediction, RunResult
 from .streaming.multi import MultiStream
 from .streaming.multi_session import open_multi_stream

@@ -18,7 +18,6 @@ MAX_PARAMS = 10
 EXCEPTIONS = {
     # name: why it may exceed
     "ffn_edge/data/dataset.py:__init__": "VideoDataset's keywords mirror ffn-train's data flags one to one",
-    "runtime/media/sources.py:CaptureThread": "reconnect/back-off and ring handling still inline",
 }
 
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from builders import write_video
 from ffn_edge.runtime.media import sources
-from ffn_edge.runtime.media.sources import CaptureThread, FrameBuffer, FrameSource, SourceEvent, parse_source
+from ffn_edge.runtime.media.capture import CaptureThread, SourceEvent
+from ffn_edge.runtime.media.ring import FrameBuffer
+from ffn_edge.runtime.media.sources import FrameSource, parse_source
 
 from ffn_edge.bundle.manifest import InputSpec
 from ffn_edge.bundle.preprocess import Preprocessor

@@ -22,7 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ...bundle.preprocess import Preprocessor
-from ..media.sources import CaptureThread, FrameSource, SourceEvent
+from ..media.capture import CaptureThread, SourceEvent
+from ..media.sources import FrameSource
 from .loop import MAX_BACKOFF_S, MAX_PENDING_EVENTS, REPORTED_EVENTS, RING_FPS, RING_SLACK
 from .options import StreamOptions
 

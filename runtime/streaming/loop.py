@@ -30,7 +30,8 @@ from ...bundle.preprocess import Preprocessor
 from ...core.errors import ConfigError, SourceError
 from ..control.budgets import Budgets
 from ..control.policy import FrameCountPolicy
-from ..media.sources import CaptureThread, FrameSource, Opener, SourceEvent
+from ..media.capture import CaptureThread, SourceEvent
+from ..media.sources import FrameSource, Opener
 from .options import LoopOptions
 
 log = logging.getLogger("ffn_edge.runtime")

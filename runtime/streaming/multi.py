@@ -34,7 +34,8 @@ from ...core.errors import ConfigError, SourceError
 from ..control.allocator import JointAllocator, RoundDecision, RunRecord
 from ..control.budgets import KEEP, SchedulerError, _Keep
 from ..control.signals import Signals, default_providers, read_signals
-from ..media.sources import FrameSource, Opener, SourceEvent
+from ..media.capture import SourceEvent
+from ..media.sources import FrameSource, Opener
 from ..results import MultiResult, StreamResult
 from .batching import Clip, run_group
 from .cameras import Camera

@@ -20,8 +20,9 @@ from ...core.sampling import nearest_subnet
 from ..backends.steps import StepGraphs
 from ..control.budgets import KEEP, BatteryPolicy, ThermalPolicy, _Keep
 from ..control.policy import FrameCountPolicy, SchedulerLike
+from ..media.capture import SourceEvent
 from ..media.inputs import check_stream_options
-from ..media.sources import FrameSource, Opener, SourceEvent
+from ..media.sources import FrameSource, Opener
 from ..results import OnlineResult
 from .loop import DecisionLoop, StreamBase
 from .online_mode import OnlineMode

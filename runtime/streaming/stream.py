@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from ..control.budgets import KEEP, BatteryPolicy, ThermalPolicy, _Keep
 from ..control.policy import FrameCountPolicy
-from ..media.sources import FrameSource, Opener, SourceEvent
+from ..media.capture import SourceEvent
+from ..media.sources import FrameSource, Opener
 from ..results import StreamResult
 from .loop import DecisionLoop, StreamBase
 from .options import StreamOptions
