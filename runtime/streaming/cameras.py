@@ -14,7 +14,6 @@ round, for the frames of its last window:
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 from collections.abc import Callable
@@ -22,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ...bundle.preprocess import Preprocessor
-from ..media.capture import CaptureThread, SourceEvent
+from ..media.capture import SourceEvent
 from ..media.sources import FrameSource
-from .loop import MAX_BACKOFF_S, MAX_PENDING_EVENTS, REPORTED_EVENTS, RING_FPS, RING_SLACK
+from .inbox import EventInbox, capture_for
 from .options import StreamOptions
 
 log = logging.getLogger("ffn_edge.runtime")
@@ -37,12 +36,8 @@ class Camera:
                  realtime: bool, on_event: Callable[[SourceEvent], None] | None = None) -> None:
         self.source, self.weight, self.options = source, weight, options
         self.name = source.name
-        self._on_event = on_event
-        self.pending: collections.deque[str] = collections.deque(maxlen=MAX_PENDING_EVENTS)
-        o = options
-        capacity = o.capacity or int(math.ceil(o.window_s * RING_FPS)) + RING_SLACK
-        self.capture = CaptureThread(source, preprocessor, capacity=capacity, realtime=realtime, on_event=self._note,
-                                     backoff_s=o.backoff_s, max_backoff_s=max(MAX_BACKOFF_S, o.backoff_s))
+        self.inbox = EventInbox(on_event)
+        self.capture = capture_for(source, preprocessor, options, realtime, self.inbox)
         self.decisions = 0  # windows this camera has been given (offline: its media clock)
         self._first: float | None = None  # first stamp (offline) / source clock at the first frame (live)
         self._offset = 0.0  # real-time files: media stamps minus the source clock
@@ -56,22 +51,15 @@ class Camera:
 
     def fail_to_start(self, error: Exception) -> None:
         """The source did not open: the camera leaves at the first round, saying why."""
-        self.pending.append(f"error: {error}")
+        self.inbox.add(f"error: {error}")
         self.done = True
 
     @property
     def offline(self) -> bool:
         return not self.capture.realtime
 
-    def _note(self, event: SourceEvent) -> None:
-        self.pending.append(f"{event.kind}: {event.message}")
-        if event.kind in REPORTED_EVENTS:
-            log.warning("%s", event.message)
-        if self._on_event is not None:
-            self._on_event(event)
-
     def drain_events(self) -> tuple[str, ...]:
-        return tuple(self.pending.popleft() for _ in range(len(self.pending)))
+        return self.inbox.drain()
 
     def wait_ready(self) -> None:
         """Offline only: wait for this round's window end (a file that ended or failed is ``done``)."""
@@ -116,6 +104,6 @@ class Camera:
         """The camera leaves the round: its capture's error, a timeout, or the end of its file."""
         self.done = True
         if self.capture.error is not None:
-            self.pending.append(f"error: {self.capture.error}")
+            self.inbox.add(f"error: {self.capture.error}")
         elif not self.capture.finished:
-            self.pending.append(f"error: {self.name}: {what} within {self.options.wait_timeout_s:g} s")
+            self.inbox.add(f"error: {self.name}: {what} within {self.options.wait_timeout_s:g} s")

@@ -16,7 +16,6 @@ stream stops), the hold that keeps a file's capture out of a timed run, and the 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import logging
@@ -32,14 +31,11 @@ from ..control.budgets import Budgets
 from ..control.policy import FrameCountPolicy
 from ..media.capture import CaptureThread, SourceEvent
 from ..media.sources import FrameSource, Opener
+from .inbox import EventInbox, capture_for
 from .options import LoopOptions
 
 log = logging.getLogger("ffn_edge.runtime")
 
-MAX_PENDING_EVENTS = 100  # source events kept between two results
-REPORTED_EVENTS = ("lost", "retry", "reopened", "rejected", "error", "stuck")  # also logged as warnings
-RING_FPS, RING_SLACK = 60, 16  # default ring: a window at up to 60 fps, plus room
-MAX_BACKOFF_S = 8.0  # longest wait between two reopenings of a lost live source (or backoff_s, if longer)
 SLEEP_SLICE_S = 0.05  # a wall-clock sleep wakes this often to see a stop
 
 
@@ -112,8 +108,7 @@ class DecisionLoop:
                  opener: Opener | None = None, on_event: Callable[[SourceEvent], None] | None = None) -> None:
         self.preprocessor, self.options = preprocessor, options
         self.source = source if isinstance(source, FrameSource) else FrameSource(source, opener=opener)
-        self._on_event = on_event
-        self._pending: collections.deque[str] = collections.deque(maxlen=MAX_PENDING_EVENTS)
+        self._inbox = EventInbox(on_event)
         self._stop = threading.Event()
         self._iterator: Iterator[Any] | None = None
 
@@ -133,22 +128,11 @@ class DecisionLoop:
 
     def drain_events(self) -> tuple[str, ...]:
         """Source events not yet reported ("kind: message")."""
-        return tuple(self._pending.popleft() for _ in range(len(self._pending)))  # deque ops are thread-safe
-
-    def _note(self, event: SourceEvent) -> None:
-        """Capture-thread callback: keep the event for the next result, log the bad ones."""
-        self._pending.append(f"{event.kind}: {event.message}")
-        if event.kind in REPORTED_EVENTS:
-            log.warning("%s", event.message)
-        if self._on_event is not None:
-            self._on_event(event)
+        return self._inbox.drain()
 
     def _results(self, mode: Mode[R]) -> Iterator[R]:
         o = self.options
-        capacity = o.capacity or int(math.ceil(o.window_s * RING_FPS)) + RING_SLACK
-        capture = CaptureThread(self.source, self.preprocessor, capacity=capacity, realtime=o.realtime,
-                                on_event=self._note, backoff_s=o.backoff_s,
-                                max_backoff_s=max(MAX_BACKOFF_S, o.backoff_s))
+        capture = capture_for(self.source, self.preprocessor, o, o.realtime, self._inbox)
         started = time.monotonic()
         run = Run(capture, o, self._stop, None if o.duration_s is None else started + o.duration_s, self.drain_events)
         count = 0
