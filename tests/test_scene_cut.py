@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ffn_edge.runtime.media.scene_cut import SceneCut, hellinger
+from ffn_edge.runtime.media.scene_cut import SceneCut, total_variation
 
 from ffn_edge.bundle.manifest import InputSpec
 from ffn_edge.bundle.preprocess import Preprocessor
@@ -71,13 +71,13 @@ def test_normalisation_is_undone_with_the_bundle_mean_and_std():
     image = render_clip(3, np.random.default_rng(0), 1, 64)[0]
     ours = Preprocessor(InputSpec("input", "NTCHW", (64, 64), 64, mean, std))(image)
     imagenet = Preprocessor(InputSpec("input", "NTCHW", (64, 64), 64, IMAGENET_MEAN, IMAGENET_STD))(image)
-    assert hellinger(SceneCut(mean=mean, std=std).histogram_root(ours), SceneCut().histogram_root(imagenet)) < 0.05
+    assert total_variation(SceneCut(mean=mean, std=std).histogram(ours), SceneCut().histogram(imagenet)) < 0.05
 
 
-def test_hellinger_bounds():
-    p = np.sqrt(np.array([1.0, 0.0]))
-    q = np.sqrt(np.array([0.0, 1.0]))
-    assert hellinger(p, p) == 0.0 and hellinger(p, q) == 1.0
+def test_total_variation_is_the_mass_that_moved():
+    p, q = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    assert total_variation(p, p) == 0.0 and total_variation(p, q) == 1.0
+    assert total_variation(p, np.array([0.88, 0.0, 0.12])) == pytest.approx(0.12)  # a flash on 12 % of the frame
 
 
 @pytest.mark.parametrize("frame", [np.zeros((32, 32), np.float32), np.zeros((1, 32, 32), np.float32),

@@ -99,9 +99,9 @@ class OnlineOptions(LoopOptions):
 
     ``reset_on_cut``: the state is carried from frame to frame, so after a camera cut the previous
     scene's buffers and logits shape the new scene's labels. With a threshold (``True``: the default,
-    ``DEFAULT_CUT_THRESHOLD``), a frame whose colour histogram is that far (Hellinger distance, see
-    ``media.scene_cut``) from the previous step's restarts the running sub-network from zero buffers
-    and an empty logit ring, as a fresh stream would (``OnlineResult.cut``).
+    ``DEFAULT_CUT_THRESHOLD``), a frame whose colour histogram is that far (total variation distance,
+    see ``media.scene_cut``) from the previous step's restarts the running sub-network from zero
+    buffers and an empty logit ring, as a fresh stream would (``OnlineResult.cut``).
     """
 
     cpu_share: float | None = None  # share of wall time the steps may compute, in (0, 1]
