@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-share", type=float, default=None, metavar="SHARE",
                    help="--online budget: share of wall time the steps may compute, in (0, 1] (e.g. 0.25)")
     p.add_argument("--reset-on-cut", type=float, nargs="?", const=DEFAULT_CUT_THRESHOLD, default=None,
-                   metavar="THRESHOLD", help="--online: at a scene cut restart the shift buffers and the logit ring, as "
-                   "a new stream would; a cut is a frame whose colour histogram differs from the previous step's by "
+                   metavar="THRESHOLD", help="--online: at a scene cut restart the shift buffers and the logit ring, "
+                   "as a new stream would; a cut is a frame whose colour histogram differs from the previous step's by "
                    "at least THRESHOLD (total variation: the share of pixels that changed colour, in (0, 1]; "
                    "default %(const)g)")
     p.add_argument("--window-s", type=float, default=StreamOptions.window_s, help="seconds of past video each "
