@@ -6,6 +6,10 @@ the bundle preprocessing, at the input size of a real bundle (224) and of the te
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ffn_edge.runtime.media.scene_cut import SceneCut, total_variation
@@ -101,3 +105,26 @@ def test_bad_mean_std_refused():
         SceneCut(mean=(0.5, 0.5), std=(0.5, 0.5, 0.5))
     with pytest.raises(InputError):
         SceneCut(std=(0.5, 0.0, 0.5))
+
+
+def test_a_long_take_is_one_scene_whose_motion_starts_again() -> None:
+    """``render_clip(period=...)``: the first period is the plain clip; later ones move anew on the same scene."""
+    take = render_clip(4, np.random.default_rng(9), 96, 64, period=48)
+    assert np.array_equal(take[:48], render_clip(4, np.random.default_rng(9), 48, 64))
+    assert not np.array_equal(take[48:], take[:48])
+    first, second = (np.median(part.astype(np.float32), axis=0) for part in (take[:48], take[48:]))
+    assert np.median(np.abs(first - second)) < 3  # the background (most pixels) is the same
+    with pytest.raises(ValueError, match="period"):
+        render_clip(0, np.random.default_rng(0), 8, 32, period=0)
+
+
+def test_benchmark_smoke() -> None:
+    """benchmarks/scene_cut.py --quick: the sweep table with the default threshold marked, and the distances."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "scene_cut.py"), "--quick", "--counts", "4"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| 56 | 4 | 250.0 |")]
+    assert len(rows) == 9 and sum(f"| {DEFAULT_CUT_THRESHOLD:g}* |" in r for r in rows) == 1
+    assert "## Distances" in out.stdout
+    assert "load average" in out.stdout
