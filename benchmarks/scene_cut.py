@@ -248,6 +248,20 @@ def check_is_cut(results: dict[Path, dict[tuple[int, int], Steps]]) -> None:
                 raise AssertionError("SceneCut.is_cut disagrees with its distance at the default threshold")
 
 
+def cost_ms(size: int, calls: int = 200) -> float:
+    """Median wall ms of one ``is_cut`` on a preprocessed frame of ``size`` (a synthetic one, resized)."""
+    prep = Preprocessor(InputSpec("input", "NTCHW", (size, size), round(size * RESIZE_SHORTER / INPUT_SIZE),
+                                  IMAGENET_MEAN, IMAGENET_STD))
+    frames = [prep(image) for image in render_clip(0, np.random.default_rng(0), 2, CLIP_SIZE)]
+    cut = SceneCut()
+    times = []
+    for i in range(calls):
+        t = time.perf_counter()
+        cut.is_cut(frames[i % 2])
+        times.append(1000 * (time.perf_counter() - t))
+    return float(np.median(times))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1", help="video seeds (default %(default)s)")
@@ -278,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"{i + 1}/{len(videos)} videos stepped")
     check_is_cut(results)
     print(report(videos, results, sizes, counts, args.window_s, THRESHOLDS))
+    print("\nSceneCut.is_cut per frame (median of 200): " + ", ".join(f"{s} px {cost_ms(s):.3f} ms" for s in sizes))
     print(f"\n{len(seeds)} seed(s), single takes of {take_s:g} s per class, {rounds} round(s) of the classes, "
           f"{args.same_clips} clips per same-class video; {time.perf_counter() - t0:.0f} s; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")

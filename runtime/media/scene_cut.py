@@ -15,8 +15,9 @@ histograms of two consecutive frames, each taken on the frame block-averaged dow
   clips they put its flashes (a white disc on ~12 % of the frame) next to its cuts.
 
 Per frame: one pass over the (3, H, W) float32 frame for the block means, then ``GRID**2`` values to
-bin: a small fraction of a step graph's run. The frames are the ones a step graph gets (normalised
-with the bundle's mean and std): ``mean`` and ``std`` map them back to 0..1 pixels so bins are colours.
+bin (benchmarks/scene_cut.py prints the cost per frame). The frames are the ones a step graph gets
+(normalised with the bundle's mean and std): ``mean`` and ``std`` map them back to 0..1 pixels, so
+the bins are colours.
 """
 
 from __future__ import annotations
