@@ -66,7 +66,8 @@ class WindowMode:
         self.policy.observe(pred.frames, pred.subnet, pred.latency_ms, time.monotonic(), cpu_ms=pred.cpu_ms)
         budget = self.policy.budget_ms
         within = None if budget is None else pred.latency_ms <= budget
-        end_t = self.end_t
+        end_t, newest = self.end_t, float(stamps[-1])  # the decision's frame: the window's newest
         return StreamResult(self.decision, pred, (end_t - self.options.window_s, end_t), len(stamps), choice.n,
                             choice.reason, budget, within, run.events(), choice.reasons, choice.predicted_ms,
-                            choice.feasible, choice.budget)
+                            choice.feasible, choice.budget, stamp=newest, origin=run.capture.origin,
+                            frame=run.capture.raw_frame(newest))
