@@ -14,11 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
 from ...bundle.preprocess import Preprocessor
 from ...core.errors import SourceError
-from .raw_frames import RawFrames
+from .raw_frames import DecidedFrameReads, RawFrames
 from .ring import FrameBuffer, RingReads
 from .sources import FrameSource, SourceSpec
 
@@ -35,7 +33,7 @@ class SourceEvent:
     time: float
 
 
-class CaptureThread(RingReads):
+class CaptureThread(RingReads, DecidedFrameReads):
     """Reads a FrameSource in a daemon thread, preprocesses each frame once, fills a FrameBuffer."""
 
     def __init__(
@@ -60,7 +58,7 @@ class CaptureThread(RingReads):
         self.preprocessor = preprocessor
         self.realtime = realtime
         self.buffer = FrameBuffer(capacity, preprocessor.output_shape, block_when_full=not realtime)
-        self.raw = RawFrames(capacity + 1) if keep_raw else None  # the frames as read, for raw_frame()
+        self.raw = RawFrames(capacity + 1 if keep_raw else 0)  # the frames as read, for raw_frame() (0: none)
         self.on_event = on_event
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -158,16 +156,6 @@ class CaptureThread(RingReads):
         return self.started + stamp
 
     @property
-    def origin(self) -> float:
-        """The stamp of second 0 of the source: 0 for a file (media time); for a live source, when its capture
-        began (its stamps are ``source.clock()``, seconds since boot)."""
-        return (self.started or 0.0) if self.source.live else 0.0
-
-    def raw_frame(self, stamp: float) -> np.ndarray | None:
-        """The frame stamped ``stamp`` as the source gave it (BGR), with ``keep_raw``; older ones are dropped."""
-        return None if self.raw is None else self.raw.take(stamp)
-
-    @property
     def running(self) -> bool:
         """Whether frames may still arrive."""
         return self._thread is not None and not self.buffer.ended
@@ -208,8 +196,7 @@ class CaptureThread(RingReads):
                 stamp = item[1]
                 if self.realtime and not self.source.live:
                     self._pace(started + stamp)
-                if self.raw is not None:
-                    self.raw.add(stamp, item[0])
+                self.raw.add(stamp, item[0])  # before the ring, so a stream never misses it
                 while not self.buffer.put(frame, stamp, timeout=0.5):
                     if self._stop.is_set() or self.buffer.ended:
                         return

@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from .ring import STAMP_TOLERANCE_S
+from .sources import FrameSource
 
 
 class RawFrames:
@@ -26,7 +27,7 @@ class RawFrames:
         self._last: tuple[float, np.ndarray] | None = None  # what ``take`` handed out last
 
     def add(self, stamp: float, frame: np.ndarray) -> None:
-        """A frame read (before the ring gets its preprocessed copy, so a stream never misses it)."""
+        """A frame read (capacity 0: dropped at once)."""
         with self._lock:
             self._items.append((stamp, frame))
 
@@ -48,3 +49,21 @@ class RawFrames:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class DecidedFrameReads:
+    """What a stream asks a capture (``self.source``, ``self.started``, ``self.raw``) about the frame it decided on."""
+
+    source: FrameSource
+    started: float | None
+    raw: RawFrames
+
+    @property
+    def origin(self) -> float:
+        """The stamp of second 0 of the source: 0 for a file (media time); for a live source, when its capture
+        began (its stamps are ``source.clock()``, seconds since boot)."""
+        return (self.started or 0.0) if self.source.live else 0.0
+
+    def raw_frame(self, stamp: float) -> np.ndarray | None:
+        """The frame stamped ``stamp`` as the source gave it (BGR), with ``keep_raw``; older ones are dropped."""
+        return self.raw.take(stamp)
