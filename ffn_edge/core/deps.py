@@ -40,7 +40,7 @@ HINTS = {
     "tqdm": f"tqdm is not installed: pip install tqdm, or {_TRAIN}",
     "matplotlib": f"matplotlib is not installed (needed for plots): pip install matplotlib, or {_TRAIN}",
     "prometheus_client": ("prometheus-client is not installed (needed for --metrics-port): pip install "
-                          "'prometheus-client>=0.17,<1', as in the [cpu] / [gpu] / [metrics] extras of ffn-edge"),
+                          "'prometheus-client>=0.17,<1' (the [metrics] extra of ffn-edge)"),
 }
 
 
