@@ -46,7 +46,7 @@ def resolve(extra: str) -> tuple[dict[str, str] | None, str]:
                       or "No matching distribution" in ln]
             return None, ((causes or lines or [f"pip exit {out.returncode}"])[-1])
         items = json.loads(report.read_text())["install"]
-    return {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in items}, ""
+    return {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in items}, ""  # PEP 503
 
 
 def check(extra: str, got: dict[str, str]) -> list[str]:
