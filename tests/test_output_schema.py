@@ -243,3 +243,21 @@ def test_a_bad_metrics_port_is_one_line(bad, causal_bundle, video) -> None:
 
 def test_the_none_type_marks_optional_fields() -> None:
     assert NONE in COMMON["label"] and NONE not in COMMON["latency_ms"]  # online has no label before it is warm
+
+
+def test_a_file_played_in_real_time_ends_after_its_last_frame(causal_bundle, tmp_path, capsys) -> None:
+    """Once a real-time file has ended its capture no longer paces the loop: the decisions must stop, not
+    repeat the last window as fast as the CPU goes (hundreds of records of the same frames)."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "one_second.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (32, 32))
+    for i in range(30):
+        writer.write(np.full((32, 32, 3), 8 * i, np.uint8))
+    writer.release()
+    lines, _ = _run(capsys, causal_bundle, path, "--realtime", "--frames", "2", "--window-s", "0.5", "--stride-ms",
+                    "250", "--json", "--threads", "1")
+    records = [json.loads(line) for line in lines]
+    assert 1 <= len(records) <= 4  # windows end at about 0.5, 0.75, 1.0 s of the file (one more if it lags)
+    assert len({r["t"] for r in records}) == len(records)

@@ -10,6 +10,7 @@ held while the run executes.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ class WindowMode:
         self.session, self.policy, self.options = session, policy, options
         self.stride_s = options.stride_ms / 1000.0
         self.decision = 0
+        self.newest = -math.inf  # stamp of the newest frame decided on so far
         self.first = self.end_t = self.next_wall = self.stamp_offset = 0.0
 
     def begin(self, run: Run) -> None:
@@ -53,6 +55,9 @@ class WindowMode:
         frames, stamps = capture.select(self.options.window_s, self.end_t)
         if len(stamps) == 0:  # a live source lost its frames: report, keep going
             return END if run.offline or capture.finished else None  # a file (offline or real time) has ended
+        if not run.offline and capture.finished and stamps[-1] <= self.newest:  # a real-time file ended: its last
+            return END  # frame was decided on (its capture no longer paces the loop: nothing would wait)
+        self.newest = float(stamps[-1])
         result = self._decide(run, frames, stamps)
         self.decision += 1
         self.end_t = self.first + self.options.window_s + self.decision * self.stride_s  # no float drift
