@@ -8,6 +8,8 @@ of a multi-stream), the step's frame online. The store behind it stays bounded.
 from __future__ import annotations
 
 import math
+import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -94,3 +96,72 @@ def test_the_raw_store_is_bounded_and_drops_what_was_passed() -> None:
     assert store.take(95 / 30) is frames[95] and len(store) == 4  # older frames dropped, newer ones kept
     assert store.take(95 / 30) is frames[95]  # decided on again: the same frame
     assert store.take(10 / 30) is None  # long gone
+
+
+class IndexedCamera:
+    """A live camera stand-in (~100 fps) whose frames carry their index; it is unplugged after 15 frames
+    and comes back at the next open: a reconnect."""
+
+    def __init__(self) -> None:
+        self.opens, self.index = 0, 0
+
+    def __call__(self, spec):  # the FrameSource opener
+        self.opens += 1
+        return _Capture(self, 15 if self.opens == 1 else 10**9)
+
+
+class _Capture:
+    def __init__(self, camera: IndexedCamera, frames: int) -> None:
+        self.camera, self.left = camera, frames
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return True
+
+    def read(self):
+        time.sleep(0.01)
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        i = self.camera.index
+        self.camera.index += 1
+        image = np.zeros((H, W, 3), np.uint8)
+        image[..., 0], image[..., 1] = i % 256, i // 256
+        return True, image
+
+    def get(self, prop_id: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_live_source_counts_t_from_its_start_and_its_reconnects_reach_the_metrics(rt) -> None:
+    pytest.importorskip("prometheus_client")
+    from ffn_edge.runtime.app.metrics import Metrics
+    from ffn_edge.runtime.app.records import record
+    from ffn_edge.runtime.media.sources import FrameSource
+
+    source = FrameSource("cam0", opener=IndexedCamera())
+    with rt.stream(source, frames=2, window_s=0.1, stride_ms=50, max_decisions=10, backoff_s=0.05, duration_s=20,
+                   keep_frame=True) as s:
+        results = list(s)
+    assert len(results) == 10
+    for r in results:
+        assert r.origin > 0 and r.t == pytest.approx(r.stamp - r.origin)  # since its capture began, not boot
+        assert 0 <= r.t < 20
+    indices = [_index(r.frame) for r in results]
+    assert indices == sorted(indices) and len(set(indices)) >= 5
+    metrics = Metrics()
+    records = [record(r, "cam0") for r in results]
+    for rec in records:
+        metrics.add(rec)
+    reopened = sum(e.startswith("reopened:") for rec in records for e in rec["events"])
+    assert reopened == 1
+    try:
+        port = metrics.serve("127.0.0.1", 0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:  # noqa: S310
+            text = page.read().decode()
+    finally:
+        metrics.close()
+    assert 'ffn_source_reconnects_total{source="cam0"} 1.0' in text
+    assert f'ffn_decisions_total{{mode="window",source="cam0"}} {len(records)}.0' in text
