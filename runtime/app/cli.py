@@ -55,6 +55,8 @@ examples:
       use at most 25 % of the wall time; the stride is --window-s / n
   ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
       write the video with label, score, frames and latency drawn on it
+  ffn-run --bundle model.ffn --video cam0 --budget-ms 30 --csv decisions.csv --metrics-port 9464
+      each decision as a CSV row (the --json fields), and Prometheus metrics at :9464/metrics
   ffn-run --bundle model.ffn --video cam0 --budget-ms 40 --battery-policy 20:4 --power-w 5 --thermal-c 80:8 --json
       fit 40 ms; at most 4 frames below 20 % battery (unplugged), frames cut while the board draws
       over 5 W, at most 8 frames while a thermal zone is at 80 C or more; each JSON object lists the
