@@ -7,12 +7,22 @@ above (streams, summary, CLI, apps) can name them without importing the code tha
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import InputError
+
+
+def _frame_field() -> Any:
+    """The decided frame is the app's (to draw on, show, save): never in equality, repr or to_json."""
+    return dataclasses.field(default=None, repr=False, compare=False)
+
+
+def _wall_time_field() -> Any:
+    return dataclasses.field(default_factory=time.time, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +101,10 @@ class StreamResult:
     predicted_ms: float | None = None  # the scheduler's high-percentile latency prediction for n
     feasible: bool | None = None  # False: even the smallest count was predicted over the budget
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # budgets in force + sensor readings
+    stamp: float | None = None  # of the frame the decision was made on: the window's newest
+    origin: float = 0.0  # the stamp of the source's second 0 (a live source's capture start; files 0)
+    frame: np.ndarray | None = _frame_field()  # that frame as read (BGR uint8), with keep_frame=True; else None
+    wall_time: float = _wall_time_field()  # time.time() when the result was made (the schema's ISO ``time``)
 
     @property
     def latency_ms(self) -> float:
@@ -101,6 +115,11 @@ class StreamResult:
     def frames(self) -> int:
         """Frames the network looked at (an online result's n, alike)."""
         return self.prediction.frames
+
+    @property
+    def t(self) -> float:
+        """Seconds into the source of the frame decided on (without its stamp: of the window's end)."""
+        return (self.window[1] if self.stamp is None else self.stamp) - self.origin
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +165,14 @@ class OnlineResult:
     budget: dict[str, Any]
     events: tuple[str, ...]
     cut: bool = False  # this step's frame started a new scene (reset_on_cut): buffers and logit ring restarted
+    origin: float = 0.0  # the stamp of the source's second 0 (a live source's capture start; files 0)
+    frame: np.ndarray | None = _frame_field()  # the step's frame as read (BGR uint8), with keep_frame=True; else None
+    wall_time: float = _wall_time_field()  # time.time() when the result was made (the schema's ISO ``time``)
+
+    @property
+    def t(self) -> float:
+        """Seconds into the source of the step's frame."""
+        return self.stamp - self.origin
 
     @property
     def window(self) -> tuple[float, float]:

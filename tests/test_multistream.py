@@ -290,9 +290,9 @@ def test_ffn_run_several_videos_prints_one_json_per_stream_and_round(bundle, cap
     assert cli.run(argv) == 0
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [(d["round"], d["source"]) for d in lines] == [(0, a), (0, b), (1, a), (1, b)]
-    assert all(d["batch"] == 2 and d["result"]["frames"] == 2 for d in lines)
-    assert [d["weight"] for d in lines[:2]] == [1.0, 2.0]
+    assert [(d["multi_round"], d["source"]) for d in lines] == [(0, a), (0, b), (1, a), (1, b)]
+    assert all(d["multi_batch"] == 2 and d["frames"] == 2 for d in lines)
+    assert [d["multi_weight"] for d in lines[:2]] == [1.0, 2.0]
     assert f"stream {a}" in err and f"stream {b}" in err
 
 

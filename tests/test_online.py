@@ -206,10 +206,12 @@ def test_ffn_run_online_end_to_end(bundle, video, capsys) -> None:
                 "--threads", "1"]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
-    assert len(rows) == 12 and [r["step"] for r in rows] == list(range(12))
-    assert rows[0]["label"] is None and not rows[0]["warm"] and rows[3]["warm"] and rows[3]["label"] in "abc"
-    assert {r["subnet"] for r in rows} == {1} and rows[5]["stride_ms"] == 250.0 and rows[5]["latency_ms"] > 0
-    assert rows[5]["prediction"]["frames"] == 4 and len(rows[5]["prediction"]["timestamps"]) == 4
+    assert len(rows) == 12 and [r["seq"] for r in rows] == list(range(12)) and {r["mode"] for r in rows} == {"online"}
+    assert rows[0]["label"] is None and not rows[0]["online_warm"] and rows[3]["online_warm"]
+    assert rows[3]["label"] in "abc"
+    assert {r["subnet"] for r in rows} == {1} and rows[5]["online_stride_ms"] == 250.0 and rows[5]["latency_ms"] > 0
+    assert rows[5]["frames"] == 4 and rows[5]["online_label_start"] == 0.5
+    assert rows[5]["online_label_end"] == rows[5]["t"] == round(38 / 30, 4)  # the step's frame: first after 1.25 s
     assert "12 decisions" in captured.err and "9/12 steps gave a warm label" in captured.err
     assert run(["--bundle", str(bundle), "--video", str(video), "--online", "--cpu-share", "0.5", "--threads", "1",
                 "--max-decisions", "6"]) == 0

@@ -144,7 +144,7 @@ def test_ffn_run_reports_cuts(causal_bundle, video, capsys) -> None:
                 "--threads", "1", "--reset-on-cut"]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["step"] for r in rows if r["cut"]] == [CLIP_STEPS, 2 * CLIP_STEPS]
+    assert [r["seq"] for r in rows if r["online_cut"]] == [CLIP_STEPS, 2 * CLIP_STEPS]
     assert "2 scene-cut resets" in captured.err
     assert run(["--bundle", str(causal_bundle), "--video", str(video), "--online", "--frames", "4",
                 "--threads", "1", "--reset-on-cut", "0.4"]) == 0

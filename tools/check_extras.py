@@ -26,6 +26,7 @@ EXPECT: dict[str, dict[str, int | None]] = {
     "tensorrt": {"tensorrt-cu12": 10, "cuda-python": 12, "onnxruntime": None},
     "tensorrt-cu13": {"tensorrt-cu13": 11, "cuda-python": 13},
     "jetson": {"cuda-python": 12, "numpy": 1, "onnxruntime": None, "opencv-python": None, "tensorrt-cu12": None},
+    "metrics": {"prometheus-client": 0, "onnxruntime": None, "opencv-python": None},
     "cpu,train,dev": {"onnxruntime": 1, "onnxruntime-gpu": None, "torch": 2, "cuda-toolkit": None},
 }
 # run.sh installs the CPU build of torch first (a bare 'torch' resolves to a multi-GB CUDA build)
@@ -45,7 +46,7 @@ def resolve(extra: str) -> tuple[dict[str, str] | None, str]:
                       or "No matching distribution" in ln]
             return None, ((causes or lines or [f"pip exit {out.returncode}"])[-1])
         items = json.loads(report.read_text())["install"]
-    return {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in items}, ""
+    return {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in items}, ""  # PEP 503
 
 
 def check(extra: str, got: dict[str, str]) -> list[str]:

@@ -39,6 +39,8 @@ HINTS = {
     "safetensors": f"safetensors is not installed: pip install safetensors, or {_TRAIN}",
     "tqdm": f"tqdm is not installed: pip install tqdm, or {_TRAIN}",
     "matplotlib": f"matplotlib is not installed (needed for plots): pip install matplotlib, or {_TRAIN}",
+    "prometheus_client": ("prometheus-client is not installed (needed for --metrics-port): pip install "
+                          "'prometheus-client>=0.17,<1' (the [metrics] extra of ffn-edge)"),
 }
 
 

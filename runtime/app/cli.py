@@ -7,7 +7,6 @@ decision (and nothing else), so an app can read it line by line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -33,8 +32,10 @@ from ..streaming.online_stream import OnlineStream
 from ..streaming.options import OnlineOptions, StreamOptions
 from ..streaming.stream import Stream
 from .multi import add_multi_arguments, check_multi_args, run_multi
+from .outputs import add_output_arguments, check_output_args, open_outputs
 from .overlay import Window, draw_overlay, gui_missing
 from .quiet import quiet_third_party_logs
+from .records import record
 from .stop import sigterm_as_interrupt
 from .summary import RunningSummary
 
@@ -59,6 +60,8 @@ examples:
       switch or an edited video does not carry the previous scene into the next labels
   ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
       write the video with label, score, frames and latency drawn on it
+  ffn-run --bundle model.ffn --video cam0 --budget-ms 30 --csv decisions.csv --metrics-port 9464
+      each decision as a CSV row (the --json fields), and Prometheus metrics at :9464/metrics
   ffn-run --bundle model.ffn --video cam0 --budget-ms 40 --battery-policy 20:4 --power-w 5 --thermal-c 80:8 --json
       fit 40 ms; at most 4 frames below 20 % battery (unplugged), frames cut while the board draws
       over 5 W, at most 8 frames while a thermal zone is at 80 C or more; each JSON object lists the
@@ -119,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=StreamOptions.topk, help="classes listed per decision "
                    "(default %(default)d)")
     p.add_argument("--realtime", action="store_true", help="play a file at its frame rate, like a camera")
-    p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else")
+    p.add_argument("--json", action="store_true", help="one JSON object per decision on stdout, nothing else "
+                   "(schema v1, the same in both modes: docs/output-schema.md)")
+    add_output_arguments(p)
     p.add_argument("--show", action="store_true", help="show the video with the overlay (q or Esc closes it)")
     p.add_argument("--output", default=None, help="write the annotated video here (e.g. annotated.mp4)")
     p.add_argument("--max-decisions", type=int, default=None, help="stop after this many decisions")
@@ -251,7 +256,7 @@ OPTION_FLAGS = {"window_s": "window_s", "stride_ms": "stride_ms", "frames": "fra
                 "battery_policy": "battery_policy", "thermal_c": "thermal_policy",
                 "max_decisions": "max_decisions", "duration": "duration_s", "realtime": "realtime",
                 "reset_on_cut": "reset_on_cut"}
-API_ONLY_OPTIONS = {"capacity", "wait_timeout_s", "backoff_s"}  # no flag: library callers' tuning
+API_ONLY_OPTIONS = {"capacity", "wait_timeout_s", "backoff_s", "keep_frame"}  # no flag: library callers' tuning
 
 
 def stream_options(args: argparse.Namespace) -> StreamOptions | OnlineOptions:
@@ -291,8 +296,16 @@ def online_line(r: OnlineResult) -> str:
     p = r.prediction
     state = "warm " if r.warm else f"stale {r.warm_steps}/{r.frames}" if p else f"none {r.warm_steps}/{r.frames}"
     top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk) if p else "-"
-    return (f"[{r.step:5d}] t={r.stamp:7.2f}s  sub-network {r.subnet} n={r.frames:<2d} stride {r.stride_ms:6.1f} ms  "
+    return (f"[{r.step:5d}] t={r.t:7.2f}s  sub-network {r.subnet} n={r.frames:<2d} stride {r.stride_ms:6.1f} ms  "
             f"step {r.latency_ms:6.2f} ms  {state:<10s} {r.reason:<10s} {'CUT ' if r.cut else ''}{top}")
+
+
+def window_line(r: StreamResult) -> str:
+    """One window-mode decision as a line."""
+    p = r.prediction
+    top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
+    return (f"[{r.decision:4d}] t={r.t:7.2f}s  {p.frames:2d} frames  {p.latency_ms:7.2f} ms  "
+            f"{r.reason:<10s} {top}")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -304,6 +317,7 @@ def run(argv: list[str] | None = None) -> int:
     # Every option, the output path and the source are checked before the (slower) bundle load.
     check_stream_options(threads=args.threads)
     check_multi_args(args)
+    check_output_args(args)
     options = stream_options(args)
     if len(args.video) > 1:
         assert isinstance(options, StreamOptions)
@@ -320,7 +334,7 @@ def run(argv: list[str] | None = None) -> int:
     annotator = Annotator(args.video, args.output, args.show, spec.live) if (args.output or args.show) else None
     summary = RunningSummary()
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
-                         share_weights=not args.private_weights) as rt:
+                         share_weights=not args.private_weights) as rt, open_outputs(args) as outputs:
         opener = annotator.opener if annotator and spec.live else None
         if isinstance(options, OnlineOptions):
             stream: Stream | OnlineStream = rt.online_stream(args.video, options, opener=opener)
@@ -338,18 +352,12 @@ def run(argv: list[str] | None = None) -> int:
                     annotator.update(r)
                 if annotator and annotator.closed:  # q / Esc in the --show window: stop, summary as usual
                     break
-                if args.json:
-                    print(json.dumps(r.to_json()), flush=True)
-                elif isinstance(r, OnlineResult):
-                    print(online_line(r), flush=True)
-                else:
-                    p = r.prediction
-                    top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
-                    print(f"[{r.decision:4d}] t={r.window[1]:7.2f}s  {p.frames:2d} frames  {p.latency_ms:7.2f} ms  "
-                          f"{r.reason:<10s} {top}", flush=True)
+                outputs.write(record(r, args.video), online_line(r) if isinstance(r, OnlineResult) else window_line(r))
                 for e in r.events:
                     print(f"ffn-run: source {e}", file=sys.stderr)
-            for e in stream.drain_events():  # after the last decision (e.g. the end of a file)
+            rest = stream.drain_events()  # after the last decision (e.g. the end of a file)
+            outputs.events(args.video, rest)
+            for e in rest:
                 print(f"ffn-run: source {e}", file=sys.stderr)
             finished = True
             require_decisions(summary.decisions, args.video)  # a source that gave nothing is not a success

@@ -11,7 +11,6 @@ one for the rounds. A single ``--video`` is the single-stream ``ffn-run``, uncha
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 
@@ -22,6 +21,8 @@ from ..results import MultiResult
 from ..session import FFNRuntime
 from ..streaming.multi_checks import check_sources
 from ..streaming.options import StreamOptions
+from .outputs import open_outputs
+from .records import multi_record
 from .summary import RunningSummary
 
 SINGLE_ONLY = (("online", "--online"), ("output", "--output"), ("show", "--show"))
@@ -59,7 +60,7 @@ def decision_line(m: MultiResult) -> str:
         return f"[{m.round:4d}] {m.source}: no frames this round"
     p = r.prediction
     top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk)
-    return (f"[{m.round:4d}] {m.source}  t={r.window[1]:7.2f}s  {p.frames:2d} frames  batch {m.batch}  "
+    return (f"[{m.round:4d}] {m.source}  t={r.t:7.2f}s  {p.frames:2d} frames  batch {m.batch}  "
             f"run {p.latency_ms:7.2f} ms  round {m.round_latency_ms:7.2f} ms  {r.reason:<10s} {top}")
 
 
@@ -103,7 +104,7 @@ def run_multi(args: argparse.Namespace, options: StreamOptions) -> int:
             check_video_file(spec.target)
     summary = MultiSummary()
     with FFNRuntime.open(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
-                         share_weights=not args.private_weights) as rt:
+                         share_weights=not args.private_weights) as rt, open_outputs(args) as outputs:
         stream = rt.streams(args.video, options, weights=args.weight, min_accuracy=args.min_accuracy,
                             batching=args.batching)
         finished = False
@@ -112,7 +113,10 @@ def run_multi(args: argparse.Namespace, options: StreamOptions) -> int:
                   f"{list(rt.manifest.subnet_frame_counts)}", file=sys.stderr)
             for m in stream:
                 summary.add(m)
-                print(json.dumps(m.to_json()) if args.json else decision_line(m), flush=True)
+                rec = multi_record(m)
+                outputs.write(rec, decision_line(m))
+                if rec is None:
+                    outputs.events(m.source, m.events)
                 for e in m.events:
                     print(f"ffn-run: source {m.source}: {e}", file=sys.stderr)
             finished = True

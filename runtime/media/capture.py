@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from ...bundle.preprocess import Preprocessor
 from ...core.errors import SourceError
+from .raw_frames import DecidedFrameReads, RawFrames
 from .ring import FrameBuffer, RingReads
 from .sources import FrameSource, SourceSpec
 
@@ -32,7 +33,7 @@ class SourceEvent:
     time: float
 
 
-class CaptureThread(RingReads):
+class CaptureThread(RingReads, DecidedFrameReads):
     """Reads a FrameSource in a daemon thread, preprocesses each frame once, fills a FrameBuffer."""
 
     def __init__(
@@ -45,6 +46,7 @@ class CaptureThread(RingReads):
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         sleep: Callable[[float], object] | None = None,
+        keep_raw: bool = False,
     ) -> None:
         self.source = source if isinstance(source, FrameSource) else FrameSource(source)
         if realtime is None:
@@ -56,6 +58,7 @@ class CaptureThread(RingReads):
         self.preprocessor = preprocessor
         self.realtime = realtime
         self.buffer = FrameBuffer(capacity, preprocessor.output_shape, block_when_full=not realtime)
+        self.raw = RawFrames(capacity + 1 if keep_raw else 0)  # the frames as read, for raw_frame() (0: none)
         self.on_event = on_event
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -193,6 +196,7 @@ class CaptureThread(RingReads):
                 stamp = item[1]
                 if self.realtime and not self.source.live:
                     self._pace(started + stamp)
+                self.raw.add(stamp, item[0])  # before the ring, so a stream never misses it
                 while not self.buffer.put(frame, stamp, timeout=0.5):
                     if self._stop.is_set() or self.buffer.ended:
                         return

@@ -151,6 +151,7 @@ STREAM_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {  # name -> check (Valu
     "max_decisions": lambda v: V.check_int("max decisions", v, 1, 1 << 62),
     "topk": lambda v: V.check_int("topk", v, 1, V.MAX_TOPK),
     "realtime": lambda v: V.check_bool("realtime", v),
+    "keep_frame": lambda v: V.check_bool("keep_frame", v),
     "wait_timeout_s": lambda v: V.check_float("wait timeout (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
     "backoff_s": lambda v: V.check_float("backoff (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
     "capacity": lambda v: V.check_int("capacity", v, 1, V.MAX_CLIP_FRAMES),

@@ -54,4 +54,4 @@ def capture_for(source: FrameSource, preprocessor: Preprocessor, options: LoopOp
     o = options
     capacity = o.capacity or int(math.ceil(o.window_s * RING_FPS)) + RING_SLACK
     return CaptureThread(source, preprocessor, capacity=capacity, realtime=realtime, on_event=inbox.note,
-                         backoff_s=o.backoff_s, max_backoff_s=max(MAX_BACKOFF_S, o.backoff_s))
+                         backoff_s=o.backoff_s, max_backoff_s=max(MAX_BACKOFF_S, o.backoff_s), keep_raw=o.keep_frame)

@@ -196,8 +196,10 @@ class MultiStream:
                 result = None
                 if c.name in preds and d is not None:
                     w = windows[c.name]
+                    newest = float(w[1][-1])  # the decision's frame: the window's newest
                     result = StreamResult(rnd, preds[c.name], w[2], len(w[1]), d.n, ",".join(d.reasons), budget,
-                                          within, (), tuple(d.reasons), d.predicted_ms, d.feasible, state)
+                                          within, (), tuple(d.reasons), d.predicted_ms, d.feasible, state,
+                                          stamp=newest, origin=c.capture.origin, frame=c.capture.raw_frame(newest))
                     c.decisions += 1
                 if c.done:  # closed first, so the events of its end are in its last result
                     self.cameras.pop(c.name, None)

@@ -140,4 +140,5 @@ class OnlineMode:
                             step.latency_ms, step.cpu_ms, self.labels.warm_steps, switched, stamp, age, c.reason,
                             c.reasons, budget, None if budget is None else budget / window_ms,
                             None if budget is None else step.latency_ms * w.frames <= budget, c.predicted_ms,
-                            c.feasible, c.budget, run.events(), cut)
+                            c.feasible, c.budget, run.events(), cut, origin=run.capture.origin,
+                            frame=run.capture.raw_frame(stamp))

@@ -41,6 +41,7 @@ class LoopOptions:
     capacity: int | None = None  # ring of preprocessed frames (None: a window at up to 60 fps, plus room)
     wait_timeout_s: float = 10.0  # longest wait for a frame before a stream gives up on its source
     backoff_s: float = 0.5  # first wait before reopening a lost live source (doubling, at most 8 s)
+    keep_frame: bool = False  # each result's ``frame``: the frame it was decided on, as read (BGR; see results)
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

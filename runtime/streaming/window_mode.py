@@ -10,6 +10,7 @@ held while the run executes.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ class WindowMode:
         self.session, self.policy, self.options = session, policy, options
         self.stride_s = options.stride_ms / 1000.0
         self.decision = 0
+        self.newest = -math.inf  # stamp of the newest frame decided on so far
         self.first = self.end_t = self.next_wall = self.stamp_offset = 0.0
 
     def begin(self, run: Run) -> None:
@@ -53,6 +55,9 @@ class WindowMode:
         frames, stamps = capture.select(self.options.window_s, self.end_t)
         if len(stamps) == 0:  # a live source lost its frames: report, keep going
             return END if run.offline or capture.finished else None  # a file (offline or real time) has ended
+        if not run.offline and capture.finished and stamps[-1] <= self.newest:  # a real-time file ended: its last
+            return END  # frame was decided on (its capture no longer paces the loop: nothing would wait)
+        self.newest = float(stamps[-1])
         result = self._decide(run, frames, stamps)
         self.decision += 1
         self.end_t = self.first + self.options.window_s + self.decision * self.stride_s  # no float drift
@@ -66,7 +71,8 @@ class WindowMode:
         self.policy.observe(pred.frames, pred.subnet, pred.latency_ms, time.monotonic(), cpu_ms=pred.cpu_ms)
         budget = self.policy.budget_ms
         within = None if budget is None else pred.latency_ms <= budget
-        end_t = self.end_t
+        end_t, newest = self.end_t, float(stamps[-1])  # the decision's frame: the window's newest
         return StreamResult(self.decision, pred, (end_t - self.options.window_s, end_t), len(stamps), choice.n,
                             choice.reason, budget, within, run.events(), choice.reasons, choice.predicted_ms,
-                            choice.feasible, choice.budget)
+                            choice.feasible, choice.budget, stamp=newest, origin=run.capture.origin,
+                            frame=run.capture.raw_frame(newest))
