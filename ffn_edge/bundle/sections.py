@@ -48,6 +48,8 @@ class StepSpec:
     input_name: str  # one preprocessed frame (N, 3, H, W), H, W = manifest input size
     output_name: str  # that frame's logits (N, classes)
     graphs: tuple[StepGraph, ...]
+    # "int8": QDQ step graphs of an INT8 bundle (weights in the clip graphs' weights.bin); absent = "fp32"
+    precision: str = "fp32"
 
     def for_subnet(self, subnet: int) -> StepGraph:
         for g in self.graphs:
@@ -60,11 +62,18 @@ STEP_KEY = "step"  # key of the StepSpec in manifest.extra
 
 
 def parse_step(extra: dict[str, Any], model_config: dict[str, Any], counts: tuple[int, ...]) -> StepSpec | None:
-    """The StepSpec ``extra["step"]`` describes (None when absent), every field checked (BundleError)."""
+    """The StepSpec ``extra["step"]`` describes (None when absent), every field checked (BundleError).
+
+    Its ``precision`` (absent in bundles written before INT8 step graphs: "fp32") must be the bundle's.
+    """
     if STEP_KEY not in extra:
         return None
     try:
-        return _parse_step(as_object("extra.step", extra[STEP_KEY]), model_config, counts)
+        spec = _parse_step(as_object("extra.step", extra[STEP_KEY]), model_config, counts)
+        if spec.precision != parse_precision(extra):
+            raise ValueError(f"step graphs of precision {spec.precision} in a bundle whose precision is "
+                             f"{parse_precision(extra)}")
+        return spec
     except KeyError as e:
         raise BundleError(f"manifest is malformed: extra.step: missing key {e}") from None
     except ValueError as e:
@@ -150,7 +159,8 @@ def _parse_step(d: dict[str, Any], model_config: dict[str, Any], counts: tuple[i
         if len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
             raise ValueError(f"graphs[{i}]: input or output names repeat")
         graphs.append(StepGraph(k, V.check_str(f"graphs[{i}].file", g["file"], 255), tuple(buffers)))
-    return StepSpec(frame, logits, tuple(graphs))
+    precision = V.check_choice("precision", d.get("precision", "fp32"), V.PRECISIONS)
+    return StepSpec(frame, logits, tuple(graphs), precision)
 
 
 def as_object(name: str, value: Any) -> dict[str, Any]:
