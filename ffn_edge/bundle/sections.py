@@ -184,6 +184,14 @@ class EngineRef:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepEngine:
+    """One sub-network's step-graph engine (batch 1, one frame and its shift buffers) and the graph to refit from."""
+
+    file: str
+    refit_from: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EngineSet:
     """The engines a bundle holds for one device key (GPU model + TensorRT version + precision).
 
@@ -198,6 +206,8 @@ class EngineSet:
     stripped: bool
     engines: dict[int, EngineRef]  # frames -> engine
     max_batch: int = D.MAX_BATCH
+    # sub-network -> its step engine (causal bundles; absent in sets built before step engines)
+    steps: dict[int, StepEngine] = dataclasses.field(default_factory=dict)
 
     def describe(self) -> str:
         return f"{self.gpu!r} / TensorRT {self.trt_version} / {self.precision}"
@@ -206,7 +216,8 @@ class EngineSet:
 def parse_engines(extra: dict[str, Any]) -> tuple[EngineSet, ...]:
     """Every engine set ``extra["engines"]`` lists (empty when none); BundleError when malformed.
 
-    Entries written before T ranges were recorded accept exactly their own frame count.
+    Entries written before T ranges were recorded accept exactly their own frame count; entries
+    without ``steps`` (older, or of a bundle without step graphs) have no step engines.
     """
     sets = []
     try:
@@ -214,9 +225,11 @@ def parse_engines(extra: dict[str, Any]) -> tuple[EngineSet, ...]:
             engines = {int(t): EngineRef(str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]),
                                          int(e.get("t_min", t)), int(e.get("t_max", t)))
                        for t, e in entry["engines"].items()}
+            steps = {int(k): StepEngine(str(e["file"]), str(e["refit_from"]))
+                     for k, e in (entry.get("steps") or {}).items()}
             sets.append(EngineSet(str(entry["gpu"]), str(entry["tensorrt"]), str(entry["precision"]),
                                   bool(entry.get("stripped", True)), engines,
-                                  int(entry.get("max_batch", D.MAX_BATCH))))
+                                  int(entry.get("max_batch", D.MAX_BATCH)), steps))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"manifest extra.engines is malformed: {type(e).__name__}: {e}") from None
     return tuple(sets)
