@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=30, help="steps of each graph per round")
     p.add_argument("--calib-clips", type=int, default=8, help="INT8 calibration clips per sub-network")
     p.add_argument("--cpu", type=int, default=0, help="the CPU to pin this process to (-1: do not pin)")
-    p.add_argument("--work", help="keep the checkpoint and bundles here (default: a temporary directory)")
+    p.add_argument("--work", help="keep the checkpoint and bundles here, and reuse them if they are there "
+                                  "(default: a temporary directory)")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.runs < 1 or args.calib_clips < 1:
         p.error("--rounds, --runs and --calib-clips must be >= 1")
@@ -133,8 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ffn-step-bench-") as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        ckpt = model_checkpoint(work, width, size, counts)
-        fp32, int8, agreement = export_both(ckpt, counts, work, args.calib_clips)
+        if (work / "fp32.ffn").is_dir() and (work / "int8.ffn").is_dir():  # an earlier run's, kept with --work
+            from ffn_edge.bundle.manifest import load_manifest
+
+            fp32, int8 = work / "fp32.ffn", work / "int8.ffn"
+            agreement = load_manifest(int8).extra["quantization"].get("step_agreement", {})
+            log(f"reusing the bundles in {work}")
+        else:
+            ckpt = model_checkpoint(work, width, size, counts)
+            fp32, int8, agreement = export_both(ckpt, counts, work, args.calib_clips)
         rows = measure(fp32, int8, args.rounds, args.runs)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"causal TSM-MobileNetV2 x{width} at {size} px, ORT CPU, 1 thread, CPUs {cpus}, {args.rounds} rounds x "

@@ -179,3 +179,12 @@ def test_real_tensorrt_step_engines_match_onnxruntime(bundle, fp16) -> None:
             assert a.logits.argmax() == b.logits.argmax()
             assert np.abs(a.logits - b.logits).max() < (5e-2 if fp16 else 1e-3) * max(1.0, np.abs(b.logits).max())
     steps.close()
+
+
+def test_ffn_export_engines_lists_the_step_engines(bundle, monkeypatch, capsys) -> None:
+    from ffn_edge.export import cli as export_cli
+
+    _fake(monkeypatch, "11")
+    assert export_cli._engines(["--bundle", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "step graph of sub-network 0: engines/" in out and "step graph of sub-network 1: engines/" in out
