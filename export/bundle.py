@@ -125,8 +125,9 @@ def _fold_norms(graphs: dict[str, onnx.ModelProto], subnet_of: dict[str, int], p
 
 
 def _parity_fp32(model: VideoClassifier, plan: list[tuple[int, int, str, int]], graphs: dict[str, onnx.ModelProto],
-                 clips: np.ndarray, scratch: Path) -> dict[str, Any]:
-    """The FP32 parity check of an INT8 export, run on the FP32 graphs before they are quantized."""
+                 clips: np.ndarray, scratch: Path, steps: dict[int, tuple[str, list[StepBuffer]]],
+                 counts: tuple[int, ...]) -> dict[str, Any]:
+    """The FP32 parity check of an INT8 export, run on the FP32 graphs (step graphs too) before they are quantized."""
     scratch.mkdir()
     try:
         checks = {}
@@ -135,9 +136,27 @@ def _parity_fp32(model: VideoClassifier, plan: list[tuple[int, int, str, int]], 
                 onnx.save_model(graphs[file], str(scratch / file))
             checks[str(n)] = _checked(parity(model, k, scratch / file, resample(clips, n)), f"{n} frames ({file}, "
                                       f"sub-network {k})")
+        for file, _ in steps.values():
+            onnx.save_model(graphs[file], str(scratch / file))
+        checks.update(_step_parity(model, steps, scratch, clips, counts))
         return checks
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _step_parity(model: VideoClassifier, steps: dict[int, tuple[str, list[StepBuffer]]], folder: Path,
+                 clips: np.ndarray, counts: tuple[int, ...]) -> dict[str, Any]:
+    """Each FP32 step graph in ``folder``: a clip's frames one by one == the PyTorch clip (``step.step_parity``)."""
+    checks = {}
+    for k, (file, buffers) in steps.items():
+        p = step_parity(model, k, folder / file, buffers, resample(clips, counts[k]))
+        checks[f"step_subnet{k}"] = dataclasses.asdict(p)
+        if not p.ok:
+            raise ExportError(
+                f"verification failed for {file} ({counts[k]} frames one by one): max |logit diff| "
+                f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
+            )
+    return checks
 
 
 def _checked(p: Any, what: str) -> dict[str, Any]:
@@ -179,8 +198,9 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
     quantization = None
     if int8 is not None:
         if clips is not None:
-            checks = _parity_fp32(model, plan, graphs, clips, tmp / "fp32-check")
-        graphs, quantization = quantize_graphs(graphs, plan, subnet_of, meta, int8, tmp, clips)
+            checks = _parity_fp32(model, plan, graphs, clips, tmp / "fp32-check", steps, counts)
+        graphs, quantization = quantize_graphs(graphs, plan, subnet_of, meta, int8, tmp, clips,
+                                               {file: buffers for file, buffers in steps.values()})
     sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
     for file, proto in graphs.items():
         onnx.save_model(proto, str(tmp / file))
@@ -194,14 +214,8 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         for n, k, file, _ in plan if int8 is None else ():  # INT8: checked in FP32 above, then agreement
             checks[str(n)] = _checked(parity(model, k, tmp / file, resample(clips, n)),
                                       f"{n} frames ({file}, sub-network {k})")
-        for k, (file, buffers) in steps.items():
-            p = step_parity(model, k, tmp / file, buffers, resample(clips, counts[k]))
-            checks[f"step_subnet{k}"] = dataclasses.asdict(p)
-            if not p.ok:
-                raise ExportError(
-                    f"verification failed for {file} ({counts[k]} frames one by one): max |logit diff| "
-                    f"{p.max_abs_diff:.3g} (limit {TOLERANCE:g}), top-1 {'equal' if p.top1_equal else 'differs'}"
-                )
+        if int8 is None:  # INT8: FP32 step parity above, then agreement with the INT8 clip graph
+            checks.update(_step_parity(model, steps, tmp, clips, counts))
 
     files = {rel: file_entry(tmp / rel) for rel in sorted({WEIGHTS_FILE, *graphs})}
     extra = {
@@ -223,7 +237,7 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
     if steps:
         extra[STEP_KEY] = {"input": STEP_INPUT, "output": OUTPUT_NAME, "graphs": [
             {"subnet": k, "file": file, "buffers": [dataclasses.asdict(b) for b in buffers]}
-            for k, (file, buffers) in steps.items()]}
+            for k, (file, buffers) in steps.items()], "precision": "fp32" if int8 is None else "int8"}
     return Manifest(
         arch=meta.config.arch,
         model_config=meta.config.to_dict(),
@@ -291,9 +305,6 @@ def export_bundle(ckpt_path: str | os.PathLike[str], frames: Sequence[int], out_
 
         trt_build.require()  # before minutes of export work, not after
     model, meta = load_checkpoint(ckpt_path)
-    if o.int8 is not None and meta.config.shift == "causal":
-        raise ExportError("--int8 does not quantize causal checkpoints yet (their step graphs take buffer inputs "
-                          "that calibration does not feed); export this checkpoint without --int8")
     out.parent.mkdir(parents=True, exist_ok=True)
     cleanup_stale(out.parent, out.name)
     tmp = staging_dir(out)

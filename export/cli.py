@@ -132,6 +132,8 @@ def _engines(argv: list[str]) -> int:
     entry = build_engines(a.bundle, fp16=a.fp16, max_batch=a.max_batch, rebuild=a.rebuild, device=a.device)
     for frames, e in sorted(entry["engines"].items(), key=lambda kv: int(kv[0])):
         print(f"{frames:>3} frames: {e['file']} (profile {e['profile']})")
+    for subnet, e in sorted((entry.get("steps") or {}).items(), key=lambda kv: int(kv[0])):
+        print(f"step graph of sub-network {subnet}: {e['file']}")
     return 0
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +36,11 @@ from .int8_config import QuantConfig
 from .onnx_export import INPUT_NAME
 
 
-class _Clips:
-    """ORT CalibrationDataReader over clips (N, T, 3, H, W): one clip per inference."""
+class _Feeds:
+    """ORT CalibrationDataReader over graph inputs: one feed (input name -> array) per inference."""
 
-    def __init__(self, clips: np.ndarray, report: Progress | None = None) -> None:
-        self._it: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: clips[i : i + 1]} for i in range(len(clips)))
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]], report: Progress | None = None) -> None:
+        self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
         self._report = report
         self._given = 0
 
@@ -50,6 +50,13 @@ class _Clips:
         item = next(self._it, None)
         self._given += item is not None
         return item
+
+
+class _Clips(_Feeds):
+    """ORT CalibrationDataReader over clips (N, T, 3, H, W): one clip per inference."""
+
+    def __init__(self, clips: np.ndarray, report: Progress | None = None) -> None:
+        super().__init__(({INPUT_NAME: clips[i : i + 1]} for i in range(len(clips))), report)
 
 
 @contextlib.contextmanager
@@ -91,6 +98,12 @@ def preprocess(proto: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
 def calibrate(proto: onnx.ModelProto, clips: np.ndarray, workdir: Path,
               desc: str | None = None) -> dict[str, tuple[float, float]]:
     """MinMax range of every float tensor of ``proto`` over ``clips`` (ORT's calibrator); ``desc``: progress."""
+    return calibrate_feeds(proto, _Clips(clips)._it, len(clips), workdir, desc)
+
+
+def calibrate_feeds(proto: onnx.ModelProto, feeds: Iterable[dict[str, np.ndarray]], count: int, workdir: Path,
+                    desc: str | None = None) -> dict[str, tuple[float, float]]:
+    """MinMax range of every float tensor of ``proto`` over ``count`` feeds (a step graph's frames and buffers)."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, _quiet():
@@ -98,8 +111,8 @@ def calibrate(proto: onnx.ModelProto, clips: np.ndarray, workdir: Path,
         onnx.save_model(proto, str(path))
         calibrator = create_calibrator(path, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
-        with Progress(len(clips), desc or "", enabled=desc is not None) as report:
-            calibrator.collect_data(_Clips(clips, report))
+        with Progress(count, desc or "", enabled=desc is not None) as report:
+            calibrator.collect_data(_Feeds(feeds, report))
         data = calibrator.compute_data()
     return {name: (float(np.min(td.lowest)), float(np.max(td.highest))) for name, td in data.items()}
 

@@ -82,7 +82,7 @@ def write_fp16_graphs(root: Path, m: Manifest, out_dir: Path) -> dict[str, Path]
     where: dict[bytes, tuple[int, int]] = {}
     written: dict[str, Path] = {}
     with open(out_dir / FP16_WEIGHTS, "wb") as f:
-        for file in sorted({g.file for g in m.graphs}):
+        for file in sorted(graph_files(m)):
             with warnings.catch_warnings():  # it warns for every constant below fp16's range (set to 1e-7)
                 warnings.simplefilter("ignore", UserWarning)
                 model = float16.convert_float_to_float16(onnx.load(str(resolve(root, file))), keep_io_types=True)
@@ -108,6 +108,11 @@ def write_fp16_graphs(root: Path, m: Manifest, out_dir: Path) -> dict[str, Path]
     return written
 
 
+def graph_files(m: Manifest) -> set[str]:
+    """Every graph engines are built from: the clip graphs and, in a causal bundle, the step graphs."""
+    return {g.file for g in m.graphs} | ({g.file for g in m.step.graphs} if m.step is not None else set())
+
+
 def _int8_precision(activations: str, fp16: bool) -> str:
     """INT8 bundles build explicit-quantization engines from their QDQ graphs: TensorRT takes only
     symmetric INT8 activations (zero point 0), i.e. bundles exported with ``--int8-activations s8``."""
@@ -122,7 +127,7 @@ def _int8_precision(activations: str, fp16: bool) -> str:
 def _cached(bundle: Path, m: Manifest, key: str) -> dict[str, Any] | None:
     """The manifest's engine entry for ``key`` if every file it lists is present and unmodified."""
     entry = m.extra.get("engines", {}).get(key)
-    if not entry:
+    if not entry or (m.step is not None and not entry.get("steps")):  # built before step engines existed
         return None
     for rel in entry.get("files") or [e["file"] for e in entry["engines"].values()]:
         want = m.files.get(rel)
@@ -152,7 +157,7 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
     rel_dir = f"{ENGINES_DIR}/{key}"
     (root / rel_dir).mkdir(parents=True, exist_ok=True)
     typed = fp16 and trt_mod.fp16_needs_typed_graph(trt)
-    sources = {g.file: root / g.file for g in m.graphs}
+    sources = {file: root / file for file in graph_files(m)}
     if typed:
         sources = write_fp16_graphs(root, m, root / rel_dir)
     cache_path = root / rel_dir / "timing.cache"
@@ -171,6 +176,8 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
         for t, p in by_frames.items():
             engines[str(t)] = {"file": rel, "profile": profiles.index(p), "refit_from": refit,
                                "t_min": p.t_min, "t_max": p.t_max}
+    steps, cache_blob = _build_step_engines(trt, root, m, rel_dir, sources, precision, workspace_gib, cache_blob)
+    new_files += [e["file"] for e in steps.values()]
     atomic_write_bytes(cache_path, cache_blob)
     extra_files = [f"{rel_dir}/{FP16_WEIGHTS}", *(p.relative_to(root).as_posix() for p in sources.values())] \
         if typed else []
@@ -178,13 +185,30 @@ def build_engines(bundle: str | os.PathLike[str], *, fp16: bool = False, max_bat
     entries = {rel: file_entry(root / rel) for rel in new_files}
     entry = {"gpu": gpu, "tensorrt": trt.__version__, "precision": precision,
              "stripped": trt_mod.is_stripped(precision),
-             "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines,
+             "max_batch": max_batch, "timing_cache": f"{rel_dir}/timing.cache", "engines": engines, "steps": steps,
              "files": new_files, "extra_bytes": sum(entries[r]["size"] for r in extra_files)}
     files = {k: v for k, v in m.files.items() if not k.startswith(rel_dir + "/")}
     all_engines = {**m.extra.get("engines", {}), key: entry}
     write_manifest(root, dataclasses.replace(m, files={**files, **entries},
                                              extra={**m.extra, "engines": all_engines}))
     return entry
+
+
+def _build_step_engines(trt: Any, root: Path, m: Manifest, rel_dir: str, sources: dict[str, Path], precision: str,
+                        workspace_gib: float, cache_blob: bytes) -> tuple[dict[str, dict[str, str]], bytes]:
+    """One engine per step graph of a causal bundle (batch 1), beside the clip engines; its manifest entries."""
+    steps: dict[str, dict[str, str]] = {}
+    if m.step is None:
+        return steps, cache_blob
+    h, w = m.input.size
+    for g in m.step.graphs:
+        shapes = {m.step.input_name: (1, 3, h, w), **{b.input: (1, *b.shape) for b in g.buffers}}
+        plan, cache_blob = trt_mod.build_step_plan(trt, sources[g.file], shapes, precision=precision,
+                                                   workspace=int(workspace_gib * (1 << 30)), cache_blob=cache_blob)
+        rel = f"{rel_dir}/{Path(g.file).stem}.engine"
+        atomic_write_bytes(root / rel, plan)
+        steps[str(g.subnet)] = {"file": rel, "refit_from": sources[g.file].relative_to(root).as_posix()}
+    return steps, cache_blob
 
 
 def load_engine(trt: Any, engine_path: Path, onnx_path: Path, logger: Any = None) -> Any:

@@ -40,6 +40,7 @@ from ..core.cpus import usable_cpus
 from ..core.sampling import nearest_subnet, segment_indices
 from .backends.base import Backend
 from .backends.select import open_backend
+from .backends.step_select import open_step_graphs
 from .backends.steps import StepGraphs
 from .control.policy import FrameCountPolicy, SchedulerLike
 from .media.capture import SourceEvent
@@ -76,15 +77,14 @@ class FFNRuntime:
         self.bundle = Path(bundle)
         self.manifest: Manifest = load_manifest(self.bundle, verify=verify)
         self.preprocessor = Preprocessor(self.manifest.input)
-        self.threads = default_threads() if threads is None else threads
+        self.threads, self.device = default_threads() if threads is None else threads, device
         self._backend: Backend | None = open_backend(self.bundle, self.manifest, backend, device, self.threads,
                                                      share_weights)
         self.backend_name: str = self._backend.name
         self._graphs = {g.frames: g for g in self.manifest.graphs if g.frames in self._backend.frame_counts}
         self._lock = threading.Lock()
         self._steps: StepGraphs | None = None  # the step graphs, loaded by the first online stream
-        self._steps_lock = threading.Lock()
-        self._warm = warmup
+        self._steps_lock, self._warm = threading.Lock(), warmup
         if warmup:
             self._warmup()
 
@@ -107,7 +107,9 @@ class FFNRuntime:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
-        self._steps = None
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.close()  # step graphs on a GPU free their device buffers
 
     def __enter__(self) -> FFNRuntime:
         return self
@@ -191,15 +193,14 @@ class FFNRuntime:
         return np.stack([self.preprocessor(frames[i]) for i in idx])[None]
 
     def step_graphs(self) -> StepGraphs:
-        """The bundle's step graphs (CPU ONNX Runtime), loaded on first use; BundleError if it has none."""
+        """The step graphs for this session's backend (``step_select``), loaded on first use; BundleError if none."""
         with self._steps_lock:
             if self._backend is None:
                 raise RuntimeError("FFNRuntime is closed")
             if self._steps is None:
-                steps = StepGraphs(self.bundle, self.manifest, self.threads)
+                self._steps = open_step_graphs(self.bundle, self.manifest, self._backend, self.device, self.threads)
                 if self._warm:
-                    steps.warmup()
-                self._steps = steps
+                    self._steps.warmup()
             return self._steps
 
     def label_prediction(self, logits: np.ndarray, frames: int, subnet: int, latency_ms: float,

@@ -26,9 +26,7 @@ from onnx import numpy_helper
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from ffn_edge.bundle.manifest import MANIFEST_NAME, load_manifest, seal
-from ffn_edge.checkpoint import CheckpointMeta, save_checkpoint
 from ffn_edge.core.errors import BundleError, ConfigError, FFNError
-from ffn_edge.models import ModelConfig, create_model
 
 SIZE = INT8_SIZE
 FRAMES = list(INT8_FRAMES)
@@ -231,14 +229,6 @@ def test_calibration_sources(tmp_path):
     lst = tmp_path / "val.txt"
     lst.write_text("")
     assert parse_calib(str(lst)).kind == "list" and parse_calib(str(lst)).root == str(tmp_path)
-
-
-def test_causal_checkpoints_are_refused_before_any_work(tmp_path):
-    cfg = ModelConfig("tsm_resnet18", 5, frame_counts=(4, 8), width_mult=0.25, shift="causal")
-    save_checkpoint(tmp_path / "c.safetensors", create_model(cfg).eval(),
-                    CheckpointMeta(cfg, list("abcde"), input_size=SIZE, resize_shorter=36))
-    with pytest.raises(ExportError, match="causal"):
-        export_bundle(tmp_path / "c.safetensors", FRAMES, tmp_path / "c.ffn", int8=Int8Options())
 
 
 @pytest.mark.slow

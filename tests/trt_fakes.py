@@ -72,6 +72,13 @@ class FakeCudart(types.ModuleType):
     def _cudaSetDevice(self, device: int) -> tuple:
         return self._result("cudaSetDevice")
 
+    def memory_at(self, ptr: int, nbytes: int) -> memoryview:
+        """``nbytes`` of device memory at ``ptr``, which may point inside an allocation (buffers at offsets)."""
+        base = max(p for p in self.memory if p <= ptr)
+        start = ptr - base
+        assert start + nbytes <= len(self.memory[base]), "device access past the end of an allocation"
+        return memoryview(self.memory[base])[start : start + nbytes]
+
     def _cudaMalloc(self, nbytes: int) -> tuple:
         ptr = next(self._next) * 1024
         self.memory[ptr] = bytearray(nbytes)
@@ -95,9 +102,9 @@ class FakeCudart(types.ModuleType):
     def _cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: int, stream: Any) -> tuple:
         self.copies.append((src if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else dst, nbytes, kind))
         if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice:
-            self.memory[dst][:nbytes] = ctypes.string_at(src, nbytes)
+            self.memory_at(dst, nbytes)[:] = ctypes.string_at(src, nbytes)
         else:
-            ctypes.memmove(dst, bytes(self.memory[src][:nbytes]), nbytes)
+            ctypes.memmove(dst, bytes(self.memory_at(src, nbytes)), nbytes)
         return (0,)
 
     def _cudaStreamCreate(self) -> tuple:
@@ -277,6 +284,7 @@ class FakeContext(Restricted):
         self._engine, self._trt, self._strategy = engine, engine._trt, strategy
         self._profile: int | None = None
         self._shape: tuple | None = None
+        self._shapes: dict[str, tuple] = {}  # every input's shape (a step engine has several inputs)
         self._memory: tuple[int, int] | None = None
         self._addresses: dict[str, int] = {}
         self._runs = 0
@@ -289,7 +297,7 @@ class FakeContext(Restricted):
         lo, _, hi = self._engine._plan["profiles"][self._profile][name]
         if len(shape) != len(lo) or not all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
             return False
-        self._shape = tuple(shape)
+        self._shape = self._shapes[name] = tuple(shape)
         return True
 
     def get_tensor_shape(self, name: str) -> tuple:
@@ -310,11 +318,34 @@ class FakeContext(Restricted):
         """logits[n, k] = mean(clip[n]) + k, read from and written to fake device memory."""
         stripped = "STRIP_PLAN" in self._engine._plan["flags"]  # a stripped engine has no weights until refitted
         assert self._memory is not None and (self._engine._refitted_from is not None or not stripped)
+        if Path(self._engine._plan["graph"]).name.startswith("step_"):
+            return self._step()
         (in_name, in_ptr), (out_name, out_ptr) = self._addresses.items()
         n = int(np.prod(self._shape))
         x = np.frombuffer(bytes(self._trt.cudart.memory[in_ptr][: n * 4]), np.float32).reshape(self._shape)
         out = x.reshape(self._shape[0], -1).mean(1)[:, None] + np.arange(self._trt.num_classes, dtype=np.float32)
         self._trt.cudart.memory[out_ptr][: out.nbytes] = out.astype(np.float32).tobytes()
+        self._runs += 1
+        return True
+
+
+    def _read(self, name: str) -> np.ndarray:
+        shape = self._shapes[name]
+        n = int(np.prod(shape)) * 4
+        return np.frombuffer(bytes(self._trt.cudart.memory_at(self._addresses[name], n)), np.float32).reshape(shape)
+
+    def _step(self) -> bool:
+        """A step engine (frame, shift_in_i) -> (logits, shift_out_i): shift_out_i = shift_in_i + mean(frame),
+        logits[k] = mean(frame) + k + sum_i mean(shift_in_i); buffers read and written in fake device memory."""
+        frame = self._read("frame")
+        ins = sorted(n for n in self._shapes if n.startswith("shift_in_"))
+        level = float(frame.mean())
+        logits = level + np.arange(self._trt.num_classes, dtype=np.float32) + sum(float(self._read(n).mean())
+                                                                                    for n in ins)
+        for name in ins:
+            new = (self._read(name) + level).astype(np.float32).tobytes()
+            self._trt.cudart.memory_at(self._addresses[name.replace("_in_", "_out_")], len(new))[:] = new
+        self._trt.cudart.memory_at(self._addresses["logits"], logits.nbytes)[:] = logits.astype(np.float32).tobytes()
         self._runs += 1
         return True
 

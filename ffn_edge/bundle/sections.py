@@ -48,6 +48,8 @@ class StepSpec:
     input_name: str  # one preprocessed frame (N, 3, H, W), H, W = manifest input size
     output_name: str  # that frame's logits (N, classes)
     graphs: tuple[StepGraph, ...]
+    # "int8": QDQ step graphs of an INT8 bundle (weights in the clip graphs' weights.bin); absent = "fp32"
+    precision: str = "fp32"
 
     def for_subnet(self, subnet: int) -> StepGraph:
         for g in self.graphs:
@@ -60,11 +62,18 @@ STEP_KEY = "step"  # key of the StepSpec in manifest.extra
 
 
 def parse_step(extra: dict[str, Any], model_config: dict[str, Any], counts: tuple[int, ...]) -> StepSpec | None:
-    """The StepSpec ``extra["step"]`` describes (None when absent), every field checked (BundleError)."""
+    """The StepSpec ``extra["step"]`` describes (None when absent), every field checked (BundleError).
+
+    Its ``precision`` (absent in bundles written before INT8 step graphs: "fp32") must be the bundle's.
+    """
     if STEP_KEY not in extra:
         return None
     try:
-        return _parse_step(as_object("extra.step", extra[STEP_KEY]), model_config, counts)
+        spec = _parse_step(as_object("extra.step", extra[STEP_KEY]), model_config, counts)
+        if spec.precision != parse_precision(extra):
+            raise ValueError(f"step graphs of precision {spec.precision} in a bundle whose precision is "
+                             f"{parse_precision(extra)}")
+        return spec
     except KeyError as e:
         raise BundleError(f"manifest is malformed: extra.step: missing key {e}") from None
     except ValueError as e:
@@ -150,7 +159,8 @@ def _parse_step(d: dict[str, Any], model_config: dict[str, Any], counts: tuple[i
         if len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
             raise ValueError(f"graphs[{i}]: input or output names repeat")
         graphs.append(StepGraph(k, V.check_str(f"graphs[{i}].file", g["file"], 255), tuple(buffers)))
-    return StepSpec(frame, logits, tuple(graphs))
+    precision = V.check_choice("precision", d.get("precision", "fp32"), V.PRECISIONS)
+    return StepSpec(frame, logits, tuple(graphs), precision)
 
 
 def as_object(name: str, value: Any) -> dict[str, Any]:
@@ -174,6 +184,14 @@ class EngineRef:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepEngine:
+    """One sub-network's step-graph engine (batch 1, one frame and its shift buffers) and the graph to refit from."""
+
+    file: str
+    refit_from: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EngineSet:
     """The engines a bundle holds for one device key (GPU model + TensorRT version + precision).
 
@@ -188,6 +206,8 @@ class EngineSet:
     stripped: bool
     engines: dict[int, EngineRef]  # frames -> engine
     max_batch: int = D.MAX_BATCH
+    # sub-network -> its step engine (causal bundles; absent in sets built before step engines)
+    steps: dict[int, StepEngine] = dataclasses.field(default_factory=dict)
 
     def describe(self) -> str:
         return f"{self.gpu!r} / TensorRT {self.trt_version} / {self.precision}"
@@ -196,7 +216,8 @@ class EngineSet:
 def parse_engines(extra: dict[str, Any]) -> tuple[EngineSet, ...]:
     """Every engine set ``extra["engines"]`` lists (empty when none); BundleError when malformed.
 
-    Entries written before T ranges were recorded accept exactly their own frame count.
+    Entries written before T ranges were recorded accept exactly their own frame count; entries
+    without ``steps`` (older, or of a bundle without step graphs) have no step engines.
     """
     sets = []
     try:
@@ -204,9 +225,11 @@ def parse_engines(extra: dict[str, Any]) -> tuple[EngineSet, ...]:
             engines = {int(t): EngineRef(str(e["file"]), int(e.get("profile", 0)), str(e["refit_from"]),
                                          int(e.get("t_min", t)), int(e.get("t_max", t)))
                        for t, e in entry["engines"].items()}
+            steps = {int(k): StepEngine(str(e["file"]), str(e["refit_from"]))
+                     for k, e in (entry.get("steps") or {}).items()}
             sets.append(EngineSet(str(entry["gpu"]), str(entry["tensorrt"]), str(entry["precision"]),
                                   bool(entry.get("stripped", True)), engines,
-                                  int(entry.get("max_batch", D.MAX_BATCH))))
+                                  int(entry.get("max_batch", D.MAX_BATCH)), steps))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"manifest extra.engines is malformed: {type(e).__name__}: {e}") from None
     return tuple(sets)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.argparsing import Parser
 from ..core.errors import ConfigError, run_cli
-from . import engines, environment, torch_speed, training
+from . import engines, environment, steps, torch_speed, training
 from .config import TINY, CheckConfig
 from .report import Check, Report, Skip
 
@@ -38,6 +38,8 @@ CHECKS: dict[str, CheckFn] = {
     "torch-memory": lambda cfg, work, report, state: torch_speed.memory(cfg, report),
     **{name: (lambda cfg, work, report, state, name=name: engines.check(cfg, work, report, name))
        for name in engines.BACKENDS},
+    **{name: (lambda cfg, work, report, state, name=name: steps.check(cfg, work, report, name))
+       for name in steps.BACKENDS},
 }
 
 

@@ -344,7 +344,8 @@ def run(argv: list[str] | None = None) -> int:
         try:
             for r in stream:
                 if not summary.decisions:  # said once the source works, so a bad source stays a one-line error
-                    mode = "online: step graphs on ORT CPU" if args.online else f"graphs {list(rt.frame_counts)}"
+                    mode = f"online: step graphs on {rt.step_graphs().name}" if args.online \
+                        else f"graphs {list(rt.frame_counts)}"
                     print(f"ffn-run: backend {rt.backend_name}; sub-networks {list(rt.manifest.subnet_frame_counts)}; "
                           f"{mode}", file=sys.stderr)
                 summary.add(r)
@@ -368,7 +369,8 @@ def run(argv: list[str] | None = None) -> int:
             if finished or summary.decisions:  # an error before any decision is reported alone, in one line
                 online = f"cpu share {args.cpu_share:g}" if args.online and args.cpu_share else None
                 print(summary.report(args.cpu_share if args.online else args.budget_ms,
-                                     "step graphs (ORT CPU)" if args.online else rt.backend_name, online),
+                                     f"step graphs ({rt.step_graphs().name})" if args.online else rt.backend_name,
+                                     online),
                       file=sys.stderr)
     return 0
 

@@ -28,4 +28,8 @@ or any T when that graph has a dynamic frame dimension).
 * ``open_backend(..., backend="auto")`` tries TensorRT engines > ORT TensorRT EP > ORT CUDA EP >
   ORT CPU, skipping any that cannot start (reason logged in one line), and logs its choice
   (``Backend.name``); a backend named explicitly that cannot start is a one-line FFNError.
+* Step graphs (online mode, causal bundles): ``steps.StepGraphs`` is their interface and the ORT CPU
+  implementation; ``steps_ort_cuda`` (CUDA EP, IO binding) and ``steps_tensorrt`` (native step engines)
+  keep the shift buffers on the GPU (``step_state``); ``step_select.open_step_graphs`` picks the one for
+  a session's backend.
 """

@@ -5,7 +5,13 @@ buffers and returns the frame's logits and the new buffers, so the state lives w
 (an online stream keeps its own; a session's ``StepGraphs``, ``FFNRuntime.step_graphs()``, is shared
 by all its streams and is the one way to open them). Feeding a clip's n frames to sub-network k from
 ``zero_state(k)``, each with the buffers the previous one returned, and averaging the logits gives
-sub-network k's clip-graph logits for that clip. CPU ONNX Runtime sessions, one per step graph.
+sub-network k's clip-graph logits for that clip.
+
+The state is opaque to whoever streams: it only passes the state a run returned to the next run
+and asks ``zero_state`` for a fresh one. This class is the interface and its ONNX Runtime CPU
+implementation (a dict of host arrays); ``steps_ort_cuda`` and ``steps_tensorrt`` keep the buffers
+on the GPU (``step_state.DeviceState``), and ``step_select.open_step_graphs`` picks the one for a
+session's backend.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from ...bundle.sections import StepGraph
 from ...core.errors import BundleError, InputError
 from .ort_options import import_onnxruntime, session_options
 
-State = dict[str, np.ndarray]  # one sub-network's shift buffers: graph input name -> (1, C, H, W)
+# One stream's shift buffers, opaque to the stream. ORT CPU: graph input name -> (1, C, H, W) float32
+# host array; GPU implementations: a ``step_state.DeviceState``.
+State = Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +46,12 @@ class StepRun:
 
 
 class StepGraphs:
-    """Sessions of every step graph of a verified causal bundle; stateless and thread-safe."""
+    """Sessions of every step graph of a verified causal bundle; thread-safe, the state lives with the caller.
+
+    Subclasses (one per backend) override ``_open``, ``zero_state``, ``_step`` and ``close``.
+    """
+
+    name = "onnxruntime[CPUExecutionProvider]"
 
     def __init__(self, bundle: str | os.PathLike[str], manifest: Manifest, threads: int | None = None) -> None:
         self.bundle = Path(bundle)
@@ -46,20 +59,20 @@ class StepGraphs:
         if spec is None:
             raise BundleError(f"{self.bundle}: no step graphs, so no online mode (the bundle was not exported "
                               "from a causal checkpoint: train with --shift causal and export that)")
-        ort = import_onnxruntime()
         self.spec = spec
         self.size = manifest.input.size
+        self.classes = len(manifest.class_names)
         self._graphs: dict[int, StepGraph] = {g.subnet: g for g in spec.graphs}
+        self._lock = threading.Lock()  # sessions may run concurrently, but timings must not overlap
+        self._open(manifest, threads)
+
+    def _open(self, manifest: Manifest, threads: int | None) -> None:
+        """One CPU ONNX Runtime session per step graph."""
+        ort = import_onnxruntime()
         self._sessions: dict[int, Any] = {}
         for k, g in self._graphs.items():
-            try:
-                self._sessions[k] = ort.InferenceSession(str(resolve(self.bundle, g.file)),
-                                                         session_options(threads, shared=False),
-                                                         providers=["CPUExecutionProvider"])
-            except Exception as e:  # ORT raises its own types
-                raise BundleError(f"{self.bundle / g.file}: ONNX Runtime cannot load the graph: "
-                                  f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
-        self._lock = threading.Lock()  # ORT sessions may run concurrently, but timings must not overlap
+            self._sessions[k] = load_session(ort, self.bundle, g.file, session_options(threads, shared=False),
+                                             ["CPUExecutionProvider"])
 
     @property
     def subnets(self) -> tuple[int, ...]:
@@ -84,16 +97,36 @@ class StepGraphs:
             raise InputError(f"step() takes one preprocessed float32 frame of shape {want}, got {got}")
         if not np.isfinite(frame).all():
             raise InputError("step() frame has NaN or infinite values")
-        g = self._graphs[k]
         with self._lock:
             t0, c0 = time.perf_counter(), time.thread_time()
-            out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
-                                        {self.spec.input_name: frame[None], **state})
+            logits, new_state = self._step(frame, k, state)
             cpu_ms, wall_ms = (time.thread_time() - c0) * 1000.0, (time.perf_counter() - t0) * 1000.0
-        return StepRun(out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}, wall_ms, cpu_ms)
+        return StepRun(logits, new_state, wall_ms, cpu_ms)
+
+    def _step(self, frame: np.ndarray, subnet: int, state: State) -> tuple[np.ndarray, State]:
+        """The frame's logits (classes,) and the next state; called under the lock."""
+        g = self._graphs[subnet]
+        if not isinstance(state, dict):
+            raise InputError(f"this state ({type(state).__name__}) is not from these step graphs' zero_state")
+        out = self._sessions[subnet].run([self.spec.output_name, *(b.output for b in g.buffers)],
+                                         {self.spec.input_name: frame[None], **state})
+        return out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}
 
     def check_subnet(self, subnet: int) -> int:
         """``subnet`` if it has a step graph; InputError otherwise."""
         if isinstance(subnet, bool) or not isinstance(subnet, int) or subnet not in self._graphs:
             raise InputError(f"no step graph for sub-network {subnet!r} (have {list(self.subnets)})")
         return subnet
+
+    def close(self) -> None:
+        """Drop the sessions (and, on a GPU, every buffer); idempotent."""
+        self._sessions = {}
+
+
+def load_session(ort: Any, bundle: Path, file: str, options: Any, providers: list[Any]) -> Any:
+    """An ONNX Runtime session of one step graph; BundleError in one line when ORT cannot load it."""
+    try:
+        return ort.InferenceSession(str(resolve(bundle, file)), options, providers=providers)
+    except Exception as e:  # ORT raises its own types
+        raise BundleError(f"{bundle / file}: ONNX Runtime cannot load the graph: "
+                          f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None

@@ -69,6 +69,7 @@ class TensorRTBackend:
         self.frame_counts = self._contexts.frame_counts
         self.frame_ranges = {t: (p.t_min, p.t_max) for t, p in self._contexts.profiles.items()}
         self.name = f"tensorrt[{chosen.precision}]"
+        self.precision = chosen.precision
 
     def run(self, frames: int, clip: np.ndarray) -> np.ndarray:
         """Logits for one clip batch on the ``frames`` engine."""

@@ -185,6 +185,34 @@ def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], inpu
     typed, and INT8 kernels are only chosen with ``BuilderFlag.INT8`` set; TensorRT 11 has no such flag
     (strongly typed: the Q/DQ nodes fix the types).
     """
+    def add_profiles(builder: Any, config: Any) -> None:
+        for p in profiles:
+            profile = builder.create_optimization_profile()
+            profile.set_shape(input_name, (1, p.t_min, 3, *size), (1, p.t_opt, 3, *size),
+                              (max_batch, p.t_max, 3, *size))
+            config.add_optimization_profile(profile)
+
+    return _build(trt, onnx_path, precision, workspace, cache_blob, add_profiles)
+
+
+def build_step_plan(trt: Any, onnx_path: Path, shapes: dict[str, tuple[int, ...]], *, precision: str, workspace: int,
+                    cache_blob: bytes) -> tuple[bytes, bytes]:
+    """An engine for one step graph: one profile, every input (the frame, each shift buffer) at batch 1.
+
+    Precision, stripping and refitting as ``build_plan`` (a step graph is built from, and refitted
+    from, the bundle's step graph file, so its weights come from the same ``weights.bin``).
+    """
+    def add_profile(builder: Any, config: Any) -> None:
+        profile = builder.create_optimization_profile()
+        for name, shape in shapes.items():
+            profile.set_shape(name, shape, shape, shape)
+        config.add_optimization_profile(profile)
+
+    return _build(trt, onnx_path, precision, workspace, cache_blob, add_profile)
+
+
+def _build(trt: Any, onnx_path: Path, precision: str, workspace: int, cache_blob: bytes,
+           add_profiles: Any) -> tuple[bytes, bytes]:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch; strongly typed on TensorRT 11 by definition
@@ -205,10 +233,7 @@ def build_plan(trt: Any, onnx_path: Path, profiles: Sequence[FrameProfile], inpu
         config.set_flag(trt.BuilderFlag.INT8)
     cache = config.create_timing_cache(cache_blob)
     config.set_timing_cache(cache, ignore_mismatch=False)
-    for p in profiles:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, (1, p.t_min, 3, *size), (1, p.t_opt, 3, *size), (max_batch, p.t_max, 3, *size))
-        config.add_optimization_profile(profile)
+    add_profiles(builder, config)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise BundleError(f"{onnx_path.name}: TensorRT failed to build an engine (see its log above)")

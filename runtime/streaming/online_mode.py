@@ -5,7 +5,8 @@ the sub-networks' frame counts once per *window* (n steps, ``window_s`` of video
 ``window_s / n`` of source time, and each sampled frame runs once through sub-network n's step graph.
 Every step gives a result; its label is the mean of the last n per-frame logits (``OnlineLabels``).
 
-State, all of it here: the running sub-network's shift buffers and its logit ring. A switch to
+State, all of it here: the running sub-network's shift buffers (opaque: passed from one step to the
+next, started by ``zero_state``; on a GPU backend they never leave the device) and its logit ring. A switch to
 another sub-network starts it from zero buffers; until n frames of it have run the label is the
 previous warm label marked stale (``warm=False``), or none at the very start. With ``reset_on_cut``,
 a frame that starts a new scene (``SceneCut``) restarts the running sub-network the same way before
@@ -55,7 +56,7 @@ class OnlineMode:
         self.labels = OnlineLabels()
         self.last: Prediction | None = None
         self.window: Window | None = None
-        self.state: State = {}
+        self.state: State = None  # opaque: the state the last step returned, or zero_state after a switch
         self.step = 0
         self.t = 0.0  # the stamp the next step aims at
         self._stepped = False  # a step ran since the last catch-up check
