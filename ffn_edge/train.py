@@ -14,6 +14,9 @@ as the rest) or ``paper`` (the authors': step schedule, classifier lr ×5/×10 a
 Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 32); one table,
 ``ffn_edge.recipes.RECIPES``. FFN losses: ``--loss paper`` (above) or ``ce_td`` (CE on every
 sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
+Online mode: ``--shift causal`` trains the causal variant the step graphs run; ``--context MAX`` also
+precedes each clip by up to MAX frames of other videos, state carried, and takes the loss on the label a
+continuous stream gives (``train_context``).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
