@@ -145,6 +145,7 @@ class OnlineResult:
     feasible: bool | None
     budget: dict[str, Any]
     events: tuple[str, ...]
+    cut: bool = False  # this step's frame started a new scene (reset_on_cut): buffers and logit ring restarted
 
     @property
     def window(self) -> tuple[float, float]:
@@ -158,7 +159,7 @@ class OnlineResult:
         return {
             "step": self.step,
             "prediction": None if self.prediction is None else self.prediction.to_json(),
-            **{k: getattr(self, k) for k in ("warm", "subnet", "frames", "warm_steps", "switched", "reason",
+            **{k: getattr(self, k) for k in ("warm", "subnet", "frames", "warm_steps", "switched", "cut", "reason",
                                              "budget_ms", "cpu_share", "within_budget", "feasible", "budget")},
             "label": None if self.prediction is None else self.prediction.label,
             "stride_ms": r3(self.stride_ms), "latency_ms": r3(self.latency_ms), "cpu_ms": r3(self.cpu_ms),

@@ -46,6 +46,7 @@ MIN_WINDOW_S, MAX_WINDOW_S = 0.1, 60.0  # stream window: at least one frame of a
 MIN_STRIDE_MS, MAX_STRIDE_MS = 10.0, 3_600_000.0  # a shorter stride would decide faster than any model runs
 MAX_DURATION_S = 10 * 365 * 86400.0
 MAX_CPU_SHARE = 1.0  # an online stream's steps: at most all of its wall time
+MAX_CUT_THRESHOLD = 1.0  # scene-cut threshold, a total variation distance: in (0, 1] (1: disjoint colour histograms)
 MAX_WAIT_S = 3600.0  # a stream's wait for a frame, its first back-off before reopening a source
 MAX_OPSET = 100
 MAX_FILES = 10_000  # files one bundle may list

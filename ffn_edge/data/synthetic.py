@@ -140,9 +140,17 @@ CLASSES: tuple[tuple[str, Callable[[np.random.Generator, np.ndarray, int, float]
 )
 
 
-def render_clip(label: int, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
-    """One clip of class ``label``: uint8 BGR array ``(frames, size, size, 3)``."""
-    u = np.arange(frames) / frames
+def render_clip(label: int, rng: np.random.Generator, frames: int, size: int, period: int | None = None) -> np.ndarray:
+    """One clip of class ``label``: uint8 BGR array ``(frames, size, size, 3)``.
+
+    ``period`` (default: ``frames``) is the length of the class's motion in frames: a longer clip is
+    one long take of the same scene (background, object colour and size) in which the motion starts
+    again, with new motion parameters, every ``period`` frames.
+    """
+    period = frames if period is None else period
+    if period < 1:
+        raise ValueError(f"period must be >= 1 frame, got {period}")
+    u = np.arange(period) / period
     radius = rng.uniform(0.07, 0.11) * size
     track = CLASSES[label][1](rng, u, size, radius)
     texture = cv2.resize(rng.uniform(0, 1, (4, 4, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
@@ -151,7 +159,10 @@ def render_clip(label: int, rng: np.random.Generator, frames: int, size: int) ->
     colour = cv2.cvtColor(np.array([[[hue, 230, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].tolist()
     thickness = max(2, round(size / 24))
     clip = np.empty((frames, size, size, 3), np.uint8)
-    for t in range(frames):
+    for frame in range(frames):
+        t = frame % period
+        if frame and not t:  # the motion starts again (a long take)
+            track = CLASSES[label][1](rng, u, size, radius)
         image = background.copy()
         if track.visible[t]:
             centre = _fixed(track.x[t], track.y[t])
@@ -165,7 +176,7 @@ def render_clip(label: int, rng: np.random.Generator, frames: int, size: int) ->
             else:
                 cv2.circle(image, centre, round(radius * 16), colour, -1, cv2.LINE_AA, shift=4)
         noise = rng.normal(0, 8, image.shape)
-        clip[t] = np.clip(image + noise, 0, 255).astype(np.uint8)
+        clip[frame] = np.clip(image + noise, 0, 255).astype(np.uint8)
     return clip
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...core.argparsing import Parser
+from ...core.defaults import DEFAULT_CUT_THRESHOLD
 from ...core.errors import ConfigError, run_cli
 from ..media.images import IMAGES_FPS
 from ..media.inputs import (
@@ -52,6 +53,10 @@ examples:
       online mode (a bundle exported from a causal checkpoint): one frame per step through a step
       graph, a label per step (the mean of the last n frames' logits), n chosen so that the steps
       use at most 25 % of the wall time; the stride is --window-s / n
+  ffn-run --bundle model.ffn --video rtsp://10.0.0.5/stream --online --reset-on-cut
+      online mode that restarts the shift buffers and the label at a scene cut (a frame whose colour
+      histogram jumps from the previous step's; --reset-on-cut 0.5 sets the threshold), so a camera
+      switch or an edited video does not carry the previous scene into the next labels
   ffn-run --bundle model.ffn --video clip.mp4 --budget-ms 20 --output annotated.mp4
       write the video with label, score, frames and latency drawn on it
   ffn-run --bundle model.ffn --video cam0 --budget-ms 40 --battery-policy 20:4 --power-w 5 --thermal-c 80:8 --json
@@ -95,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "sampled frame, a label every step from the last n frames, stride --window-s / n")
     p.add_argument("--cpu-share", type=float, default=None, metavar="SHARE",
                    help="--online budget: share of wall time the steps may compute, in (0, 1] (e.g. 0.25)")
+    p.add_argument("--reset-on-cut", type=float, nargs="?", const=DEFAULT_CUT_THRESHOLD, default=None,
+                   metavar="THRESHOLD", help="--online: at a scene cut restart the shift buffers and the logit ring, "
+                   "as a new stream would; a cut is a frame whose colour histogram differs from the previous step's by "
+                   "at least THRESHOLD (total variation: the share of pixels that changed colour, in (0, 1]; "
+                   "default %(const)g)")
     p.add_argument("--window-s", type=float, default=StreamOptions.window_s, help="seconds of past video each "
                    "decision looks at (--online: the video n frames are spread over; default %(default)g)")
     p.add_argument("--stride-ms", type=float, default=None, help=f"time between decisions (ms; default "
@@ -239,7 +249,8 @@ class _TappedCapture:
 OPTION_FLAGS = {"window_s": "window_s", "stride_ms": "stride_ms", "frames": "frames", "topk": "topk",
                 "budget_ms": "budget_ms", "cpu_share": "cpu_share", "power_w": "power_w",
                 "battery_policy": "battery_policy", "thermal_c": "thermal_policy",
-                "max_decisions": "max_decisions", "duration": "duration_s", "realtime": "realtime"}
+                "max_decisions": "max_decisions", "duration": "duration_s", "realtime": "realtime",
+                "reset_on_cut": "reset_on_cut"}
 API_ONLY_OPTIONS = {"capacity", "wait_timeout_s", "backoff_s"}  # no flag: library callers' tuning
 
 
@@ -270,6 +281,9 @@ def _check_mode(args: argparse.Namespace) -> None:
             raise ConfigError("--stride-ms does not apply to --online: its stride is --window-s / n")
     elif args.cpu_share is not None:
         raise ConfigError("--cpu-share budgets --online streams; a window stream takes --budget-ms")
+    elif args.reset_on_cut is not None:
+        raise ConfigError("--reset-on-cut resets the shift buffers of --online streams; a window stream carries "
+                          "no state between decisions")
 
 
 def online_line(r: OnlineResult) -> str:
@@ -278,7 +292,7 @@ def online_line(r: OnlineResult) -> str:
     state = "warm " if r.warm else f"stale {r.warm_steps}/{r.frames}" if p else f"none {r.warm_steps}/{r.frames}"
     top = ", ".join(f"{lbl} {s:.2f}" for lbl, s in p.topk) if p else "-"
     return (f"[{r.step:5d}] t={r.stamp:7.2f}s  sub-network {r.subnet} n={r.frames:<2d} stride {r.stride_ms:6.1f} ms  "
-            f"step {r.latency_ms:6.2f} ms  {state:<10s} {r.reason:<10s} {top}")
+            f"step {r.latency_ms:6.2f} ms  {state:<10s} {r.reason:<10s} {'CUT ' if r.cut else ''}{top}")
 
 
 def run(argv: list[str] | None = None) -> int:

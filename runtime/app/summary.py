@@ -3,7 +3,8 @@
 Counts, sums and histograms only grow with the number of distinct frame counts and reasons (a
 handful); latency percentiles are over the last ``RECENT`` decisions (a bounded ring). Decisions
 made during the scheduler's warm-up are counted, and left out of the "after warm-up" share. Online
-results (one per step) count as decisions; their warm labels and sub-network switches are counted too.
+results (one per step) count as decisions; their warm labels, sub-network switches and scene-cut resets
+are counted too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RunningSummary:
         self.budgeted = self.within = 0  # decisions with a latency budget / within it
         self.budgeted_settled = self.within_settled = 0  # the same, after the warm-up
         self.online = self.warm = self.switches = 0  # online steps, those with a warm label, switches
+        self.cuts = 0  # online steps that reset the state at a scene cut (reset_on_cut)
 
     def add(self, r: StreamResult | OnlineResult) -> None:
         latency = r.latency_ms
@@ -42,6 +44,7 @@ class RunningSummary:
             self.online += 1
             self.warm += r.warm
             self.switches += r.switched and self.online > 1
+            self.cuts += r.cut
         self.reasons[r.reason] += 1
         if r.within_budget is not None:
             settled = "warmup" not in r.reasons
@@ -71,6 +74,6 @@ class RunningSummary:
                          f"({100.0 * self.within_settled / max(1, self.budgeted_settled):.1f} %)")
         if self.online:
             lines.append(f"  online: {self.warm}/{self.online} steps gave a warm label; "
-                         f"{self.switches} sub-network switches")
+                         f"{self.switches} sub-network switches; {self.cuts} scene-cut resets")
         lines.append("  reasons: " + "  ".join(f"{k}:{v}" for k, v in sorted(self.reasons.items())))
         return "\n".join(lines)

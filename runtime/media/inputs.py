@@ -35,6 +35,7 @@ import numpy as np
 
 from ...core import validate as V
 from ...core.errors import ConfigError, InputError, SourceError
+from .scene_cut import check_cut_threshold
 
 ClipKind = Literal["raw", "preprocessed"]
 
@@ -153,6 +154,7 @@ STREAM_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {  # name -> check (Valu
     "wait_timeout_s": lambda v: V.check_float("wait timeout (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
     "backoff_s": lambda v: V.check_float("backoff (s)", v, 0.0, V.MAX_WAIT_S, lo_open=True),
     "capacity": lambda v: V.check_int("capacity", v, 1, V.MAX_CLIP_FRAMES),
+    "reset_on_cut": lambda v: check_cut_threshold(v, "reset-on-cut threshold"),
 }
 
 

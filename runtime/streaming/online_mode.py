@@ -7,9 +7,11 @@ Every step gives a result; its label is the mean of the last n per-frame logits 
 
 State, all of it here: the running sub-network's shift buffers and its logit ring. A switch to
 another sub-network starts it from zero buffers; until n frames of it have run the label is the
-previous warm label marked stale (``warm=False``), or none at the very start. The scheduler sees one
-run per window, the n steps of it (wall and CPU ms summed). A live source that has run more than a
-stride ahead of the steps is caught up with (the steps skip ahead instead of lagging).
+previous warm label marked stale (``warm=False``), or none at the very start. With ``reset_on_cut``,
+a frame that starts a new scene (``SceneCut``) restarts the running sub-network the same way before
+it runs: zero buffers, an empty logit ring (``OnlineResult.cut``). The scheduler sees one run per
+window, the n steps of it (wall and CPU ms summed). A live source that has run more than a stride
+ahead of the steps is caught up with (the steps skip ahead instead of lagging).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import dataclasses
 import math
 import time
 
+import numpy as np
+
 from ...core.sampling import nearest_subnet
 from ..backends.steps import State, StepGraphs, StepRun
 from ..control.policy import Choice, FrameCountPolicy
+from ..media.scene_cut import SceneCut
 from ..results import OnlineResult, Prediction
 from .loop import END, End, Run
 from .online_labels import OnlineLabels
@@ -54,6 +59,9 @@ class OnlineMode:
         self.step = 0
         self.t = 0.0  # the stamp the next step aims at
         self._stepped = False  # a step ran since the last catch-up check
+        spec = session.manifest.input
+        self.scene = None if options.reset_on_cut is None else SceneCut(float(options.reset_on_cut), mean=spec.mean,
+                                                                         std=spec.std)
 
     def begin(self, run: Run) -> None:
         oldest = run.capture.first_at(-math.inf)
@@ -73,9 +81,11 @@ class OnlineMode:
         if got is None:  # a live ring lost its frames in between: wait for the next one
             return None
         frame, stamp = got
+        switched = self.labels.warm_steps == 0
+        cut = self._reset_on_cut(frame, w)
         with run.held():
             step = self.graphs.run(frame, w.subnet, self.state)
-        result = self._label(run, w, step, stamp)
+        result = self._label(run, w, step, stamp, switched, cut)
         self.step += 1
         self._stepped = True
         return result
@@ -95,6 +105,15 @@ class OnlineMode:
             self.state = self.graphs.zero_state(window.subnet)
         return window
 
+    def _reset_on_cut(self, frame: np.ndarray, w: Window) -> bool:
+        """True when ``frame`` starts a new scene: the running sub-network then restarts from zero buffers
+        and an empty logit ring, so nothing of the previous scene reaches the new one's labels."""
+        if self.scene is None or not self.scene.is_cut(frame):
+            return False
+        self.state = self.graphs.zero_state(w.subnet)
+        self.labels.start(w.subnet, w.frames)
+        return True
+
     def _catch_up(self, run: Run) -> None:
         """Live: fallen more than a stride behind the camera, skip ahead instead of lagging."""
         w = self.window
@@ -103,10 +122,9 @@ class OnlineMode:
         if newest is not None and newest - (w.t0 + w.steps * stride_s) > stride_s:
             w.t0 = newest - w.steps * stride_s
 
-    def _label(self, run: Run, w: Window, step: StepRun, stamp: float) -> OnlineResult:
+    def _label(self, run: Run, w: Window, step: StepRun, stamp: float, switched: bool, cut: bool) -> OnlineResult:
         """The step's logits into the ring; the result with the label in force."""
         self.state = step.state
-        switched = self.labels.warm_steps == 0
         label = self.labels.add(step.logits, stamp)
         if label is not None:
             self.last = self.session.label_prediction(label.logits, label.frames, label.subnet, step.latency_ms,
@@ -122,4 +140,4 @@ class OnlineMode:
                             step.latency_ms, step.cpu_ms, self.labels.warm_steps, switched, stamp, age, c.reason,
                             c.reasons, budget, None if budget is None else budget / window_ms,
                             None if budget is None else step.latency_ms * w.frames <= budget, c.predicted_ms,
-                            c.feasible, c.budget, run.events())
+                            c.feasible, c.budget, run.events(), cut)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from ...core.defaults import DEFAULT_CUT_THRESHOLD
 from ...core.errors import ConfigError
 from ..control.budgets import BatteryPolicy, Budgets, SchedulerError, ThermalPolicy
 from ..media.inputs import check_stream_options
@@ -95,9 +96,21 @@ class OnlineOptions(LoopOptions):
 
     Its budget is compute, not latency: ``cpu_share`` of the wall time for the steps, which the
     scheduler sees as ``cpu_share x window`` ms of step compute per window (n steps).
+
+    ``reset_on_cut``: the state is carried from frame to frame, so after a camera cut the previous
+    scene's buffers and logits shape the new scene's labels. With a threshold (``True``: the default,
+    ``DEFAULT_CUT_THRESHOLD``), a frame whose colour histogram is that far (total variation distance,
+    see ``media.scene_cut``) from the previous step's restarts the running sub-network from zero
+    buffers and an empty logit ring, as a fresh stream would (``OnlineResult.cut``).
     """
 
     cpu_share: float | None = None  # share of wall time the steps may compute, in (0, 1]
+    reset_on_cut: float | bool | None = None  # scene-cut threshold in (0, 1]; True: the default; None: no reset
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reset_on_cut, bool):  # on / off: the default threshold / no reset
+            object.__setattr__(self, "reset_on_cut", DEFAULT_CUT_THRESHOLD if self.reset_on_cut else None)
+        super().__post_init__()
 
     @property
     def window_ms(self) -> float:
@@ -113,6 +126,8 @@ _MISPLACED = {
                                   "takes budget_ms",
     (StreamOptions, "online"): "online=True is gone: rt.online_stream(source, ...) opens an online stream "
                                "(an OnlineStream)",
+    (StreamOptions, "reset_on_cut"): "reset_on_cut resets an online stream's shift buffers (rt.online_stream); "
+                                     "a window stream carries no state between decisions",
     (OnlineOptions, "budget_ms"): "online streams are budgeted in compute (cpu_share), not in latency per "
                                   "decision (budget_ms)",
     (OnlineOptions, "stride_ms"): "an online stream's stride is window_s / n; stride_ms is the window mode's",
