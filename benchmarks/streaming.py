@@ -11,13 +11,18 @@ CPUs this process may use (run it under ``taskset -c 0``) with one ONNX Runtime 
    largest count, window 1 s) on a 30 fps file played in real time: capture-to-label p50 / p99 over
    warm labels (frame handed to the ring -> its label; goal p99 <= 50 ms for the demo model), warm
    labels per second, and the process's CPU share (all threads: decode, preprocessing, steps).
-3. **Accuracy** on the synthetic validation set at each count: bidirectional FFN on clips (torch; the
-   shipped demo checkpoint, trained to convergence) vs causal FFN online, fine-tuned from it with
-   each seed (its exported step graphs, ONNX Runtime, the validation videos as one continuous
-   stream: buffers carried from video to video, label = mean of the last n logits at each video's
-   end); causal on clips (torch), and online with the buffers reset at each video (what a stream
-   starting at the video sees; equal to the causal clip graph) separate the causal shift's cost
-   from that of the state carried over from the previous video. Goal: online within 2 points.
+3. **Accuracy in one continuous stream** ("continuous" table; ``--only continuous`` runs it alone) on
+   the synthetic validation set at each count, per seed: (i) bidirectional FFN on clips (torch; the
+   shipped demo checkpoint, trained to convergence); causal FFNs fine-tuned from it, run online
+   through their exported step graphs (ONNX Runtime): (ii) buffers reset at each video (what a
+   stream starting at the video sees; equal to the causal clip graph), (iii) the validation videos
+   as one continuous stream (buffers carried from video to video, label = mean of the last n logits
+   at each video's end), trained on clips as ``ffn-train --shift causal`` does by default, (iv) the
+   same stream, fine-tuned with carried state (``--context``, ``CONTEXT`` frames), (v) (iii) with
+   the scene-cut reset (``ffn_edge.runtime.media.scene_cut.SceneCut`` on the frames each
+   sub-network gets: at a cut its buffers go back to zeros and its label averages the frames since
+   the cut only), and (iv) with the cut reset. Goals: (iv) within 2 points of (ii) at every count,
+   (iv) within 3 points of (i) at the largest count.
 4. **Switch flips**: the causal demo model online on a sample video, once at the largest count
    throughout and once switching between the two largest counts every two windows: label changes
    in each run, and at how many switches the first warm label of the new sub-network differs from
@@ -25,17 +30,21 @@ CPUs this process may use (run it under ``taskset -c 0``) with one ONNX Runtime 
 
     taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/streaming.py          # ~15-20 min
     taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/streaming.py --quick  # smoke: tiny models
+    taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/streaming.py --only continuous  # part 3 only
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +62,9 @@ from ffn_edge.models import ModelConfig, create_model, perturb_like_trained  # n
 from ffn_edge.train import TrainConfig, train  # noqa: E402
 
 RT_FPS, RT_WINDOW_S = 30.0, 1.0  # the real-time part: a 30 fps source, ffn-run's default window
+# --context of the fine-tune with carried state: TSM-ResNet-18 has 8 causal shifts on every path, so a
+# frame's logits depend on at most the 8 frames before it; a longer context would only cost time
+CONTEXT = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,19 +97,24 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- models
-def finetune(plan: Plan, shift: str, seed: int, out: Path) -> Path:
-    """The demo-sized FFN with ``shift``, fine-tuned (or, --quick, trained) on the demo's synthetic set."""
+def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reuse: bool = False) -> Path:
+    """The demo-sized FFN with ``shift``, fine-tuned (or, --quick, trained) on the demo's synthetic set;
+    ``context`` > 0: with carried state (``ffn-train --context``). ``reuse``: an earlier run's checkpoint."""
     lr = 1e-3 if plan.init_from_shipped else 3e-3
     cfg = TrainConfig(arch="tsm_resnet18", width_mult=plan.demo_width, shift=shift, frame_counts=plan.counts,
                       dropout=0.2, init=str(SHIPPED) if plan.init_from_shipped else None,
                       synth_size=plan.synth_size, synth_train_per_class=plan.train_per_class,
                       synth_val_per_class=plan.val_per_class, data_dir=str(out / "synthetic"), epochs=plan.epochs,
                       max_batches=plan.max_batches, optimizer="adamw", lr=lr, weight_decay=1e-4, warmup_epochs=0.0,
-                      batch_size=16, workers=0, device="cpu", out=str(out / f"{shift}_seed{seed}"), seed=seed,
-                      quiet=True)
+                      batch_size=16, workers=0, device="cpu", seed=seed, quiet=True, context=context,
+                      out=str(out / f"{shift}{f'_context{context}' if context else ''}_seed{seed}"))
+    if reuse and (Path(cfg.out) / "last.safetensors").is_file():
+        log(f"reusing {Path(cfg.out) / 'last.safetensors'}")
+        return Path(cfg.out) / "last.safetensors"
     t0 = time.perf_counter()
     rec = train(cfg)
-    log(f"fine-tuned {shift} seed {seed}: val top-1 {rec['val_top1']} in {time.perf_counter() - t0:.0f} s")
+    log(f"fine-tuned {shift} (context {context}) seed {seed}: val top-1 {rec['val_top1']} in "
+        f"{time.perf_counter() - t0:.0f} s")
     return Path(cfg.out) / "last.safetensors"
 
 
@@ -112,7 +129,10 @@ def mobilenet(plan: Plan, out: Path) -> Path:
     return path
 
 
-def export(ckpt: Path, plan: Plan, out: Path, quick: bool) -> Path:
+def export(ckpt: Path, plan: Plan, out: Path, quick: bool, reuse: bool = False) -> Path:
+    if reuse and out.is_dir():
+        log(f"reusing {out}")
+        return out
     t0 = time.perf_counter()
     bundle = export_bundle(ckpt, plan.counts, out, force=True, verify=not quick)
     log(f"exported {ckpt.name} -> {out} in {time.perf_counter() - t0:.0f} s (step parity verified: {not quick})")
@@ -171,42 +191,124 @@ def _val_set(plan: Plan, data_dir: Path, meta: CheckpointMeta):
                         input_size=meta.input_size, resize_shorter=meta.resize_shorter, mean=meta.mean, std=meta.std)
 
 
-def accuracy(plan: Plan, bidir: Path, causal: Path, bundle: Path, data_dir: Path) -> dict[str, list[float]]:
-    """Top-1 (%) per count: bidirectional clip, causal clip (torch), causal online (step graphs, one stream)."""
-    from ffn_edge.runtime.backends.steps import StepGraphs
+ROWS = {  # the continuous table's rows: (model trained how, run how)
+    "(ii) causal, zero buffers per video": ("clips", "reset"),
+    "(ii') causal with carried state, zero buffers per video": ("context", "reset"),
+    "(iii) causal continuous, trained on clips": ("clips", "continuous"),
+    "(iv) causal continuous, trained with carried state": ("context", "continuous"),
+    "(v) (iii) + scene-cut reset": ("clips", "cut"),
+    "(vi) (iv) + scene-cut reset": ("context", "cut"),
+}
+
+
+def _scene_cut(meta: CheckpointMeta | None = None) -> Callable[[], Any] | None:
+    """The runtime's scene-cut detector at its default threshold (a factory; the frames are normalised
+    with ``meta``'s mean and std), or None where this checkout does not have it yet."""
+    try:
+        from ffn_edge.runtime.media.scene_cut import SceneCut
+    except ImportError:
+        return None
+    if meta is None:
+        return SceneCut
+    return functools.partial(SceneCut, mean=tuple(meta.mean), std=tuple(meta.std))
+
+
+def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...],
+                cut_cls: Callable[[], Any] | None) -> dict[str, list[float]]:
+    """Top-1 (%) per count of one causal bundle's step graphs on the validation videos in ``order``.
+
+    Each sub-network k gets each video's n_k-frame clip (its own stride) and labels the video with the
+    mean of its last n_k logits at the video's end, in three ways: buffers and ring reset at each
+    video ("reset"), carried through the whole stream ("continuous"), and carried but reset where
+    ``cut_cls`` (one detector per sub-network, on the frames it gets) sees a scene cut ("cut"; the
+    label then averages the frames since the cut)."""
+    import collections
+
+    modes = ("reset", "continuous", "cut") if cut_cls is not None else ("reset", "continuous")
+    hits = {m: np.zeros(len(counts)) for m in modes}
+    found = np.zeros((2, len(counts)), int)  # cuts at a video's first frame (the true ones), elsewhere
+    states = {m: [steps.zero_state(k) for k in range(len(counts))] for m in modes}
+    rings = {m: [collections.deque(maxlen=n) for n in counts] for m in modes}
+    cuts = [cut_cls() for _ in counts] if cut_cls is not None else []
+    for i in order:
+        clips, label = val[int(i)]
+        for k, clip in enumerate(clips):
+            states["reset"][k] = steps.zero_state(k)
+            rings["reset"][k].clear()
+            for t, frame in enumerate(clip.numpy()):
+                frame = np.ascontiguousarray(frame, dtype=np.float32)
+                if cuts and cuts[k].is_cut(frame):
+                    states["cut"][k] = steps.zero_state(k)
+                    rings["cut"][k].clear()
+                    found[int(t > 0), k] += 1
+                for m in modes:
+                    r = steps.run(frame, k, states[m][k])
+                    states[m][k] = r.state
+                    rings[m][k].append(r.logits)
+            for m in modes:
+                hits[m][k] += int(np.argmax(np.mean(rings[m][k], axis=0)) == label)
+    log(f"scene cuts found per count {counts}: at a video's first frame {found[0].tolist()} of {len(order) - 1} "
+        f"video boundaries, inside videos {found[1].tolist()}" if cuts else "no scene-cut detector: rows n/a")
+    return {m: list(100.0 * h / len(val)) for m, h in hits.items()}
+
+
+def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path) -> dict[str, list[float] | None]:
+    """The continuous table of one seed: top-1 (%) per count, row name -> values (None: not run).
+
+    ``bundles``: "clips" (the causal fine-tune on clips) and "context" (with carried state) -> bundle."""
     from torch.utils.data import DataLoader
 
     from ffn_edge.evaluate import evaluate
 
     model_b, meta = load_checkpoint(bidir)
-    model_c, _ = load_checkpoint(causal)
     val = _val_set(plan, data_dir, meta)
     loader = DataLoader(val, batch_size=16, num_workers=0)
-    out = {"bidirectional clip": evaluate([model_b], loader, plan.counts)["top1"],
-           "causal clip": evaluate([model_c], loader, plan.counts)["top1"]}
-    with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
-        steps: StepGraphs = rt.step_graphs()
-        order = np.random.default_rng(0).permutation(len(val))  # the list is sorted by class; a stream is not
-        hits = np.zeros((2, len(plan.counts)))  # [carried, reset] x counts
-        states = [steps.zero_state(k) for k in range(len(plan.counts))]
-        for i in order:
-            clips, label = val[int(i)]
-            for k, clip in enumerate(clips):
-                fresh = steps.zero_state(k)
-                carried, reset = [], []
-                for frame in clip.numpy():
-                    frame = np.ascontiguousarray(frame, dtype=np.float32)
-                    r = steps.run(frame, k, states[k])
-                    states[k] = r.state
-                    carried.append(r.logits)
-                    r = steps.run(frame, k, fresh)
-                    fresh = r.state
-                    reset.append(r.logits)
-                for j, logits in enumerate((carried, reset)):
-                    hits[j, k] += int(np.argmax(np.mean(logits, axis=0)) == label)
-    out["causal online"] = list(100.0 * hits[0] / len(val))
-    out["causal online, buffers reset per video"] = list(100.0 * hits[1] / len(val))
+    out: dict[str, list[float] | None] = {"(i) bidirectional clip": evaluate([model_b], loader, plan.counts)["top1"]}
+    order = np.random.default_rng(0).permutation(len(val))  # the list is sorted by class; a stream is not
+    runs = {}
+    for trained, bundle in bundles.items():
+        with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
+            runs[trained] = stream_top1(rt.step_graphs(), val, order, plan.counts, _scene_cut(meta))
+    for name, (trained, mode) in ROWS.items():
+        out[name] = runs[trained].get(mode)
     return out
+
+
+def continuous_goals(acc: dict[str, list[float] | None]) -> list[str]:
+    """The two goals on one seed's (or the seeds' mean) table, each with met/MISSED and the measured gaps."""
+    zero, carried, bidir = (acc["(ii) causal, zero buffers per video"],
+                            acc["(iv) causal continuous, trained with carried state"], acc["(i) bidirectional clip"])
+    gaps = [z - c for z, c in zip(zero, carried, strict=True)]
+    top = bidir[-1] - carried[-1]
+    return [f"(ii) - (iv) at each count: {' / '.join(f'{g:+.1f}' for g in gaps)} points "
+            f"(goal <= 2 at every count: {'met' if max(gaps) <= 2.0 else 'MISSED'})",
+            f"(i) - (iv) at the largest count: {top:+.1f} points (goal <= 3: {'met' if top <= 3.0 else 'MISSED'})"]
+
+
+def print_continuous(plan: Plan, tables: dict[int, dict[str, list[float] | None]], context: int) -> None:
+    print("\n## Continuous stream: top-1 % on the synthetic validation set "
+          f"({plan.val_per_class * 10} videos in one stream; causal models fine-tuned {plan.epochs} epoch(s), "
+          f"with carried state: --context {context})\n")
+    print("| seed | row | " + " | ".join(f"{n} frames" for n in plan.counts) + " |")
+    print("|---|---|" + "---|" * len(plan.counts))
+    for seed, acc in tables.items():
+        for name, values in acc.items():
+            shown = " | ".join(f"{v:.1f}" if values is not None else "n/a" for v in values or plan.counts)
+            print(f"| {seed} | {name} | {shown} |")
+    mean = {name: [statistics.fmean(t[name][j] for t in tables.values()) for j in range(len(plan.counts))]
+            for name, v in next(iter(tables.values())).items() if v is not None}
+    for name, values in mean.items():
+        print(f"| mean | {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+    cut = _scene_cut()
+    if cut is None:
+        print("\nn/a: not run, this checkout has no ffn_edge.runtime.media.scene_cut (the scene-cut detector)")
+    else:
+        print(f"\nscene-cut reset: SceneCut at its default threshold {cut().threshold:g} on the frames each "
+              "sub-network gets; at a cut its buffers restart from zeros and its label averages the frames since")
+    print()
+    for seed, acc in [*tables.items(), ("mean", mean)]:
+        for line in continuous_goals(acc):
+            print(f"seed {seed}: {line}")
 
 
 class _Alternate:
@@ -253,40 +355,14 @@ def switch_flips(bundle: Path, video: Path, window_s: float, plan: Plan) -> dict
 
 
 # ------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smoke mode: tiny models, 1 seed, one training batch")
-    ap.add_argument("--out", default="runs/streaming", help="working directory (default runs/streaming)")
-    ap.add_argument("--models", default="demo,mobilenetv2", help="rows of the latency tables (default both)")
-    ap.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of the causal models "
-                    f"(default {Plan.epochs}; --quick {QUICK.epochs})")
-    args = ap.parse_args(argv)
-    plan = QUICK if args.quick else Plan()
-    if args.epochs is not None:
-        if args.epochs < 1:
-            ap.error("--epochs must be >= 1")
-        plan = dataclasses.replace(plan, epochs=args.epochs)
-    torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    log(f"CPUs {sorted(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.2f}; plan {plan}")
-
-    models = args.models.split(",")
-    if not set(models) <= {"demo", "mobilenetv2"}:
-        ap.error(f"--models takes demo and/or mobilenetv2, got {args.models!r}")
-    ckpts = {("causal", seed): finetune(plan, "causal", seed, out) for seed in plan.seeds}
-    for seed in plan.seeds:  # the shipped (converged) checkpoint, or --quick's tiny model trained alike
-        ckpts[("bidirectional", seed)] = (SHIPPED if plan.init_from_shipped
-                                          else finetune(plan, "bidirectional", plan.seeds[0], out))
-    bundles = {seed: export(ckpts[("causal", seed)], plan, out / f"demo_causal_seed{seed}.ffn", args.quick)
-               for seed in plan.seeds}
+def latency_parts(plan: Plan, models: list[str], demo_bundle: Path, out: Path, quick: bool) -> Path:
+    """Parts 1 and 2 (per-label compute, real time), printed; returns the switch part's video."""
     rows = {}
     if "demo" in models:
-        rows[f"demo (R18 x{plan.demo_width:g}, {plan.synth_size * 7 // 8} px)"] = bundles[plan.seeds[0]]
+        rows[f"demo (R18 x{plan.demo_width:g}, {plan.synth_size * 7 // 8} px)"] = demo_bundle
     if "mobilenetv2" in models:
         rows[f"MobileNetV2 (x{plan.mnv2_width:g}, {plan.mnv2_size} px)"] = export(
-            mobilenet(plan, out), plan, out / "mobilenetv2_causal.ffn", args.quick)
+            mobilenet(plan, out), plan, out / "mobilenetv2_causal.ffn", quick)
 
     rt_video = out / "rt30.mp4"
     write_sample_video(rt_video, list(range(10)) * 2, seed=3, fps=RT_FPS)  # 10 s per pass at 30 fps
@@ -317,18 +393,62 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['labels']} | {r['p50']:.2f} | {r['p99']:.2f} | {r['labels_per_s']:.2f} | "
               f"{100 * r['cpu_share']:.1f} % |")
 
-    print("\n## Accuracy, top-1 % on the synthetic validation set "
-          f"({plan.val_per_class * 10} videos; fine-tuning {plan.epochs} epoch(s) per model)\n")
-    print("| seed | model | " + " | ".join(f"{n} frames" for n in plan.counts) + " |")
-    print("|---|---|" + "---|" * len(plan.counts))
-    gaps = []
-    for seed in plan.seeds:
-        acc = accuracy(plan, ckpts[("bidirectional", seed)], ckpts[("causal", seed)], bundles[seed], out / "synthetic")
-        for name, values in acc.items():
-            print(f"| {seed} | {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
-        gaps += [b - o for b, o in zip(acc["bidirectional clip"], acc["causal online"], strict=True)]
-    print(f"\nbidirectional clip - causal online: max {max(gaps):+.1f} points, mean {statistics.fmean(gaps):+.1f} "
-          f"(goal: within 2 points: {'met' if max(gaps) <= 2.0 else 'MISSED'})")
+    return flip_video
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke mode: tiny models, 1 seed, one training batch")
+    ap.add_argument("--out", default="runs/streaming", help="working directory (default runs/streaming)")
+    ap.add_argument("--models", default="demo,mobilenetv2", help="rows of the latency tables (default both)")
+    ap.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of the causal models "
+                    f"(default {Plan.epochs}; --quick {QUICK.epochs})")
+    ap.add_argument("--only", choices=("continuous",), default=None,
+                    help="run one part alone: continuous = the continuous-stream accuracy table (no latency parts)")
+    ap.add_argument("--reuse", action="store_true", help="take the causal checkpoints and bundles an earlier run "
+                    "with the same options left in --out instead of training and exporting them again")
+    ap.add_argument("--context", type=int, default=CONTEXT,
+                    help=f"--context of the fine-tune with carried state (default {CONTEXT})")
+    args = ap.parse_args(argv)
+    if not 1 <= args.context <= 256:
+        ap.error("--context must be in [1, 256]")
+    plan = QUICK if args.quick else Plan()
+    if args.epochs is not None:
+        if args.epochs < 1:
+            ap.error("--epochs must be >= 1")
+        plan = dataclasses.replace(plan, epochs=args.epochs)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    log(f"CPUs {sorted(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.2f}; plan {plan}")
+
+    models = args.models.split(",")
+    if not set(models) <= {"demo", "mobilenetv2"}:
+        ap.error(f"--models takes demo and/or mobilenetv2, got {args.models!r}")
+    ckpts = {("causal", seed): finetune(plan, "causal", seed, out, reuse=args.reuse) for seed in plan.seeds}
+    ckpts.update({("context", seed): finetune(plan, "causal", seed, out, args.context, args.reuse)
+                  for seed in plan.seeds})
+    for seed in plan.seeds:  # the shipped (converged) checkpoint, or --quick's tiny model trained alike
+        ckpts[("bidirectional", seed)] = (SHIPPED if plan.init_from_shipped
+                                          else finetune(plan, "bidirectional", plan.seeds[0], out))
+    bundles = {seed: export(ckpts[("causal", seed)], plan, out / f"demo_causal_seed{seed}.ffn", args.quick,
+                            args.reuse) for seed in plan.seeds}
+    context_bundles = {seed: export(ckpts[("context", seed)], plan,
+                                    out / f"demo_causal_context{args.context}_seed{seed}.ffn", args.quick, args.reuse)
+                       for seed in plan.seeds}
+    if args.only is None:
+        flip_video = latency_parts(plan, models, bundles[plan.seeds[0]], out, args.quick)
+
+    load = os.getloadavg()[0]
+    tables = {seed: accuracy(plan, ckpts[("bidirectional", seed)],
+                             {"clips": bundles[seed], "context": context_bundles[seed]}, out / "synthetic")
+              for seed in plan.seeds}
+    print_continuous(plan, tables, args.context)
+    print(f"(load average {load:.2f} before the table, {os.getloadavg()[0]:.2f} after)")
+    if args.only is not None:
+        log(f"total {time.perf_counter() - t_start:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+        return 0
 
     flips = switch_flips(bundles[plan.seeds[0]], flip_video, 4.0, plan)
     print(f"\n## Sub-network switches (demo model online, {plan.flip_clips} clips of 4 s, window 4 s)\n")

@@ -14,6 +14,9 @@ as the rest) or ``paper`` (the authors': step schedule, classifier lr ×5/×10 a
 Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 32); one table,
 ``ffn_edge.recipes.RECIPES``. FFN losses: ``--loss paper`` (above) or ``ce_td`` (CE on every
 sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
+Online mode: ``--shift causal`` trains the causal variant the step graphs run; ``--context MAX`` also
+precedes each clip by up to MAX frames of other videos, state carried, and takes the loss on the label a
+continuous stream gives (``train_context``).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
@@ -71,6 +74,7 @@ from .importers.pretrained import create_model_pretrained, is_named
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier
 from .recipes import RECIPES, init_model, param_groups, step_factor
+from .train_context import draw_length, tail_logits, with_context
 from .weights_load import load_init
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
@@ -94,6 +98,9 @@ class TrainConfig:
     shift_div: int = opt(8, "temporal shift: 1/shift_div of the channels each way")
     shift: str = opt(V.DEFAULT_SHIFT, "temporal shift direction (causal: past frames only, runs online)",
                      choices=V.SHIFT_MODES)
+    context: int = opt(0, "--shift causal: precede each clip by up to this many frames of other videos (length "
+                       "drawn per batch, 0 included), shift state carried, loss on the last n frames' labels as an "
+                       "online stream gives them (0: off; more than the network's shift layers only costs time)")
     frame_counts: tuple[int, ...] = opt(D.FRAME_COUNTS, "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
@@ -169,14 +176,22 @@ PROGRESS_EVERY = 20  # steps between progress-bar loss updates: reading the loss
 
 
 class MultiClip(nn.Module):
-    """Run sub-network ``subnets[i]`` on ``clips[i]`` in one call, so DDP sees one forward per step."""
+    """Run sub-network ``subnets[i]`` on ``clips[i]`` in one call, so DDP sees one forward per step.
+
+    With ``last`` (``--context``), clip i's logits are the mean of its last ``last[i]`` frames' logits
+    (``train_context.tail_logits``): the frames before them are context, not part of the clip."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, clips: Sequence[torch.Tensor], subnets: Sequence[int]) -> list[torch.Tensor]:
-        return [self.model(c, subnet=k) for c, k in zip(clips, subnets, strict=True)]
+    def forward(self, clips: Sequence[torch.Tensor], subnets: Sequence[int],
+                last: Sequence[int] | None = None) -> list[torch.Tensor]:
+        if last is None:
+            return [self.model(c, subnet=k) for c, k in zip(clips, subnets, strict=True)]
+        shared = not isinstance(self.model, Unshared)
+        return [tail_logits(self.model if shared else self.model.members[k], c, k if shared else 0, n)
+                for c, k, n in zip(clips, subnets, last, strict=True)]
 
 
 class Unshared(nn.Module):
@@ -312,6 +327,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--batch-size must be >= 1, --lr > 0, --warmup-epochs and --lam-ramp >= 0")
     if cfg.method != "ffn" and (cfg.loss != "paper" or cfg.lam_ramp):
         raise ConfigError("--loss/--lam-ramp apply to --method ffn")
+    if cfg.context and cfg.shift != "causal":
+        raise ConfigError("--context needs --shift causal (a bidirectional model cannot carry state between frames)")
     return dataclasses.replace(
         cfg,
         frame_counts=counts,
@@ -535,6 +552,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         draw = np.random.default_rng(local_seed)  # the baselines' per-iteration choices
+        context_draw = np.random.default_rng((local_seed, 1))  # --context lengths: apart, so draw's stream stays
         net.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
@@ -557,8 +575,13 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 clips = [high]
             elif cfg.method == "proportional":  # clips = (v^L, v^H); H with probability rho
                 clips = [clips[1] if draw.random() < cfg.rho else clips[0]]
+            last = None
+            if cfg.context:  # clips preceded by other videos' frames; the loss on the last n frames' labels
+                length = draw_length(context_draw, cfg.context)
+                last = [c.shape[1] for c in clips]
+                clips = [with_context(c, length) for c in clips]
             with autocast():
-                logits = step_net(clips, tuple(range(len(clips))))
+                logits = step_net(clips, tuple(range(len(clips))), last)
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
             # The finite check reads the loss on the host, which waits for the GPU: every PROGRESS_EVERY steps,
             # and the epoch's summed loss (below) before anything of the epoch is saved. A NaN step in between
@@ -654,6 +677,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
     old.setdefault("partial_load", False)  # runs saved before the option existed
+    old.setdefault("context", 0)  # runs saved before --context existed trained on clips alone
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}
@@ -704,6 +728,7 @@ examples:
   ffn-train --dataset frames --root /data/sthv1 --train-list train.txt --val-list val.txt \\
       --arch tsm_resnet50 --pretrained resnet50.pth --batch-size 32 --epochs 50 --device cuda --amp bf16
   torchrun --nproc_per_node 4 -m ffn_edge.train --dataset video ...   # multi-GPU (DDP)
+  ffn-train --shift causal --context 8 --init runs/ffn/best.safetensors --out runs/causal   # for online mode
   ffn-train --out runs/ffn --resume                           # continue an interrupted run
 """
 

@@ -18,12 +18,29 @@ def test_streaming_benchmark_quick_prints_every_table(tmp_path) -> None:
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=500, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
-    for title in ("## Per-label compute", "## Online stream in real time", "## Accuracy", "## Sub-network switches"):
+    for title in ("## Per-label compute", "## Online stream in real time", "## Continuous stream",
+                  "## Sub-network switches"):
         assert title in text
     compute = re.findall(r"^\| demo \(R18 x0.125, 28 px\) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
                          text.split("## Online")[0], re.M)
     assert [int(n) for n, *_ in compute] == [2, 4] and all(float(c) > 0 and float(s) > 0 for _, c, s, _ in compute)
     live = re.search(r"^\| demo[^|]*\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", text.split("## Online")[1], re.M)
     assert live and int(live[1]) > 0 and float(live[2]) <= float(live[3])  # p50 <= p99
-    assert re.search(r"^\| 0 \| causal online \| [\d.]+ \| [\d.]+ \|$", text, re.M)
+    assert re.search(r"^\| 0 \| \(iv\) causal continuous, trained with carried state \| [\d.]+ \| [\d.]+ \|$",
+                     text, re.M)
     assert re.search(r"^\| n=4/2 every 2 windows \| \d+ \| \d+ \| [1-9]\d* \| \d+ \| \d+ \|$", text, re.M)
+
+
+@pytest.mark.slow
+def test_only_continuous_prints_the_continuous_table_alone(tmp_path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--quick", "--only", "continuous",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=500, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    assert "## Continuous stream" in text and "## Per-label compute" not in text and "## Sub-network" not in text
+    for row in ("(i) bidirectional clip", "(ii) causal, zero buffers per video",
+                "(iii) causal continuous, trained on clips", "(iv) causal continuous, trained with carried state"):
+        assert re.search(rf"^\| 0 \| {re.escape(row)} \| [\d.]+ \| [\d.]+ \|$", text, re.M), row
+    assert re.search(r"^seed mean: \(ii\) - \(iv\) at each count: .* \((goal <= 2 at every count: )(met|MISSED)\)$",
+                     text, re.M)
