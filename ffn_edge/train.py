@@ -392,26 +392,32 @@ def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> Non
     load_init(model, want, cfg.init, partial=cfg.partial_load)
 
 
+def synthetic_params(cfg: TrainConfig) -> dict[str, int]:
+    """The ``make_synthetic`` arguments of ``--dataset synthetic`` (recorded beside the set it wrote)."""
+    return {"num_classes": cfg.synth_classes, "train_per_class": cfg.synth_train_per_class,
+            "val_per_class": cfg.synth_val_per_class, "frames": cfg.synth_frames, "size": cfg.synth_size,
+            "seed": cfg.seed}
+
+
 def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],
                master: bool, ddp: bool) -> tuple[Any, Any, list[str], dict[str, Any]]:
     """Train and val datasets, class names, and how to find the val set again (for ffn-eval)."""
     from .data import VideoDataset, make_synthetic
-    from .data.synthetic_record import val_spec
+    from .data.synthetic_record import read_synthetic_record, val_spec
 
     kind, train_list, val_list, root = cfg.dataset, cfg.train_list, cfg.val_list, cfg.root
     if kind == "synthetic":
         data_dir = Path(cfg.data_dir or out / "synthetic")
         record = data_dir / "synthetic.json"  # what make_synthetic returned, so it is generated once
+        params = synthetic_params(cfg)
         if master and not record.is_file():
-            s = make_synthetic(data_dir, num_classes=cfg.synth_classes, train_per_class=cfg.synth_train_per_class,
-                               val_per_class=cfg.synth_val_per_class, frames=cfg.synth_frames,
-                               size=cfg.synth_size, seed=cfg.seed,
+            s = make_synthetic(data_dir, **params,
                                progress_desc=None if cfg.quiet else f"synthetic set ({data_dir})")
             record.write_text(json.dumps({"root": str(s.root), "train_list": str(s.train_list),
-                                          "val_list": str(s.val_list)}))
+                                          "val_list": str(s.val_list), "params": params}))
         if ddp:
             dist.barrier()
-        s = json.loads(record.read_text())
+        s = read_synthetic_record(record, params)
         kind, train_list, val_list, root = "frames", s["train_list"], s["val_list"], s["root"]
     common = dict(kind=kind, input_size=cfg.input_size, resize_shorter=cfg.resize_shorter, mean=D.IMAGENET_MEAN,
                   std=D.IMAGENET_STD, template=cfg.template, start_index=cfg.start_index, on_error=cfg.on_error,

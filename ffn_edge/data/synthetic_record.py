@@ -40,6 +40,27 @@ def check_spec(spec: Any) -> dict[str, int]:
     return {k: spec[k] for k in LIMITS}
 
 
+def read_synthetic_record(record: Path, params: dict[str, int]) -> dict[str, Any]:
+    """The train/val lists of the synthetic set ``ffn-train`` wrote beside ``record`` for ``params``.
+
+    A folder holding a set made with other parameters (another size, seed, class count...) is refused:
+    training on it would silently use data other than the options say. A record from before the
+    parameters were written down is taken as it is.
+    """
+    try:
+        s = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{record}: cannot read the synthetic set's record ({e})") from None
+    if not isinstance(s, dict) or not all(isinstance(s.get(k), str) for k in ("root", "train_list", "val_list")):
+        raise DatasetError(f"{record}: not a synthetic set's record (delete it to make the set again)")
+    old = s.get("params")
+    if old is not None and old != params:
+        diff = ", ".join(f"{k} {old.get(k)!r} (now {v!r})" for k, v in params.items() if old.get(k) != v)
+        raise DatasetError(f"{record.parent}: holds a synthetic set made with other parameters: {diff}; "
+                           "give another --data-dir, or delete that folder to make it again")
+    return s
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ffn-edge" / "synthetic"
 
