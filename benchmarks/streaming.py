@@ -106,7 +106,7 @@ def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reu
                       synth_size=plan.synth_size, synth_train_per_class=plan.train_per_class,
                       synth_val_per_class=plan.val_per_class, data_dir=str(out / "synthetic"), epochs=plan.epochs,
                       max_batches=plan.max_batches, optimizer="adamw", lr=lr, weight_decay=1e-4, warmup_epochs=0.0,
-                      batch_size=16, workers=0, device="cpu", seed=seed, quiet=True, context=context,
+                      batch_size=16, workers=0, device="cpu", seed=seed, synth_seed=0, quiet=True, context=context,
                       out=str(out / f"{shift}{f'_context{context}' if context else ''}_seed{seed}"))
     if reuse and (Path(cfg.out) / "last.safetensors").is_file():
         log(f"reusing {Path(cfg.out) / 'last.safetensors'}")

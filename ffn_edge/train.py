@@ -139,6 +139,8 @@ class TrainConfig:
     synth_val_per_class: int = opt(8, "synthetic: validation videos per class")
     synth_frames: int = opt(48, "synthetic: frames per video")
     synth_size: int = opt(64, "synthetic: frame size in pixels")
+    synth_seed: int | None = opt(None, "synthetic: seed of the set (default --seed; give one to train several seeds "
+                                 "on the same set)", type=int)
     # optimisation
     recipe: str = opt("project", "training recipe (docs/training/README.md): lr schedule, classifier lr and init, "
                       "Weight Alteration init, best-checkpoint metric, and defaults of the three options below",
@@ -396,7 +398,7 @@ def synthetic_params(cfg: TrainConfig) -> dict[str, int]:
     """The ``make_synthetic`` arguments of ``--dataset synthetic`` (recorded beside the set it wrote)."""
     return {"num_classes": cfg.synth_classes, "train_per_class": cfg.synth_train_per_class,
             "val_per_class": cfg.synth_val_per_class, "frames": cfg.synth_frames, "size": cfg.synth_size,
-            "seed": cfg.seed}
+            "seed": cfg.seed if cfg.synth_seed is None else cfg.synth_seed}
 
 
 def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_counts: tuple[int, ...],
@@ -429,8 +431,9 @@ def build_data(cfg: TrainConfig, out: Path, item_counts: tuple[int, ...], val_co
     data = {"kind": kind, "val_list": str(Path(val_list).resolve()), "root": str(Path(root).resolve()),
             "template": cfg.template, "start_index": cfg.start_index}
     if cfg.dataset == "synthetic":  # its parameters, not this machine's paths: ffn-eval re-creates it anywhere
-        data = {"kind": "frames", "synthetic": val_spec(cfg.synth_classes, cfg.synth_val_per_class, cfg.synth_frames,
-                                                        cfg.synth_size, cfg.seed)}
+        p = synthetic_params(cfg)
+        data = {"kind": "frames", "synthetic": val_spec(p["num_classes"], p["val_per_class"], p["frames"], p["size"],
+                                                        p["seed"])}
     return train_set, val_set, list(train_set.class_names), data
 
 
@@ -683,6 +686,7 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     old = {k: v for k, v in extra.get("train_config", {}).items() if k not in RESUME_FREE}
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
     old.setdefault("partial_load", False)  # runs saved before the option existed
+    old.setdefault("synth_seed", None)  # runs saved before the option existed made the set with --seed
     old.setdefault("context", 0)  # runs saved before --context existed trained on clips alone
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)

@@ -49,3 +49,11 @@ def test_a_broken_record_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "synthetic.json").write_text("{not json")
     with pytest.raises(DatasetError, match="cannot read the synthetic set's record"):
         build_data(_cfg(tmp_path), tmp_path, (2, 4), (2, 4), True, False)
+
+
+def test_synth_seed_keeps_one_set_for_several_training_seeds(tmp_path: Path) -> None:
+    build_data(_cfg(tmp_path, seed=0, synth_seed=7), tmp_path, (2, 4), (2, 4), True, False)
+    *_, data = build_data(_cfg(tmp_path, seed=1, synth_seed=7), tmp_path, (2, 4), (2, 4), True, False)
+    assert data["synthetic"]["seed"] == 7  # the checkpoint records the set it was validated on, for ffn-eval
+    with pytest.raises(DatasetError, match=r"seed 7 \(now 1\)"):
+        build_data(_cfg(tmp_path, seed=1), tmp_path, (2, 4), (2, 4), True, False)

@@ -82,6 +82,7 @@ TRAIN_RANGES: dict[str, tuple[type, float, float, bool]] = {
     "synth_val_per_class": (int, 1, 100_000, False),
     "synth_frames": (int, 1, 100_000, False),
     "synth_size": (int, MIN_INPUT_SIZE, MAX_INPUT_SIZE, False),
+    "synth_seed": (int, 0, 2**32 - 1, False),
     "batch_size": (int, 1, 65_536, False),
     "lr": (float, 0.0, 1000.0, True),
     "warmup_epochs": (float, 0.0, MAX_EPOCHS, False),
