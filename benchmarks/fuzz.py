@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 SURFACES = ("checkpoint", "bundle", "predict", "contract", "options", "cli-train", "cli-export", "cli-run", "sources",
-            "caches", "soak")
+            "caches", "int8", "causal", "steps", "readonly", "threads", "frames", "cli-init", "soak")
 CASE_ALARM_S = 8
 WATCHDOG_S = 90
 MEM_LIMIT = 8 << 30
@@ -92,6 +92,11 @@ def setup(work: Path) -> None:
     for _ in range(20):
         writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     writer.release()
+    try:  # the INT8 and causal bundles (absent from older trees)
+        import fuzz_bundles
+    except ImportError:
+        return
+    fuzz_bundles.setup(work)
 
 
 # ---- checkpoint ------------------------------------------------------------------------------------------
@@ -423,6 +428,14 @@ try:  # the CLI, source and cache surfaces (absent from older trees)
     from fuzz_surfaces import RUNNERS as MORE_RUNNERS
 
     RUNNERS.update(MORE_RUNNERS)
+    from fuzz_bundles import PRELOAD as BUNDLE_PRELOAD
+    from fuzz_bundles import RUNNERS as BUNDLE_RUNNERS
+    from fuzz_live import PRELOAD as LIVE_PRELOAD
+    from fuzz_live import RUNNERS as LIVE_RUNNERS
+
+    RUNNERS.update(BUNDLE_RUNNERS)
+    RUNNERS.update(LIVE_RUNNERS)
+    PRELOAD = {**PRELOAD, **BUNDLE_PRELOAD, **LIVE_PRELOAD}
 except ImportError:
     PRELOAD = {}
 
@@ -543,6 +556,7 @@ def main() -> None:
     import ffn_edge
 
     work = Path(tempfile.mkdtemp(prefix="ffn-fuzz-"))
+    work.chmod(0o755)  # the read-only surface runs its commands as a user without write access
     try:
         t0 = time.perf_counter()
         setup(work)

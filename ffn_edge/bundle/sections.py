@@ -57,6 +57,7 @@ class StepSpec:
 
 
 STEP_KEY = "step"  # key of the StepSpec in manifest.extra
+STEP_SUBNET_META = "ffn_edge.step_subnet"  # a step graph's ONNX metadata: the sub-network it runs
 
 
 def parse_step(extra: dict[str, Any], model_config: dict[str, Any], counts: tuple[int, ...]) -> StepSpec | None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...bundle.manifest import Manifest, resolve
-from ...bundle.sections import StepGraph
+from ...bundle.sections import STEP_SUBNET_META, StepGraph
 from ...core.errors import BundleError, InputError
 from .ort_options import import_onnxruntime, session_options
 
@@ -59,6 +59,10 @@ class StepGraphs:
             except Exception as e:  # ORT raises its own types
                 raise BundleError(f"{self.bundle / g.file}: ONNX Runtime cannot load the graph: "
                                   f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+            declared = self._sessions[k].get_modelmeta().custom_metadata_map.get(STEP_SUBNET_META)
+            if declared is not None and declared != str(k):  # older bundles do not say: nothing to compare
+                raise BundleError(f"{self.bundle / g.file}: is the step graph of sub-network {declared[:20]}, the "
+                                  f"manifest lists it for sub-network {k} (files swapped or renamed: re-export)")
         self._lock = threading.Lock()  # ORT sessions may run concurrently, but timings must not overlap
 
     @property
@@ -85,12 +89,32 @@ class StepGraphs:
         if not np.isfinite(frame).all():
             raise InputError("step() frame has NaN or infinite values")
         g = self._graphs[k]
+        self.check_state(g, state)
         with self._lock:
             t0, c0 = time.perf_counter(), time.thread_time()
             out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
                                         {self.spec.input_name: frame[None], **state})
             cpu_ms, wall_ms = (time.thread_time() - c0) * 1000.0, (time.perf_counter() - t0) * 1000.0
         return StepRun(out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}, wall_ms, cpu_ms)
+
+    @staticmethod
+    def check_state(g: StepGraph, state: State) -> None:
+        """``state`` holds exactly ``g``'s buffers, each finite float32 (1, C, H, W); InputError otherwise."""
+        if not isinstance(state, dict):
+            raise InputError(f"step() state must be a dict of sub-network {g.subnet}'s buffers (zero_state(), then "
+                             f"each StepRun.state), got {type(state).__name__}")
+        want = {b.input: (1, *b.shape) for b in g.buffers}
+        if set(state) != set(want):
+            odd = sorted(map(str, set(state) ^ set(want)))
+            raise InputError(f"step() state for sub-network {g.subnet} must hold its {len(want)} buffers; missing or "
+                             f"unknown: {', '.join(odd[:3])}{', ...' if len(odd) > 3 else ''}")
+        for name, shape in want.items():
+            v = state[name]
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.shape != shape:
+                got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+                raise InputError(f"step() buffer {name!r} must be float32 {shape}, got {got}")
+            if not np.isfinite(v).all():
+                raise InputError(f"step() buffer {name!r} has NaN or infinite values")
 
     def check_subnet(self, subnet: int) -> int:
         """``subnet`` if it has a step graph; InputError otherwise."""
