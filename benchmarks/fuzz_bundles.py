@@ -139,7 +139,8 @@ def make_int8(i: int, work: Path, case: Path) -> tuple[Path, str, bool]:
             detail = f"dtype {t.name}={onnx.TensorProto.DataType.Name(t.data_type)}"
         onnx.save_model(proto, str(b / graph))
         _write(b, m, rehash=(graph,))
-        return b, f"{kind}:{detail}", kind == "dtype"
+        bad_scale = kind == "scale" and not (math.isfinite(value) and value > 0)
+        return b, f"{kind}:{detail}", kind == "dtype" or bad_scale
     weights = b / m["weights_file"]
     data = bytearray(weights.read_bytes())
     if kind == "truncate":

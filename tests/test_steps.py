@@ -10,10 +10,10 @@ import shutil
 import numpy as np
 import pytest
 from builders import CAUSAL_SIZE
+from ffn_edge.runtime import FFNRuntime
 
 from ffn_edge.bundle.manifest import seal
 from ffn_edge.core.errors import BundleError, InputError
-from ffn_edge.runtime import FFNRuntime
 
 
 @pytest.fixture(scope="module")
