@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -76,6 +77,8 @@ class OrtBackend:
         with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp, \
                 contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            if wanted_ep != CPU_EP:
+                preload_cuda_libraries(ort)
             for g in graphs:
                 path = resolve(self.bundle, g.file)
                 providers_g = with_trt_profiles(self.providers, manifest, g)
@@ -114,3 +117,18 @@ class OrtBackend:
     def close(self) -> None:
         self.sessions.clear()
         self.pool = None
+
+
+def preload_cuda_libraries(ort: Any) -> None:
+    """Load CUDA and cuDNN from the nvidia-* wheels (``onnxruntime-gpu[cuda,cudnn]``) before a GPU session.
+
+    ONNX Runtime looks for them there only when ``preload_dlls`` asks (or torch loaded them first);
+    without it the CUDA EP cannot start and the session lands on the CPU. A no-op on the CPU build;
+    what it prints (a library it did not find) is dropped: a session that still cannot start names
+    the missing library itself.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # before ONNX Runtime 1.21
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(OSError):
+        preload()
