@@ -31,6 +31,7 @@ from ..core.files import open_regular, parse_json, read_regular
 from .accuracy import AccuracySpec, parse_accuracy
 from .identify import file_given_as_bundle, format_version_message
 from .onnx_refs import GraphInfo, read_graph_info
+from .quant_scales import check_scales
 from .sections import (
     PRECISION_KEY,
     QUANT_KEY,
@@ -323,6 +324,8 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
     for file in sorted({g.file for g in m.graphs}):
         info = _check_graph(root, file, m, (m.input.name,), m.output_name)
         _check_clip_input(root, file, m, info)
+        if m.precision == "int8":
+            check_scales(root, file, read_regular(_inside(root, file), m.files[file]["size"], BundleError))
     for g in step.graphs if step else ():
         info = _check_graph(root, g.file, m, (step.input_name, *(b.input for b in g.buffers)), step.output_name)
         extra = sorted(set(info.inputs) - {step.input_name, *(b.input for b in g.buffers)})
