@@ -100,3 +100,19 @@ def test_step_graphs_without_their_subnetwork_metadata_still_open(causal_bundle,
     with FFNRuntime(b, threads=1, warmup=False) as rt:
         g = rt.step_graphs()
         assert np.isfinite(g.run(FRAME, 0, g.zero_state(0)).logits).all()
+
+
+def test_a_causal_model_with_a_shift_of_zero_channels_exports_and_runs_online(tmp_path, video):
+    """At width 1/16 a ResNet-18's first stage has 4 channels, and 4 // shift_div 8 = 0 are shifted: that
+    buffer is empty. The exporter wrote such a bundle, then refused it at its own final check."""
+    import builders
+    from ffn_edge.export import export_bundle
+
+    ckpt = builders.save_tiny_checkpoint(tmp_path / "c.safetensors", "tsm_resnet18", ["a", "b", "c"], (2, 4),
+                                         0.0625, CAUSAL_SIZE, CAUSAL_SIZE, shift="causal", perturb=builders.STRONG)
+    export_bundle(ckpt, (2, 4), tmp_path / "c.ffn", n_verify=1)  # the step graphs' parity is checked
+    with FFNRuntime(tmp_path / "c.ffn", threads=1) as rt:
+        g = rt.step_graphs()
+        assert any(b.shape[0] == 0 for b in g.spec.graphs[0].buffers)
+        results = list(rt.online_stream(str(video), max_decisions=6))
+    assert len(results) == 6 and results[-1].prediction is not None
