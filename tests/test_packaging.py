@@ -193,3 +193,14 @@ def test_the_readme_installs_the_extras_that_exist():
     for extra in re.findall(r'pip install (?:-e )?"\.?[^"\[]*\[([^\]]+)\]"', readme):
         assert set(extra.split(",")) <= set(EXTRAS), extra
     assert "python -m build --wheel" in readme and '.whl[cpu-headless]"' in readme
+
+
+def test_jetson_instructions_keep_jetpacks_opencv():
+    """Ubuntu's python3-opencv is another OpenCV build than JetPack's (NVIDIA's nvidia-opencv / libopencv-python,
+    with GStreamer); apt-installing it on a Jetson replaces JetPack's. No instruction may name it."""
+    from ffn_edge.core.deps import HINTS
+
+    readme = (ROOT / "README.md").read_text()
+    assert "apt install python3-libnvinfer nvidia-opencv" in readme
+    assert not re.search(r"apt(-get)? install[^\n]*python3-opencv", readme)
+    assert "python3-opencv" not in HINTS["cv2"] and "nvidia-opencv" in HINTS["cv2"]

@@ -30,7 +30,7 @@ HINTS = {
     "onnxruntime": f"ONNX Runtime is not installed: {ORT_HINT}",
     "cv2": ("OpenCV is not installed: pip install opencv-python-headless (servers, boards) or opencv-python "
             "(windows for --show), as in the [cpu-headless] / [cpu] extras of ffn-edge; on Jetson, JetPack's "
-            "python3-opencv seen from a venv made with --system-site-packages"),
+            "OpenCV (apt nvidia-opencv: libopencv-python) seen from a venv made with --system-site-packages"),
     "tensorrt": f"TensorRT is not installed: {TENSORRT_HINT}",
     "torch": ("PyTorch is not installed: pip install torch --index-url https://download.pytorch.org/whl/cpu "
               f"(or a CUDA build), then {_TRAIN}"),
