@@ -147,7 +147,7 @@ def make_int8(i: int, work: Path, case: Path) -> tuple[Path, str, bool]:
         data = data[: int(rng.integers(len(data)))]
     else:
         for _ in range(int(rng.integers(1, 64))):
-            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+            data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))  # never the same byte
     weights.write_bytes(bytes(data))
     if kind == "weights":  # not re-hashed: the sha256 check refuses it
         return b, kind, True
@@ -193,7 +193,7 @@ def make_causal(i: int, work: Path, case: Path) -> tuple[Path, str, bool]:
         g = step["graphs"][int(rng.integers(len(step["graphs"])))]
         buf = g["buffers"][int(rng.integers(len(g["buffers"])))]
         axis = int(rng.integers(3))
-        buf["shape"][axis] = int(max(1, buf["shape"][axis] + int(rng.choice([-1, 1, 7]))))
+        buf["shape"][axis] = buf["shape"][axis] + int(rng.choice([1, 7]))  # never the same shape
         _write(b, m)
         return b, f"shape {buf['input']} -> {buf['shape']}", True
     files = [g["file"] for g in step["graphs"]]
@@ -214,8 +214,9 @@ def make_causal(i: int, work: Path, case: Path) -> tuple[Path, str, bool]:
         data = bytearray((b / target).read_bytes())
         data[int(rng.integers(len(data)))] ^= 0xFF
         (b / target).write_bytes(bytes(data))
-        if rng.random() < 0.5:
+        if rng.random() < 0.5:  # re-hashed and re-sealed: a changed number in a graph is a valid graph
             _write(b, m, rehash=(target,))
+            return b, "corrupt_resealed", False
         return b, kind, True
     if kind == "shift":
         m["model_config"]["shift"] = "bidirectional"

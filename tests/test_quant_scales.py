@@ -66,3 +66,28 @@ def test_a_changed_but_valid_scale_opens(int8_bundle, private_copy):
     _set_scale(b, 0.5)
     with FFNRuntime(b, threads=1, warmup=False) as rt:
         assert rt.manifest.precision == "int8"
+
+
+def test_a_graph_that_loads_but_cannot_compute_is_one_bundle_line(int8_bundle, private_copy):
+    """A huge but valid scale on the pooled features: ORT fuses it into QLinearGlobalAveragePool, which
+    then refuses to run ("parameter out of computation range"): a BundleError naming the graph, not ORT's
+    RuntimeException."""
+    import onnx
+    from onnx import numpy_helper
+
+    b = private_copy(int8_bundle)
+    m = json.loads((b / "manifest.json").read_text())
+    rel = m["graphs"][0]["file"]
+    proto = onnx.load(str(b / rel), load_external_data=False)
+    pooled = next(n.output[0] for n in proto.graph.node if n.op_type == "GlobalAveragePool")
+    scale = next(n.input[1] for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == pooled)
+    t = next(t for t in proto.graph.initializer if t.name == scale)
+    t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, 1e38, np.float32), scale))
+    onnx.save_model(proto, str(b / rel))
+    data = (b / rel).read_bytes()
+    m["files"][rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (b / "manifest.json").write_text(json.dumps(seal(m)))
+    frames = m["graphs"][0]["frames"]
+    with FFNRuntime(b, threads=1, warmup=False) as rt, pytest.raises(BundleError, match="failed running it") as e:
+        rt.predict([np.full((40, 48, 3), 100, np.uint8)] * frames, n=frames)
+    assert rel in str(e.value) and "\n" not in str(e.value)

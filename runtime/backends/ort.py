@@ -69,6 +69,7 @@ class OrtBackend:
         if self.share_weights:
             register_shared_arena()
         self.sessions: dict[int, Any] = {}
+        self._files: dict[int, str] = {}
         self._input = manifest.input.name
         self._output = manifest.output_name
         # Mapped files may be unlinked once mapped (POSIX); elsewhere the directory may outlive us.
@@ -103,6 +104,7 @@ class OrtBackend:
                                          "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)"))
                 session.disable_fallback()
                 self.sessions[g.frames] = session
+                self._files[g.frames] = g.file
         self.frame_counts = tuple(sorted(self.sessions))
         self.active_providers: list[str] = next(iter(self.sessions.values())).get_providers()
         self.name = f"onnxruntime[{self.active_providers[0]}]"
@@ -112,7 +114,13 @@ class OrtBackend:
         session = self.sessions.get(frames)
         if session is None:
             raise ValueError(f"no graph for {frames} frames (have {list(self.frame_counts)})")
-        return session.run([self._output], {self._input: clip})[0]
+        try:
+            return session.run([self._output], {self._input: clip})[0]
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as e:  # ORT's own types: a graph that loaded but cannot compute (a value out of range)
+            raise BundleError(f"{self.bundle / self._files[frames]}: ONNX Runtime failed running it: "
+                              f"{trt_mod.first_line(e)}") from None
 
     def close(self) -> None:
         self.sessions.clear()

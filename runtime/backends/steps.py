@@ -92,8 +92,14 @@ class StepGraphs:
         self.check_state(g, state)
         with self._lock:
             t0, c0 = time.perf_counter(), time.thread_time()
-            out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
-                                        {self.spec.input_name: frame[None], **state})
+            try:
+                out = self._sessions[k].run([self.spec.output_name, *(b.output for b in g.buffers)],
+                                            {self.spec.input_name: frame[None], **state})
+            except (MemoryError, RecursionError):
+                raise
+            except Exception as e:  # ORT's own types: the inputs are checked, so the graph cannot compute
+                raise BundleError(f"{self.bundle / g.file}: ONNX Runtime failed running it: "
+                                  f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
             cpu_ms, wall_ms = (time.thread_time() - c0) * 1000.0, (time.perf_counter() - t0) * 1000.0
         return StepRun(out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}, wall_ms, cpu_ms)
 
