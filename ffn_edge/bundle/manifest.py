@@ -324,8 +324,6 @@ def load_manifest(bundle: str | os.PathLike[str], verify: bool = True) -> Manife
     for file in sorted({g.file for g in m.graphs}):
         info = _check_graph(root, file, m, (m.input.name,), m.output_name)
         _check_clip_input(root, file, m, info)
-        if m.precision == "int8":
-            check_scales(root, file, read_regular(_inside(root, file), m.files[file]["size"], BundleError))
     for g in step.graphs if step else ():
         info = _check_graph(root, g.file, m, (step.input_name, *(b.input for b in g.buffers)), step.output_name)
         extra = sorted(set(info.inputs) - {step.input_name, *(b.input for b in g.buffers)})
@@ -365,10 +363,13 @@ def _check_graph(root: Path, rel: str, m: Manifest, inputs: tuple[str, ...], out
     path = _inside(root, rel)
     if not path.exists():
         raise BundleError(f"{root}: {rel} is listed in the manifest but missing")
+    data = read_regular(path, m.files[rel]["size"], BundleError)
     try:
-        info = read_graph_info(read_regular(path, m.files[rel]["size"], BundleError))
+        info = read_graph_info(data)
     except ValueError as e:
         raise BundleError(f"{root}: {rel} is not a readable ONNX graph ({e})") from None
+    if m.precision == "int8":  # every graph of an INT8 bundle, clip and step graphs alike
+        check_scales(root, rel, data)
     for name in inputs:
         if name not in info.inputs:
             raise BundleError(f"{root}: {rel} has no input {name!r} (inputs: {', '.join(info.inputs)})")
