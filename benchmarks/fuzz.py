@@ -20,9 +20,26 @@ counted too):
   sane; parsing and every check before work starts (``fuzz_surfaces``).
 * ``sources``     streams from a capture reporting odd frame rates, positions, frame shapes and dtypes.
 * ``caches``      the benchmarks' evaluation cache as a FIFO, a folder, a symlink to a device, or corrupt.
+* ``int8``        an INT8 bundle tampered with (``fuzz_bundles``): quantization section values, scales set to
+  NaN / 0 / negative / inf / huge, INT8 weights retyped, weight bytes changed or truncated, precision
+  swapped; each change bare, re-hashed, or re-hashed and re-sealed; then open and one prediction.
+* ``causal``      a causal bundle's step section edited or removed, buffer shapes changed, step graphs
+  swapped between sub-networks or replaced by a clip graph, bytes flipped, the shift made bidirectional;
+  then open, every step graph once and six online steps.
+* ``steps``       ``FFNRuntime.step_graphs()`` / ``StepGraphs.run`` on odd frames, sub-networks and buffer
+  states (missing, extra, retyped, reshaped, NaN), and on a bundle without step graphs.
+* ``readonly``    ``chmod -R a-w`` copies of the bundles: ffn-run (window and online), ffn-export over and
+  into them, ``ffn-export engines``, run as a user without write access (root writes through modes).
+* ``threads``     a window, online or multi-stream running while three threads call its live setters
+  (budgets, caps, weights, add / remove, close) with good and bad values.
+* ``frames``      sources whose frame size changes mid-file: an image folder of mixed sizes and kinds, an
+  MJPEG file changing resolution, a capture changing shape; window and online streams.
+* ``cli-init``    ``ffn-train --init`` given checkpoints of other models, bundles and their files, media,
+  junk and special files, with random methods, recipes, shifts and ``--partial-load``.
 * ``soak``        10,000 ``predict`` calls through the public API; RSS growth after a 500-call warm-up.
 
-The new surfaces also count ``touched``: a case that changed any file outside its own folder.
+The CLI, source, cache and init surfaces also count ``touched``: a case that changed any file outside its
+own folder (``readonly`` counts a change to its read-only copies).
 
 Outcomes per input: ``ok`` (accepted), ``documented`` (an FFNError), ``undocumented`` (any other exception,
 RecursionError and MemoryError included), ``hang``, ``crash``, and ``silent`` (accepted although it must not
@@ -56,7 +73,7 @@ from typing import Any
 import numpy as np
 
 SURFACES = ("checkpoint", "bundle", "predict", "contract", "options", "cli-train", "cli-export", "cli-run", "sources",
-            "caches", "soak")
+            "caches", "int8", "causal", "steps", "readonly", "threads", "frames", "cli-init", "soak")
 CASE_ALARM_S = 8
 WATCHDOG_S = 90
 MEM_LIMIT = 8 << 30
@@ -92,6 +109,11 @@ def setup(work: Path) -> None:
     for _ in range(20):
         writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     writer.release()
+    try:  # the INT8 and causal bundles (absent from older trees)
+        import fuzz_bundles
+    except ImportError:
+        return
+    fuzz_bundles.setup(work)
 
 
 # ---- checkpoint ------------------------------------------------------------------------------------------
@@ -423,6 +445,14 @@ try:  # the CLI, source and cache surfaces (absent from older trees)
     from fuzz_surfaces import RUNNERS as MORE_RUNNERS
 
     RUNNERS.update(MORE_RUNNERS)
+    from fuzz_bundles import PRELOAD as BUNDLE_PRELOAD
+    from fuzz_bundles import RUNNERS as BUNDLE_RUNNERS
+    from fuzz_live import PRELOAD as LIVE_PRELOAD
+    from fuzz_live import RUNNERS as LIVE_RUNNERS
+
+    RUNNERS.update(BUNDLE_RUNNERS)
+    RUNNERS.update(LIVE_RUNNERS)
+    PRELOAD = {**PRELOAD, **BUNDLE_PRELOAD, **LIVE_PRELOAD}
 except ImportError:
     PRELOAD = {}
 
@@ -543,6 +573,7 @@ def main() -> None:
     import ffn_edge
 
     work = Path(tempfile.mkdtemp(prefix="ffn-fuzz-"))
+    work.chmod(0o755)  # the read-only surface runs its commands as a user without write access
     try:
         t0 = time.perf_counter()
         setup(work)

@@ -151,6 +151,43 @@ def run_cli_run(i: int, work: Path, case: Path) -> tuple[str, str]:
     return through_run_cli("ffn-run", run, argv) or ("silent", f"{flag}: ran on a missing bundle")
 
 
+def _init_paths(work: Path, case: Path, rng: np.random.Generator) -> tuple[str, bool]:
+    """(an --init value, is it a checkpoint?): checkpoints of other models, bundles and their parts, media, junk."""
+    junk = case / "junk.safetensors"
+    blob = (work / "base.safetensors").read_bytes()
+    junk.write_bytes([blob[: len(blob) // 2], b"", b"\0" * 64, rng.bytes(300)][int(rng.integers(4))])
+    ffn = work / "base.ffn"
+    pool = [(work / "base.safetensors", True), (work / "causal.safetensors", True), (ffn, False),
+            (ffn / "manifest.json", False), (ffn / "weights.bin", False), (ffn / "f2.onnx", False),
+            (work / "int8.ffn", False), (work / "clip.avi", False), (junk, False), (case / "missing", False),
+            (case, False), (Path(_paths(work, case)[0]), False), (Path("/dev/null"), False)]
+    path, is_ckpt = pool[int(rng.integers(len(pool)))]
+    return str(path), is_ckpt
+
+
+def run_cli_init(i: int, work: Path, case: Path) -> tuple[str, str]:
+    """``ffn-train --init`` / ``--recipe`` / ``--partial-load`` as far as the models are built and loaded."""
+    from ffn_edge.train import TrainConfig, build_models, build_parser, plan, resolve
+
+    rng = np.random.default_rng(75_000 + i)
+    init, is_ckpt = _init_paths(work, case, rng)
+    method = ["ffn", "ffn", "st", "finetune", "mixed"][int(rng.integers(5))]
+    argv = ["--width-mult", str(rng.choice(["0.0625", "0.125"])), "--method", method, "--init", init,
+            "--recipe", str(rng.choice(["project", "paper"])), "--arch", str(rng.choice(["tsm_resnet18",
+                                                                                         "tsm_mobilenetv2"])),
+            "--shift", str(rng.choice(["bidirectional", "causal"])), "--frame-counts",
+            *[str(n) for n in [(2, 4), (4, 8), (2, 4, 8)][int(rng.integers(3))]], "--out", str(case / "run")]
+    if rng.random() < 0.3:
+        argv.append("--partial-load")
+    args = build_parser().parse_args(argv)
+    cfg = resolve(TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()}))
+    _, model_counts = plan(cfg)
+    build_models(cfg, 3, model_counts)
+    if not is_ckpt:
+        return "silent", f"--init {Path(init).name}: not a checkpoint, loaded"
+    return "ok", f"{method} {Path(init).name}"
+
+
 # ---- sources with odd metadata ------------------------------------------------------------------------------
 class OddCapture:
     """A capture whose frame rate, position and frames come from the fuzz case."""
@@ -236,7 +273,8 @@ def _preload_reproduce() -> None:
 # imports a surface needs, done by the child before its first case (an alarm must not cut an import short)
 PRELOAD = {"caches": _preload_reproduce, "cli-train": lambda: __import__("ffn_edge.train"),
            "cli-export": lambda: __import__("ffn_edge.export.cli"),
-           "cli-run": lambda: __import__("ffn_edge.runtime.app.cli")}
+           "cli-run": lambda: __import__("ffn_edge.runtime.app.cli"), "cli-init": lambda: __import__("ffn_edge.train")}
 
 RUNNERS = {"cli-train": guarded(run_cli_train), "cli-export": guarded(run_cli_export),
-           "cli-run": guarded(run_cli_run), "sources": guarded(run_sources), "caches": guarded(run_caches)}
+           "cli-run": guarded(run_cli_run), "cli-init": guarded(run_cli_init),
+           "sources": guarded(run_sources), "caches": guarded(run_caches)}

@@ -31,7 +31,7 @@ from onnx import numpy_helper
 from .. import __version__
 from ..bundle.accuracy import ACCURACY_KEY, AccuracySpec
 from ..bundle.manifest import GraphEntry, InputSpec, Manifest, file_entry, load_manifest, write_manifest
-from ..bundle.sections import PRECISION_KEY, QUANT_KEY, STEP_KEY, StepBuffer
+from ..bundle.sections import PRECISION_KEY, QUANT_KEY, STEP_KEY, STEP_SUBNET_META, StepBuffer
 from ..checkpoint import CheckpointMeta, load_checkpoint
 from ..core.atomic import cleanup_stale, discard, replace_dir, staging_dir
 from ..core.sampling import nearest_subnet
@@ -202,6 +202,8 @@ def _build(model: VideoClassifier, meta: CheckpointMeta, ckpt: Path, frames: tup
         graphs, quantization = quantize_graphs(graphs, plan, subnet_of, meta, int8, tmp, clips,
                                                {file: buffers for file, buffers in steps.values()})
     sharing = share_weights(graphs, tmp, WEIGHTS_FILE, params)
+    for k, (file, _) in steps.items():  # the runtime refuses a step graph listed for another sub-network
+        onnx.helper.set_model_props(graphs[file], {STEP_SUBNET_META: str(k)})
     for file, proto in graphs.items():
         onnx.save_model(proto, str(tmp / file))
         check_graph(tmp / file)

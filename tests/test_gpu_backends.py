@@ -148,3 +148,22 @@ def test_a_session_on_the_cpu_names_the_provider_library_that_did_not_load(bundl
     with pytest.raises(ConfigError, match=r"landed on CPUExecutionProvider: its library does not load: "
                                           r"libcublasLt.so.12: cannot open \(CUDAExecutionProvider\)\)$"):
         OrtBackend(bundle, load_manifest(bundle), ort_providers("cuda"), threads=1, share_weights=False)
+
+
+def test_a_gpu_session_preloads_the_cuda_wheels_quietly_and_a_cpu_one_does_not(bundle, monkeypatch, capsys):
+    """onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as wheels, which ONNX Runtime finds only after
+    ``preload_dlls``; what that prints must not reach stdout (a --json stream) or add stderr lines."""
+    calls = []
+
+    def preload():
+        calls.append(1)
+        print("WARNING: libcudnn.so.9 not found in nvidia site-packages")
+
+    monkeypatch.setattr(ort, "preload_dlls", preload, raising=False)
+    OrtBackend(bundle, load_manifest(bundle), ort_providers("cpu"), threads=1, share_weights=False).close()
+    assert calls == []
+    with pytest.raises(ConfigError):  # this onnxruntime lands a CUDA session on the CPU
+        OrtBackend(bundle, load_manifest(bundle), ort_providers("cuda"), threads=1, share_weights=False)
+    assert calls == [1]
+    out = capsys.readouterr()
+    assert "libcudnn" not in out.out + out.err

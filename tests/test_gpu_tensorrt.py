@@ -151,7 +151,7 @@ def test_building_without_cuda_python_says_what_to_install(bundle, monkeypatch):
     for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
     monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/nvidia-smi")  # an nvidia-smi is no substitute
-    with pytest.raises(ConfigError, match=r"cuda-python is not installed: pip install 'cuda-python>=12.3,<13'"):
+    with pytest.raises(ConfigError, match=r"bindings are not installed: pip install 'cuda-bindings>=13,<14'"):
         export_trt.build_engines(bundle)
 
 

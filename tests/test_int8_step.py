@@ -117,3 +117,11 @@ def test_step_section_precision_defaults_to_fp32_and_must_match_the_bundle(causa
         parse_step({**extra, "step": {**extra["step"], "precision": "int8"}}, cfg, counts)
     with pytest.raises(BundleError, match="precision must be one of"):
         parse_step({**extra, "step": {**extra["step"], "precision": "int4"}}, cfg, counts)
+
+
+def test_int8_step_graphs_name_their_sub_network(bundle) -> None:
+    from ffn_edge.bundle.sections import STEP_SUBNET_META
+
+    for g in load_manifest(bundle).step.graphs:  # quantization rewrites the graphs; the name must survive it
+        props = {p.key: p.value for p in onnx.load(str(bundle / g.file), load_external_data=False).metadata_props}
+        assert props.get(STEP_SUBNET_META) == str(g.subnet)

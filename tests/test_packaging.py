@@ -50,14 +50,17 @@ def test_cpu_and_gpu_onnxruntime_are_alternatives_never_together():
 
 
 @pytest.mark.parametrize("extra,dist,ok,bad", [
-    ("tensorrt", "tensorrt-cu12", ["10.3.0", "10.16.1.11"], ["10.0.1", "10.2.0", "11.0.0.114", "11.4.0.106"]),
-    ("tensorrt", "cuda-python", ["12.3.0", "12.9.4"], ["11.8.7", "13.0.0", "13.4.4"]),
+    ("tensorrt-cu12", "tensorrt-cu12", ["10.3.0", "10.16.1.11"], ["10.0.1", "10.2.0", "11.0.0.114", "11.4.0.106"]),
+    ("tensorrt-cu12", "cuda-bindings", ["12.8.0", "12.9.10"], ["11.8.7", "13.0.0", "13.5.0"]),
     ("tensorrt-cu13", "tensorrt-cu13", ["11.0.0.114", "11.4.0.106"], ["10.16.1.11", "12.0.0"]),
-    ("tensorrt-cu13", "cuda-python", ["13.0.0", "13.4.4"], ["12.9.4", "14.0.0"]),
+    ("tensorrt-cu13", "cuda-bindings", ["13.0.0", "13.5.0"], ["12.9.10", "14.0.0"]),
+    ("tensorrt", "tensorrt-cu13", ["11.0.0.114", "11.4.0.106"], ["10.16.1.11", "12.0.0"]),
     ("jetson", "cuda-python", ["12.6.2.post1", "12.9.4"], ["13.0.0"]),
     ("jetson", "numpy", ["1.24.4", "1.26.4"], ["1.21.5", "2.0.0", "2.2.6"]),  # JetPack's cv2 is built for numpy 1
     ("cpu", "onnxruntime", ["1.17.0", "1.32.0"], ["1.16.3", "2.0.0"]),
-    ("gpu", "onnxruntime-gpu", ["1.17.0", "1.31.1"], ["1.16.3", "2.0.0"]),
+    ("gpu-cu12", "onnxruntime-gpu", ["1.21.0", "1.26.0"], ["1.20.2", "1.27.0", "1.31.1"]),
+    ("gpu-cu13", "onnxruntime-gpu", ["1.27.0", "1.31.1"], ["1.26.0", "2.0.0"]),
+    ("gpu", "onnxruntime-gpu", ["1.27.0", "1.31.1"], ["1.26.0", "2.0.0"]),
     ("cpu", "opencv-python", ["4.8.0.74", "5.0.0.93"], ["4.7.0.72", "6.0.0"]),
     ("train", "torch", ["2.3.0", "2.13.0"], ["2.1.0", "2.2.2"]),  # torch.amp.GradScaler, device_id
 ])
@@ -67,11 +70,39 @@ def test_versions_are_bounded_to_what_the_code_supports(extra, dist, ok, bad):
     assert not any(spec.contains(v, prereleases=True) for v in bad), (spec, bad)
 
 
+# onnxruntime-gpu on PyPI is built for CUDA 12 up to this version and for CUDA 13 after it (its
+# [cuda] extra: nvidia-cuda-runtime-cu12 ~= 12.0 in 1.26.0, -cu13 ~= 13.0 in 1.27.0; read from the registry)
+LAST_ORT_CUDA12 = "1.26.0"
+CUDA_MAJOR_OF_EXTRA = {"gpu-cu12": 12, "gpu-cu12-headless": 12, "gpu-cu13": 13, "gpu-cu13-headless": 13, "gpu": 13,
+                       "gpu-headless": 13, "tensorrt-cu12": 12, "tensorrt-cu13": 13, "tensorrt": 13}
+
+
+@pytest.mark.parametrize("extra", sorted(CUDA_MAJOR_OF_EXTRA))
+def test_every_gpu_extra_pins_one_cuda_major(extra):
+    """An extra whose versions span two CUDA majors installs whichever pip finds (Python 3.10 silently got
+    a CUDA 12 onnxruntime-gpu under a CUDA 13 README); the CUDA libraries come as wheels of that major."""
+    major = CUDA_MAJOR_OF_EXTRA[extra]
+    got = reqs(extra)
+    assert "cuda-python" not in got  # the bindings are pinned themselves: cuda-bindings
+    if "onnxruntime-gpu" in got:
+        r = got["onnxruntime-gpu"]
+        assert {"cuda", "cudnn"} <= r.extras, r
+        cu12 = ["1.21.0", "1.23.2", LAST_ORT_CUDA12]
+        cu13 = ["1.27.0", "1.31.1", "1.99.0"]
+        assert all(r.specifier.contains(v) == (major == 12) for v in cu12), r
+        assert all(r.specifier.contains(v) == (major == 13) for v in cu13), r
+    if "cuda-bindings" in got:
+        spec = got["cuda-bindings"].specifier
+        assert spec.contains(f"{major}.9.0") and not spec.contains(f"{major - 1}.9.0")
+        assert not spec.contains(f"{major + 1}.0.0")
+        assert f"tensorrt-cu{major}" in got
+
+
 def test_tensorrt_extras_match_the_majors_the_code_supports():
     major, minor = trt_mod.MIN_VERSION
-    spec = reqs("tensorrt")["tensorrt-cu12"].specifier
+    spec = reqs("tensorrt-cu12")["tensorrt-cu12"].specifier
     assert spec.contains(f"{major}.{minor}.0") and not spec.contains(f"{major}.{minor - 1}.0")
-    majors = {int(str(s.version).split(".")[0]) for x in ("tensorrt", "tensorrt-cu13")
+    majors = {int(str(s.version).split(".")[0]) for x in ("tensorrt-cu12", "tensorrt-cu13")
               for d, r in reqs(x).items() if d.startswith("tensorrt") for s in r.specifier if s.operator == ">="}
     assert majors == set(trt_mod.SUPPORTED_MAJORS)
     # fp16 on TensorRT 11 converts graphs to fp16 on the device: the onnx tools come with that extra
@@ -81,7 +112,7 @@ def test_tensorrt_extras_match_the_majors_the_code_supports():
 def test_jetson_takes_tensorrt_opencv_and_onnxruntime_from_jetpack():
     for env in (X86, JETSON):
         assert set(reqs("jetson", env)) == {"cuda-python", "numpy"}
-    assert reqs("tensorrt", JETSON).keys() == {"cuda-python"}  # no pip TensorRT over JetPack's apt one
+    assert reqs("tensorrt-cu12", JETSON).keys() == {"cuda-bindings"}  # no pip TensorRT over JetPack's apt one
 
 
 def test_run_sh_and_ci_install_the_cpu_extra_and_run_gpu_tests_on_request():
@@ -108,7 +139,8 @@ def test_every_extra_resolves_without_clobbering():
 
 
 def test_headless_extras_take_the_headless_opencv_and_never_both_builds():
-    for extra, ort in (("cpu-headless", "onnxruntime"), ("gpu-headless", "onnxruntime-gpu")):
+    for extra, ort in (("cpu-headless", "onnxruntime"), ("gpu-headless", "onnxruntime-gpu"),
+                       ("gpu-cu12-headless", "onnxruntime-gpu"), ("gpu-cu13-headless", "onnxruntime-gpu")):
         got = reqs(extra)
         assert set(got) == {ort, "opencv-python-headless"}, got
         assert got["opencv-python-headless"].specifier == reqs("cpu")["opencv-python"].specifier
@@ -161,3 +193,14 @@ def test_the_readme_installs_the_extras_that_exist():
     for extra in re.findall(r'pip install (?:-e )?"\.?[^"\[]*\[([^\]]+)\]"', readme):
         assert set(extra.split(",")) <= set(EXTRAS), extra
     assert "python -m build --wheel" in readme and '.whl[cpu-headless]"' in readme
+
+
+def test_jetson_instructions_keep_jetpacks_opencv():
+    """Ubuntu's python3-opencv is another OpenCV build than JetPack's (NVIDIA's nvidia-opencv / libopencv-python,
+    with GStreamer); apt-installing it on a Jetson replaces JetPack's. No instruction may name it."""
+    from ffn_edge.core.deps import HINTS
+
+    readme = (ROOT / "README.md").read_text()
+    assert "apt install python3-libnvinfer nvidia-opencv" in readme
+    assert not re.search(r"apt(-get)? install[^\n]*python3-opencv", readme)
+    assert "python3-opencv" not in HINTS["cv2"] and "nvidia-opencv" in HINTS["cv2"]

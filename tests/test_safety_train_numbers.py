@@ -23,7 +23,7 @@ BAD = [("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lam", "nan"), ("--la
        ("--lam-ramp", "inf"), ("--warmup-epochs", "nan"), ("--warmup-epochs", "inf"), ("--mix-alpha", "0"),
        ("--mix-alpha", "nan"), ("--min-lr", "nan"), ("--clip-grad", "inf"), ("--dropout", "nan"),
        ("--width-mult", "inf"), ("--rho", "nan"), ("--epochs", "1" * 100_000), ("--batch-size", "9" * 5000),
-       ("--frame-counts", "nan")]
+       ("--frame-counts", "nan"), ("--drop-path", "nan"), ("--drop-path", "inf"), ("--drop-path", "1.5")]
 
 
 # Small enough that, were a bad value accepted, the run would end in seconds (and the test fail).

@@ -20,11 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # extra -> {distribution: required major} (None: must be absent)
 EXPECT: dict[str, dict[str, int | None]] = {
     "cpu": {"onnxruntime": 1, "onnxruntime-gpu": None, "tensorrt-cu12": None, "torch": None},
-    "gpu": {"onnxruntime-gpu": 1, "onnxruntime": None},
+    "gpu": {"onnxruntime-gpu": 1, "onnxruntime": None, "nvidia-cuda-runtime": 13},
+    "gpu-cu12": {"onnxruntime-gpu": 1, "onnxruntime": None, "nvidia-cuda-runtime-cu12": 12},
+    "gpu-cu13": {"onnxruntime-gpu": 1, "onnxruntime": None, "nvidia-cuda-runtime": 13},
     "cpu-headless": {"onnxruntime": 1, "opencv-python": None, "onnxruntime-gpu": None},
     "gpu-headless": {"onnxruntime-gpu": 1, "opencv-python": None, "onnxruntime": None},
-    "tensorrt": {"tensorrt-cu12": 10, "cuda-python": 12, "onnxruntime": None},
-    "tensorrt-cu13": {"tensorrt-cu13": 11, "cuda-python": 13},
+    "tensorrt": {"tensorrt-cu13": 11, "cuda-bindings": 13, "onnxruntime": None},
+    "tensorrt-cu12": {"tensorrt-cu12": 10, "cuda-bindings": 12, "onnxruntime": None},
+    "tensorrt-cu13": {"tensorrt-cu13": 11, "cuda-bindings": 13},
     "jetson": {"cuda-python": 12, "numpy": 1, "onnxruntime": None, "opencv-python": None, "tensorrt-cu12": None},
     "metrics": {"prometheus-client": 0, "onnxruntime": None, "opencv-python": None},
     "cpu,train,dev": {"onnxruntime": 1, "onnxruntime-gpu": None, "torch": 2, "cuda-toolkit": None},

@@ -31,6 +31,7 @@ from ..core.files import open_regular, parse_json, read_regular
 from .accuracy import AccuracySpec, parse_accuracy
 from .identify import file_given_as_bundle, format_version_message
 from .onnx_refs import GraphInfo, read_graph_info
+from .quant_scales import check_scales
 from .sections import (
     PRECISION_KEY,
     QUANT_KEY,
@@ -362,10 +363,13 @@ def _check_graph(root: Path, rel: str, m: Manifest, inputs: tuple[str, ...], out
     path = _inside(root, rel)
     if not path.exists():
         raise BundleError(f"{root}: {rel} is listed in the manifest but missing")
+    data = read_regular(path, m.files[rel]["size"], BundleError)
     try:
-        info = read_graph_info(read_regular(path, m.files[rel]["size"], BundleError))
+        info = read_graph_info(data)
     except ValueError as e:
         raise BundleError(f"{root}: {rel} is not a readable ONNX graph ({e})") from None
+    if m.precision == "int8":  # every graph of an INT8 bundle, clip and step graphs alike
+        check_scales(root, rel, data)
     for name in inputs:
         if name not in info.inputs:
             raise BundleError(f"{root}: {rel} has no input {name!r} (inputs: {', '.join(info.inputs)})")

@@ -211,3 +211,46 @@ def read_external_tensors(data: bytes) -> list[ExternalTensor]:
     except UnicodeDecodeError:
         raise ValueError("a name is not valid UTF-8") from None
     return found
+
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _inline_floats(buf: memoryview, span: tuple[int, int]) -> tuple[str, np.ndarray] | None:
+    """TensorProto -> (name, float32 values) when it is a float32 tensor stored inline, else None."""
+    name, dtype, raw, packed = "", 0, None, None
+    for f, w, v in _fields(buf, *span):
+        if f == 2 and w == 0:
+            dtype = v
+        elif f == 8 and w == 2:
+            name = _text(buf, v)
+        elif f == 9 and w == 2:
+            raw = bytes(buf[v[0]:v[1]])
+        elif f == 4 and w == 2:
+            packed = bytes(buf[v[0]:v[1]])
+    data = raw if raw is not None else packed
+    if dtype != 1 or data is None or len(data) % 4:
+        return None
+    return name, np.frombuffer(data, dtype="<f4")
+
+
+def read_qdq_scales(data: bytes) -> dict[str, np.ndarray]:
+    """The main graph's QuantizeLinear / DequantizeLinear scales stored inline, by name (ValueError if malformed)."""
+    buf = memoryview(data)
+    scale_names: set[str] = set()
+    floats: dict[str, np.ndarray] = {}
+    try:
+        for f, w, v in _fields(buf, 0, len(buf)):
+            if f != 7 or w != 2:  # ModelProto.graph
+                continue
+            for f2, w2, v2 in _fields(buf, *v):
+                if f2 == 1 and w2 == 2:  # NodeProto: input 1, op_type 4
+                    parts = [(f3, _text(buf, v3)) for f3, w3, v3 in _fields(buf, *v2) if w3 == 2 and f3 in (1, 4)]
+                    inputs = [t for f3, t in parts if f3 == 1]
+                    if any(f3 == 4 and t in QDQ_OPS for f3, t in parts) and len(inputs) > 1:
+                        scale_names.add(inputs[1])
+                elif f2 == 5 and w2 == 2 and (t := _inline_floats(buf, v2)) is not None:  # initializer
+                    floats[t[0]] = t[1]
+    except UnicodeDecodeError:
+        raise ValueError("a name is not valid UTF-8") from None
+    return {name: floats[name] for name in sorted(scale_names & set(floats))}

@@ -59,6 +59,7 @@ class StepSpec:
 
 
 STEP_KEY = "step"  # key of the StepSpec in manifest.extra
+STEP_SUBNET_META = "ffn_edge.step_subnet"  # a step graph's ONNX metadata: the sub-network it runs
 
 
 def parse_step(extra: dict[str, Any], model_config: dict[str, Any], counts: tuple[int, ...]) -> StepSpec | None:
@@ -151,7 +152,7 @@ def _parse_step(d: dict[str, Any], model_config: dict[str, Any], counts: tuple[i
             buffers.append(StepBuffer(
                 input=V.check_str(f"{at}.input", b["input"], 255),
                 output=V.check_str(f"{at}.output", b["output"], 255),
-                shape=(V.check_int(f"{at}.shape[0]", shape[0], 1, V.MAX_BUFFER_CHANNELS),
+                shape=(V.check_int(f"{at}.shape[0]", shape[0], 0, V.MAX_BUFFER_CHANNELS),  # 0: C // shift_div < 1
                        V.check_int(f"{at}.shape[1]", shape[1], 1, V.MAX_INPUT_SIZE),
                        V.check_int(f"{at}.shape[2]", shape[2], 1, V.MAX_INPUT_SIZE)),
             ))

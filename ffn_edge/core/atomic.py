@@ -68,8 +68,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _staging_folder(out: Path) -> Path:
-    """A new folder beside ``out`` with our exact name form and a marker naming host, boot and PID."""
-    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=ownership.dir_prefix(out.name)))
+    """A new folder beside ``out`` with our exact name form and a marker naming host, boot and PID.
+
+    A folder that cannot be written is named as the user gave it (not the hidden staging name)."""
+    try:
+        folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=ownership.dir_prefix(out.name)))
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise OSError(e.errno, f"{e.strerror}: {out.name} is written there (its new copy is built beside it)",
+                      str(out.parent)) from None
     ownership.write_marker(folder, out.name)
     return folder
 

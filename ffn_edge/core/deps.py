@@ -1,6 +1,6 @@
 """Optional packages: what to install when one is missing, said in one line, in the same words everywhere.
 
-ONNX Runtime and OpenCV are extras (``[cpu]``, ``[cpu-headless]``, ``[gpu]``, ``[gpu-headless]``), not
+ONNX Runtime and OpenCV are extras (``[cpu]``, ``[cpu-headless]``, ``[gpu-cu12]``, ``[gpu-cu13]``, ...), not
 base dependencies, so that a device keeps the builds it has (onnxruntime-gpu, the Jetson wheel,
 JetPack's OpenCV); torch, onnx and the rest of the training tools come with ``[train]``. ffn-edge is
 installed from a checkout or a wheel, not an index, so a hint names the packages pip can fetch and
@@ -21,15 +21,16 @@ from .version import version_line
 _EXTRA = "the [{extra}] extra of ffn-edge (README: Install)"
 _TRAIN = _EXTRA.format(extra="train")
 ORT_HINT = ("pip install onnxruntime (CPU) or onnxruntime-gpu (NVIDIA GPU; one of the two, never both), "
-            "as in the [cpu] / [gpu] extras of ffn-edge; on Jetson, the onnxruntime-gpu wheel built for your JetPack")
-TENSORRT_HINT = ("pip install 'tensorrt-cu12>=10.3,<11' 'cuda-python>=12.3,<13' (x86, CUDA 12 driver: the [tensorrt] "
-                 "extra) or 'tensorrt-cu13>=11,<12' 'cuda-python>=13,<14' (CUDA 13 driver: [tensorrt-cu13]); on "
-                 "JetPack 6 the apt TensorRT plus [jetson] (README: GPU and Jetson)")
+            "as in the [cpu] / [gpu-cu12] / [gpu-cu13] extras of ffn-edge (the CUDA major of your driver); on "
+            "Jetson, the onnxruntime-gpu wheel built for your JetPack")
+TENSORRT_HINT = ("pip install 'tensorrt-cu13>=11,<12' 'cuda-bindings>=13,<14' (x86, CUDA 13 driver: the "
+                 "[tensorrt-cu13] extra) or 'tensorrt-cu12>=10.3,<11' 'cuda-bindings>=12.8,<13' (CUDA 12 driver: "
+                 "[tensorrt-cu12]); on JetPack 6 the apt TensorRT plus [jetson] (README: GPU and Jetson)")
 HINTS = {
     "onnxruntime": f"ONNX Runtime is not installed: {ORT_HINT}",
     "cv2": ("OpenCV is not installed: pip install opencv-python-headless (servers, boards) or opencv-python "
             "(windows for --show), as in the [cpu-headless] / [cpu] extras of ffn-edge; on Jetson, JetPack's "
-            "python3-opencv seen from a venv made with --system-site-packages"),
+            "OpenCV (apt nvidia-opencv: libopencv-python) seen from a venv made with --system-site-packages"),
     "tensorrt": f"TensorRT is not installed: {TENSORRT_HINT}",
     "torch": ("PyTorch is not installed: pip install torch --index-url https://download.pytorch.org/whl/cpu "
               f"(or a CUDA build), then {_TRAIN}"),

@@ -66,6 +66,7 @@ MAX_EPOCHS = 100_000
 TRAIN_RANGES: dict[str, tuple[type, float, float, bool]] = {
     "width_mult": (float, MIN_WIDTH_MULT, MAX_WIDTH_MULT, False),
     "dropout": (float, 0.0, 0.99, False),
+    "drop_path": (float, 0.0, 0.99, False),
     "shift_div": (int, MIN_SHIFT_DIV, MAX_SHIFT_DIV, False),
     "context": (int, 0, MAX_FRAME_COUNT, False),  # --context: frames of other videos before a clip
     "frames": (int, 1, MAX_FRAME_COUNT, False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -68,6 +69,7 @@ class OrtBackend:
         if self.share_weights:
             register_shared_arena()
         self.sessions: dict[int, Any] = {}
+        self._files: dict[int, str] = {}
         self._input = manifest.input.name
         self._output = manifest.output_name
         # Mapped files may be unlinked once mapped (POSIX); elsewhere the directory may outlive us.
@@ -76,6 +78,8 @@ class OrtBackend:
         with tempfile.TemporaryDirectory(prefix="ffn-ort-", ignore_cleanup_errors=True) as tmp, \
                 contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            if wanted_ep != CPU_EP:
+                preload_cuda_libraries(ort)
             for g in graphs:
                 path = resolve(self.bundle, g.file)
                 providers_g = with_trt_profiles(self.providers, manifest, g)
@@ -100,6 +104,7 @@ class OrtBackend:
                                          "check the driver and the CUDA/cuDNN/TensorRT libraries ORT needs)"))
                 session.disable_fallback()
                 self.sessions[g.frames] = session
+                self._files[g.frames] = g.file
         self.frame_counts = tuple(sorted(self.sessions))
         self.active_providers: list[str] = next(iter(self.sessions.values())).get_providers()
         self.name = f"onnxruntime[{self.active_providers[0]}]"
@@ -109,8 +114,29 @@ class OrtBackend:
         session = self.sessions.get(frames)
         if session is None:
             raise ValueError(f"no graph for {frames} frames (have {list(self.frame_counts)})")
-        return session.run([self._output], {self._input: clip})[0]
+        try:
+            return session.run([self._output], {self._input: clip})[0]
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as e:  # ORT's own types: a graph that loaded but cannot compute (a value out of range)
+            raise BundleError(f"{self.bundle / self._files[frames]}: ONNX Runtime failed running it: "
+                              f"{trt_mod.first_line(e)}") from None
 
     def close(self) -> None:
         self.sessions.clear()
         self.pool = None
+
+
+def preload_cuda_libraries(ort: Any) -> None:
+    """Load CUDA and cuDNN from the nvidia-* wheels (``onnxruntime-gpu[cuda,cudnn]``) before a GPU session.
+
+    ONNX Runtime looks for them there only when ``preload_dlls`` asks (or torch loaded them first);
+    without it the CUDA EP cannot start and the session lands on the CPU. A no-op on the CPU build;
+    what it prints (a library it did not find) is dropped: a session that still cannot start names
+    the missing library itself.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # before ONNX Runtime 1.21
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(OSError):
+        preload()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...bundle.manifest import Manifest, resolve
-from ...bundle.sections import StepGraph
+from ...bundle.sections import STEP_SUBNET_META, StepGraph
 from ...core.errors import BundleError, InputError
 from .ort_options import import_onnxruntime, session_options
 
@@ -73,6 +73,7 @@ class StepGraphs:
         for k, g in self._graphs.items():
             self._sessions[k] = load_session(ort, self.bundle, g.file, session_options(threads, shared=False),
                                              ["CPUExecutionProvider"])
+            check_step_subnet(self._sessions[k], self.bundle / g.file, k)
 
     @property
     def subnets(self) -> tuple[int, ...]:
@@ -106,11 +107,35 @@ class StepGraphs:
     def _step(self, frame: np.ndarray, subnet: int, state: State) -> tuple[np.ndarray, State]:
         """The frame's logits (classes,) and the next state; called under the lock."""
         g = self._graphs[subnet]
-        if not isinstance(state, dict):
-            raise InputError(f"this state ({type(state).__name__}) is not from these step graphs' zero_state")
-        out = self._sessions[subnet].run([self.spec.output_name, *(b.output for b in g.buffers)],
-                                         {self.spec.input_name: frame[None], **state})
+        self.check_state(g, state)
+        try:
+            out = self._sessions[subnet].run([self.spec.output_name, *(b.output for b in g.buffers)],
+                                             {self.spec.input_name: frame[None], **state})
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as e:  # ORT's own types: the inputs are checked, so the graph cannot compute
+            raise BundleError(f"{self.bundle / g.file}: ONNX Runtime failed running it: "
+                              f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
         return out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}
+
+    @staticmethod
+    def check_state(g: StepGraph, state: State) -> None:
+        """``state`` holds exactly ``g``'s buffers, each finite float32 (1, C, H, W); InputError otherwise."""
+        if not isinstance(state, dict):
+            raise InputError(f"step() state must be a dict of sub-network {g.subnet}'s buffers (zero_state(), then "
+                             f"each StepRun.state), got {type(state).__name__}")
+        want = {b.input: (1, *b.shape) for b in g.buffers}
+        if set(state) != set(want):
+            odd = sorted(map(str, set(state) ^ set(want)))
+            raise InputError(f"step() state for sub-network {g.subnet} must hold its {len(want)} buffers; missing or "
+                             f"unknown: {', '.join(odd[:3])}{', ...' if len(odd) > 3 else ''}")
+        for name, shape in want.items():
+            v = state[name]
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.shape != shape:
+                got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+                raise InputError(f"step() buffer {name!r} must be float32 {shape}, got {got}")
+            if not np.isfinite(v).all():
+                raise InputError(f"step() buffer {name!r} has NaN or infinite values")
 
     def check_subnet(self, subnet: int) -> int:
         """``subnet`` if it has a step graph; InputError otherwise."""
@@ -130,3 +155,14 @@ def load_session(ort: Any, bundle: Path, file: str, options: Any, providers: lis
     except Exception as e:  # ORT raises its own types
         raise BundleError(f"{bundle / file}: ONNX Runtime cannot load the graph: "
                           f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
+def check_step_subnet(session: Any, path: Path, subnet: int) -> None:
+    """The step graph at ``path`` says it is sub-network ``subnet``'s (files swapped or renamed: BundleError).
+
+    Older bundles' step graphs do not say; nothing to compare then.
+    """
+    declared = session.get_modelmeta().custom_metadata_map.get(STEP_SUBNET_META)
+    if declared is not None and declared != str(subnet):
+        raise BundleError(f"{path}: is the step graph of sub-network {declared[:20]}, the manifest lists it for "
+                          f"sub-network {subnet} (files swapped or renamed: re-export)")

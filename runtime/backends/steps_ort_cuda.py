@@ -22,7 +22,7 @@ from ...core.errors import ConfigError
 from .ort_libs import provider_load_error
 from .ort_options import CPU_EP, import_onnxruntime, ort_providers, provider_name, session_options
 from .step_state import BufferPair, DeviceState, as_device_state
-from .steps import State, StepGraphs, load_session
+from .steps import State, StepGraphs, check_step_subnet, load_session
 
 
 class OrtDeviceStepGraphs(StepGraphs):
@@ -43,6 +43,7 @@ class OrtDeviceStepGraphs(StepGraphs):
         self._sessions = {}
         for k, g in self._graphs.items():
             session = load_session(ort, self.bundle, g.file, session_options(threads, shared=False), self._providers)
+            check_step_subnet(session, self.bundle / g.file, k)
             landed = session.get_providers()[0]
             if landed != wanted:
                 why = provider_load_error(wanted)

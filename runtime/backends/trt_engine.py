@@ -74,8 +74,9 @@ def import_cudart() -> Any:
         try:
             from cuda import cudart
         except ImportError:
-            raise ConfigError("cuda-python is not installed: pip install 'cuda-python>=12.3,<13' for a CUDA 12 "
-                              "driver (JetPack 6), 'cuda-python>=13,<14' for a CUDA 13 driver") from None
+            raise ConfigError("the CUDA Python bindings are not installed: pip install 'cuda-bindings>=13,<14' for a "
+                              "CUDA 13 driver, 'cuda-bindings>=12.8,<13' for a CUDA 12 driver, 'cuda-python>=12.3,<13' "
+                              "on JetPack 6") from None
     return cudart
 
 

@@ -99,7 +99,7 @@ def parse_source(spec: str) -> SourceSpec:
             raise SourceError(
                 f"{text!r} looks like a GStreamer pipeline, but this OpenCV ({cv2.__version__}) is built "
                 "without GStreamer (pip's opencv-python is); install an OpenCV built with GStreamer, "
-                "e.g. JetPack's python3-opencv"
+                "e.g. JetPack's (apt nvidia-opencv)"
             )
         return SourceSpec("gstreamer", text, text)
     camera = re.fullmatch(r"(?:cam|/dev/video)?(\d+)", text)  # cam0, 0, /dev/video0: OpenCV device 0
