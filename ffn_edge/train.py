@@ -108,7 +108,7 @@ class TrainConfig:
     context_teacher: float = opt(0.0, "--context: weight of a term pulling each with-context label towards the "
                                  "same model's label on the clip alone (KL at temperature "
                                  f"{TEACHER_TEMPERATURE:g}, no gradient to the clip-alone label; one extra "
-                                 "forward per step; 0: off)")
+                                 "forward per batch with context; 0: off)")
     frame_counts: tuple[int, ...] = opt(D.FRAME_COUNTS, "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
@@ -590,8 +590,9 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 length = draw_length(context_draw, cfg.context, cfg.context_clean)
                 last = [c.shape[1] for c in clips]
                 if cfg.context_teacher and length and len(labels) > 1:  # the clips alone: targets, no gradient
+                    plain = getattr(step_net, "module", step_net)  # DDP's wrapper: nothing to synchronise here
                     with autocast():
-                        alone = teacher_logits(net, functools.partial(step_net, clips, tuple(range(len(clips))), last))
+                        alone = teacher_logits(net, functools.partial(plain, clips, tuple(range(len(clips))), last))
                 clips = [with_context(c, length) for c in clips]
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))), last)
