@@ -22,9 +22,7 @@ CPUs this process may use (run it under ``taskset -c 0``) with one ONNX Runtime 
    the scene-cut reset (``ffn_edge.runtime.media.scene_cut.SceneCut`` on the frames each
    sub-network gets: at a cut its buffers go back to zeros and its label averages the frames since
    the cut only), and (iv) with the cut reset. Goals: (iv) within 2 points of (ii) at every count,
-   (iv) within 3 points of (i) at the largest count. ``--context-clean P`` / ``--context-teacher W``
-   add a fine-tune with that variant of ``--context`` and its two rows, (ii') and (iv) of that model,
-   each judged against the same goals.
+   (iv) within 3 points of (i) at the largest count.
 4. **Switch flips**: the causal demo model online on a sample video, once at the largest count
    throughout and once switching between the two largest counts every two windows: label changes
    in each run, and at how many switches the first warm label of the new sub-network differs from
@@ -99,11 +97,9 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- models
-def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reuse: bool = False,
-             variant: dict[str, float] | None = None) -> Path:
+def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reuse: bool = False) -> Path:
     """The demo-sized FFN with ``shift``, fine-tuned (or, --quick, trained) on the demo's synthetic set;
-    ``context`` > 0: with carried state (``ffn-train --context``); ``variant``: more TrainConfig fields
-    (``context_clean`` or ``context_teacher``). ``reuse``: an earlier run's checkpoint."""
+    ``context`` > 0: with carried state (``ffn-train --context``). ``reuse``: an earlier run's checkpoint."""
     lr = 1e-3 if plan.init_from_shipped else 3e-3
     cfg = TrainConfig(arch="tsm_resnet18", width_mult=plan.demo_width, shift=shift, frame_counts=plan.counts,
                       dropout=0.2, init=str(SHIPPED) if plan.init_from_shipped else None,
@@ -111,27 +107,15 @@ def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reu
                       synth_val_per_class=plan.val_per_class, data_dir=str(out / "synthetic"), epochs=plan.epochs,
                       max_batches=plan.max_batches, optimizer="adamw", lr=lr, weight_decay=1e-4, warmup_epochs=0.0,
                       batch_size=16, workers=0, device="cpu", seed=seed, quiet=True, context=context,
-                      out=str(out / f"{shift}{f'_context{context}' if context else ''}{_tag(variant)}_seed{seed}"),
-                      **(variant or {}))
+                      out=str(out / f"{shift}{f'_context{context}' if context else ''}_seed{seed}"))
     if reuse and (Path(cfg.out) / "last.safetensors").is_file():
         log(f"reusing {Path(cfg.out) / 'last.safetensors'}")
         return Path(cfg.out) / "last.safetensors"
     t0 = time.perf_counter()
     rec = train(cfg)
-    log(f"fine-tuned {shift} (context {context}{_tag(variant)}) seed {seed}: val top-1 {rec['val_top1']} in "
+    log(f"fine-tuned {shift} (context {context}) seed {seed}: val top-1 {rec['val_top1']} in "
         f"{time.perf_counter() - t0:.0f} s")
     return Path(cfg.out) / "last.safetensors"
-
-
-def _tag(variant: dict[str, float] | None) -> str:
-    """A variant's part of a run or bundle name: ``_clean0.5``, ``_teacher1``."""
-    return "".join(f"_{k.removeprefix('context_')}{v:g}" for k, v in (variant or {}).items())
-
-
-def variant_rows(name: str, label: str) -> dict[str, tuple[str, str]]:
-    """The two rows of a --context variant's model ``name`` (e.g. "clean"): zero buffers, continuous."""
-    return {f"(ii') {label}, zero buffers per video": (name, "reset"),
-            f"(iv) {label}, continuous": (name, "continuous")}
 
 
 def mobilenet(plan: Plan, out: Path) -> Path:
@@ -268,12 +252,10 @@ def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...],
     return {m: list(100.0 * h / len(val)) for m, h in hits.items()}
 
 
-def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path,
-             rows: dict[str, tuple[str, str]] = ROWS) -> dict[str, list[float] | None]:
+def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path) -> dict[str, list[float] | None]:
     """The continuous table of one seed: top-1 (%) per count, row name -> values (None: not run).
 
-    ``bundles``: "clips" (the causal fine-tune on clips), "context" (with carried state) and any
-    variant's model -> bundle; ``rows``: row name -> (model, run how)."""
+    ``bundles``: "clips" (the causal fine-tune on clips) and "context" (with carried state) -> bundle."""
     from torch.utils.data import DataLoader
 
     from ffn_edge.evaluate import evaluate
@@ -287,23 +269,20 @@ def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path,
     for trained, bundle in bundles.items():
         with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
             runs[trained] = stream_top1(rt.step_graphs(), val, order, plan.counts, _scene_cut(meta))
-    for name, (trained, mode) in rows.items():
+    for name, (trained, mode) in ROWS.items():
         out[name] = runs[trained].get(mode)
     return out
 
 
-def continuous_goals(acc: dict[str, list[float] | None],
-                     carried_row: str = "(iv) causal continuous, trained with carried state") -> list[str]:
-    """The two goals on one seed's (or the seeds' mean) table, each with met/MISSED and the measured gaps;
-    ``carried_row``: the row judged as (iv) (a variant's continuous row)."""
-    zero, carried, bidir = (acc["(ii) causal, zero buffers per video"], acc[carried_row],
-                            acc["(i) bidirectional clip"])
+def continuous_goals(acc: dict[str, list[float] | None]) -> list[str]:
+    """The two goals on one seed's (or the seeds' mean) table, each with met/MISSED and the measured gaps."""
+    zero, carried, bidir = (acc["(ii) causal, zero buffers per video"],
+                            acc["(iv) causal continuous, trained with carried state"], acc["(i) bidirectional clip"])
     gaps = [z - c for z, c in zip(zero, carried, strict=True)]
     top = bidir[-1] - carried[-1]
-    iv = carried_row.split(",")[0] if carried_row.startswith("(iv) --") else "(iv)"
-    return [f"(ii) - {iv} at each count: {' / '.join(f'{g:+.1f}' for g in gaps)} points "
+    return [f"(ii) - (iv) at each count: {' / '.join(f'{g:+.1f}' for g in gaps)} points "
             f"(goal <= 2 at every count: {'met' if max(gaps) <= 2.0 else 'MISSED'})",
-            f"(i) - {iv} at the largest count: {top:+.1f} points (goal <= 3: {'met' if top <= 3.0 else 'MISSED'})"]
+            f"(i) - (iv) at the largest count: {top:+.1f} points (goal <= 3: {'met' if top <= 3.0 else 'MISSED'})"]
 
 
 def print_continuous(plan: Plan, tables: dict[int, dict[str, list[float] | None]], context: int) -> None:
@@ -327,11 +306,9 @@ def print_continuous(plan: Plan, tables: dict[int, dict[str, list[float] | None]
         print(f"\nscene-cut reset: SceneCut at its default threshold {cut().threshold:g} on the frames each "
               "sub-network gets; at a cut its buffers restart from zeros and its label averages the frames since")
     print()
-    carried = [name for name in mean if name.startswith("(iv)")]
     for seed, acc in [*tables.items(), ("mean", mean)]:
-        for row in carried:
-            for line in continuous_goals(acc, row):
-                print(f"seed {seed}: {line}")
+        for line in continuous_goals(acc):
+            print(f"seed {seed}: {line}")
 
 
 class _Alternate:
@@ -432,17 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                     "with the same options left in --out instead of training and exporting them again")
     ap.add_argument("--context", type=int, default=CONTEXT,
                     help=f"--context of the fine-tune with carried state (default {CONTEXT})")
-    ap.add_argument("--context-clean", type=float, default=0.0, metavar="P",
-                    help="also fine-tune with ffn-train --context-clean P, in (0, 1], and add its rows")
-    ap.add_argument("--context-teacher", type=float, default=0.0, metavar="W",
-                    help="also fine-tune with ffn-train --context-teacher W, in (0, 1000], and add its rows")
     args = ap.parse_args(argv)
     if not 1 <= args.context <= 256:
         ap.error("--context must be in [1, 256]")
-    if not 0.0 <= args.context_clean <= 1.0 or not 0.0 <= args.context_teacher <= 1000.0:
-        ap.error("--context-clean must be in [0, 1] and --context-teacher in [0, 1000]")
-    variants = {name: {f"context_{name}": value} for name, value in
-                (("clean", args.context_clean), ("teacher", args.context_teacher)) if value > 0.0}
     plan = QUICK if args.quick else Plan()
     if args.epochs is not None:
         if args.epochs < 1:
@@ -460,8 +429,6 @@ def main(argv: list[str] | None = None) -> int:
     ckpts = {("causal", seed): finetune(plan, "causal", seed, out, reuse=args.reuse) for seed in plan.seeds}
     ckpts.update({("context", seed): finetune(plan, "causal", seed, out, args.context, args.reuse)
                   for seed in plan.seeds})
-    ckpts.update({(name, seed): finetune(plan, "causal", seed, out, args.context, args.reuse, variant)
-                  for name, variant in variants.items() for seed in plan.seeds})
     for seed in plan.seeds:  # the shipped (converged) checkpoint, or --quick's tiny model trained alike
         ckpts[("bidirectional", seed)] = (SHIPPED if plan.init_from_shipped
                                           else finetune(plan, "bidirectional", plan.seeds[0], out))
@@ -470,19 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     context_bundles = {seed: export(ckpts[("context", seed)], plan,
                                     out / f"demo_causal_context{args.context}_seed{seed}.ffn", args.quick, args.reuse)
                        for seed in plan.seeds}
-    models_of = {seed: {"clips": bundles[seed], "context": context_bundles[seed]} for seed in plan.seeds}
-    rows = dict(ROWS)
-    for name, variant in variants.items():
-        (field, value), = variant.items()
-        rows.update(variant_rows(name, f"--context {args.context} --{field.replace('_', '-')} {value:g}"))
-        for seed in plan.seeds:
-            models_of[seed][name] = export(ckpts[(name, seed)], plan, out / f"demo_causal_context{args.context}"
-                                           f"{_tag(variant)}_seed{seed}.ffn", args.quick, args.reuse)
     if args.only is None:
         flip_video = latency_parts(plan, models, bundles[plan.seeds[0]], out, args.quick)
 
     load = os.getloadavg()[0]
-    tables = {seed: accuracy(plan, ckpts[("bidirectional", seed)], models_of[seed], out / "synthetic", rows)
+    tables = {seed: accuracy(plan, ckpts[("bidirectional", seed)],
+                             {"clips": bundles[seed], "context": context_bundles[seed]}, out / "synthetic")
               for seed in plan.seeds}
     print_continuous(plan, tables, args.context)
     print(f"(load average {load:.2f} before the table, {os.getloadavg()[0]:.2f} after)")

@@ -16,8 +16,7 @@ Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 3
 sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
 Online mode: ``--shift causal`` trains the causal variant the step graphs run; ``--context MAX`` also
 precedes each clip by up to MAX frames of other videos, state carried, and takes the loss on the label a
-continuous stream gives (``train_context``); ``--context-clean P`` / ``--context-teacher W`` are its two
-variants for what it costs at zero buffers.
+continuous stream gives (``train_context``).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
@@ -43,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -76,7 +74,7 @@ from .importers.pretrained import create_model_pretrained, is_named
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier
 from .recipes import RECIPES, init_model, param_groups, step_factor
-from .train_context import TEACHER_TEMPERATURE, draw_length, invariance_kl, tail_logits, teacher_logits, with_context
+from .train_context import draw_length, tail_logits, with_context
 from .weights_load import load_init
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
@@ -103,12 +101,6 @@ class TrainConfig:
     context: int = opt(0, "--shift causal: precede each clip by up to this many frames of other videos (length "
                        "drawn per batch, 0 included), shift state carried, loss on the last n frames' labels as an "
                        "online stream gives them (0: off; more than the network's shift layers only costs time)")
-    context_clean: float = opt(0.0, "--context: share of the batches given no context at all (before the length "
-                               "draw), so the model keeps seeing clips as a stream's start or a reset does")
-    context_teacher: float = opt(0.0, "--context: weight of a term pulling each with-context label towards the "
-                                 "same model's label on the clip alone (KL at temperature "
-                                 f"{TEACHER_TEMPERATURE:g}, no gradient to the clip-alone label; one extra "
-                                 "forward per batch with context; 0: off)")
     frame_counts: tuple[int, ...] = opt(D.FRAME_COUNTS, "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
@@ -337,8 +329,6 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--loss/--lam-ramp apply to --method ffn")
     if cfg.context and cfg.shift != "causal":
         raise ConfigError("--context needs --shift causal (a bidirectional model cannot carry state between frames)")
-    if (cfg.context_clean or cfg.context_teacher) and not cfg.context:
-        raise ConfigError("--context-clean/--context-teacher need --context MAX (they change how context is trained)")
     return dataclasses.replace(
         cfg,
         frame_counts=counts,
@@ -585,20 +575,14 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 clips = [high]
             elif cfg.method == "proportional":  # clips = (v^L, v^H); H with probability rho
                 clips = [clips[1] if draw.random() < cfg.rho else clips[0]]
-            last, alone = None, None
+            last = None
             if cfg.context:  # clips preceded by other videos' frames; the loss on the last n frames' labels
-                length = draw_length(context_draw, cfg.context, cfg.context_clean)
+                length = draw_length(context_draw, cfg.context)
                 last = [c.shape[1] for c in clips]
-                if cfg.context_teacher and length and len(labels) > 1:  # the clips alone: targets, no gradient
-                    plain = getattr(step_net, "module", step_net)  # DDP's wrapper: nothing to synchronise here
-                    with autocast():
-                        alone = teacher_logits(net, functools.partial(plain, clips, tuple(range(len(clips))), last))
                 clips = [with_context(c, length) for c in clips]
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))), last)
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
-                if alone is not None:
-                    loss = loss + cfg.context_teacher * invariance_kl(logits, alone)
             # The finite check reads the loss on the host, which waits for the GPU: every PROGRESS_EVERY steps,
             # and the epoch's summed loss (below) before anything of the epoch is saved. A NaN step in between
             # turns the weights, hence every later loss and the sum, NaN too.
@@ -694,8 +678,6 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     old.setdefault("shift", V.DEFAULT_SHIFT)  # runs saved before the option existed were bidirectional
     old.setdefault("partial_load", False)  # runs saved before the option existed
     old.setdefault("context", 0)  # runs saved before --context existed trained on clips alone
-    old.setdefault("context_clean", 0.0)  # ... and before its two variants
-    old.setdefault("context_teacher", 0.0)
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}

@@ -68,8 +68,6 @@ TRAIN_RANGES: dict[str, tuple[type, float, float, bool]] = {
     "dropout": (float, 0.0, 0.99, False),
     "shift_div": (int, MIN_SHIFT_DIV, MAX_SHIFT_DIV, False),
     "context": (int, 0, MAX_FRAME_COUNT, False),  # --context: frames of other videos before a clip
-    "context_clean": (float, 0.0, 1.0, False),  # share of --context batches without context
-    "context_teacher": (float, 0.0, 1000.0, False),  # weight of the clip-alone label's pull
     "frames": (int, 1, MAX_FRAME_COUNT, False),
     "frame_counts": (int, 1, MAX_FRAME_COUNT, False),
     "rho": (float, 0.0, 1.0, False),
