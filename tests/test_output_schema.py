@@ -235,7 +235,7 @@ def test_metrics_without_the_library_is_the_one_line_install_hint(causal_bundle,
     assert e.value.code == 2 and err.count("\n") == 1 and "pip install 'prometheus-client" in err
 
 
-@pytest.mark.parametrize("bad", ["http", "70000", "host:", "-1"])
+@pytest.mark.parametrize("bad", ["http", "70000", "host:", "-1", "1" * 5000, "\u00b2", "0" * 6 + "80"])
 def test_a_bad_metrics_port_is_one_line(bad, causal_bundle, video) -> None:
     with pytest.raises(ConfigError, match="--metrics-port"):
         cli.run(["--bundle", str(causal_bundle), "--video", str(video), "--metrics-port", bad])

@@ -25,7 +25,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     """``PORT`` or ``HOST:PORT`` (``0``: a free port) -> (host, port); a bad one is a one-line ConfigError."""
     host, _, port = text.rpartition(":")
     host = host.strip("[]") or DEFAULT_HOST
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit() and len(port) <= 5) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--metrics-port {text!r}: expected PORT or HOST:PORT with a port in 0..65535")
     return host, int(port)
 
