@@ -46,6 +46,13 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _ctrl_c_default() -> None:
+    """The child takes Ctrl-C as a terminal's foreground job does. A job started in the background by a
+    non-interactive shell inherits SIGINT ignored (nohup semantics, which ffn-run keeps): the test would
+    then measure how pytest was launched, not ffn-run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum,code,said", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
                                               (signal.SIGINT, 130, "interrupted")])
 def test_signal_finalises_the_video_prints_the_summary_and_names_the_exit(bundle, video, tmp_path, signum, code,
@@ -55,7 +62,8 @@ def test_signal_finalises_the_video_prints_the_summary_and_names_the_exit(bundle
         [sys.executable, "-c", "from ffn_edge.runtime.app.cli import main; main()", "--bundle", str(bundle),
          "--video", str(video), "--realtime", "--frames", "2", "--window-s", "1", "--stride-ms", "500",
          "--output", str(out), "--json", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_ctrl_c_default)
     first: list[str] = []
     reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
     reader.start()
