@@ -37,6 +37,7 @@ import numpy as np
 from ..bundle.manifest import GraphEntry, Manifest, load_manifest
 from ..bundle.preprocess import Preprocessor
 from ..core.cpus import usable_cpus
+from ..core.errors import ClosedError
 from ..core.sampling import nearest_subnet, segment_indices
 from .backends.base import Backend
 from .backends.select import open_backend
@@ -44,7 +45,14 @@ from .backends.step_select import open_step_graphs
 from .backends.steps import StepGraphs
 from .control.policy import FrameCountPolicy, SchedulerLike
 from .media.capture import SourceEvent
-from .media.inputs import check_clip, check_finite, check_predict_args, check_stream_options, preprocessed_limit
+from .media.inputs import (
+    check_clip,
+    check_finite,
+    check_predict_args,
+    check_run_clip,
+    check_stream_options,
+    preprocessed_limit,
+)
 from .media.sources import FrameSource, Opener
 from .results import Prediction, RunResult
 from .streaming.multi import MultiStream
@@ -148,11 +156,10 @@ class FFNRuntime:
     def run(self, n: int, clip: np.ndarray) -> RunResult:
         """Run the graph that serves n frames on ``clip`` (N, fed, 3, H, W) float32, ``fed = route(n)[1]``."""
         graph, fed = self.route(n)
-        if clip.ndim != 5 or clip.shape[1] != fed:
-            raise ValueError(f"{n} frames are served with {fed} frames; got a clip of shape {clip.shape}")
+        check_run_clip(clip, n, fed)
         with self._lock:
             if self._backend is None:
-                raise RuntimeError("FFNRuntime is closed")
+                raise ClosedError("FFNRuntime is closed (used after close() or the end of its with-block)")
             t0, c0 = time.perf_counter(), time.thread_time()
             logits = self._backend.run(graph.frames, clip)
             cpu_ms, latency_ms = (time.thread_time() - c0) * 1000.0, (time.perf_counter() - t0) * 1000.0
@@ -196,7 +203,7 @@ class FFNRuntime:
         """The step graphs for this session's backend (``step_select``), loaded on first use; BundleError if none."""
         with self._steps_lock:
             if self._backend is None:
-                raise RuntimeError("FFNRuntime is closed")
+                raise ClosedError("FFNRuntime is closed (used after close() or the end of its with-block)")
             if self._steps is None:
                 self._steps = open_step_graphs(self.bundle, self.manifest, self._backend, self.device, self.threads)
                 if self._warm:

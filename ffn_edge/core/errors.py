@@ -24,6 +24,10 @@ class ConfigError(FFNError):
     """A command-line argument or option value is invalid."""
 
 
+class ClosedError(FFNError, RuntimeError):
+    """A session (or its backend) used after ``close()``: the app's order of calls, said in one line."""
+
+
 class InputError(FFNError, ValueError):
     """A ``predict`` input breaks the documented contract (``runtime.inputs``); also a ValueError."""
 

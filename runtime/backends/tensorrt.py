@@ -19,7 +19,7 @@ import numpy as np
 
 from ...bundle.manifest import Manifest, resolve
 from ...bundle.sections import EngineSet
-from ...core.errors import BundleError
+from ...core.errors import BundleError, ClosedError
 from . import trt_engine as trt_mod
 
 
@@ -74,7 +74,7 @@ class TensorRTBackend:
     def run(self, frames: int, clip: np.ndarray) -> np.ndarray:
         """Logits for one clip batch on the ``frames`` engine."""
         if self._contexts is None:
-            raise RuntimeError("TensorRT backend is closed")
+            raise ClosedError("TensorRT backend is closed")
         return self._contexts.run(frames, clip)
 
     def close(self) -> None:

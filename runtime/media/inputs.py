@@ -40,6 +40,14 @@ from .scene_cut import check_cut_threshold
 ClipKind = Literal["raw", "preprocessed"]
 
 
+def check_run_clip(clip: Any, n: int, fed: int) -> None:
+    """``FFNRuntime.run``'s clip: an array (N, fed, 3, H, W) for the graph that serves n frames (shape and
+    values are the graph's to check); InputError otherwise."""
+    if not isinstance(clip, np.ndarray) or clip.ndim != 5 or clip.shape[1] != fed:
+        got = clip.shape if isinstance(clip, np.ndarray) else type(clip).__name__
+        raise InputError(f"{n} frames are served with {fed} frames: run() takes (N, {fed}, 3, H, W), got {got}")
+
+
 def check_clip(frames: Any, size: tuple[int, int]) -> ClipKind:
     """Check ``frames`` against the contract above (cheap: shapes and dtypes only); returns its kind."""
     if isinstance(frames, np.ndarray):
