@@ -41,6 +41,7 @@ needs no ``find_unused_parameters``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -482,8 +483,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ddp = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ  # a one-process torchrun is DDP too (checkable on 1 GPU)
     device = init_distributed(use_cuda, local_rank, ddp)
     master = rank == 0
+    made_out = master and not out.exists()
     try:
         return _train(cfg, out, rank, world, device, master, ddp)
+    except BaseException:
+        if made_out:  # a run refused before it wrote anything leaves no empty --out behind (rmdir: empty only)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     finally:
         if ddp:
             dist.destroy_process_group()

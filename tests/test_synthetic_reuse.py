@@ -57,3 +57,22 @@ def test_synth_seed_keeps_one_set_for_several_training_seeds(tmp_path: Path) -> 
     assert data["synthetic"]["seed"] == 7  # the checkpoint records the set it was validated on, for ffn-eval
     with pytest.raises(DatasetError, match=r"seed 7 \(now 1\)"):
         build_data(_cfg(tmp_path, seed=1), tmp_path, (2, 4), (2, 4), True, False)
+
+
+def test_a_run_refused_before_writing_leaves_no_empty_out_folder(tmp_path: Path) -> None:
+    from ffn_edge.core.errors import FFNError
+    from ffn_edge.train import train
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    data = tmp_path / "data"
+    out = tmp_path / "run"
+    with pytest.raises(FFNError):
+        train(_cfg(data, init=str(junk), out=str(out), epochs=1, width_mult=0.0625, workers=0))
+    assert not out.exists()  # created by the run, still empty: removed
+    assert (data / "synthetic.json").is_file()  # what it made elsewhere (the data) stays
+    out.mkdir()
+    (out / "keep.txt").write_text("a user's file")
+    with pytest.raises(FFNError):
+        train(_cfg(data, init=str(junk), out=str(out), epochs=1, width_mult=0.0625, workers=0))
+    assert (out / "keep.txt").read_text() == "a user's file"  # a folder it did not create is never removed
