@@ -65,9 +65,6 @@ RT_FPS, RT_WINDOW_S = 30.0, 1.0  # the real-time part: a 30 fps source, ffn-run'
 # --context of the fine-tune with carried state: TSM-ResNet-18 has 8 causal shifts on every path, so a
 # frame's logits depend on at most the 8 frames before it; a longer context would only cost time
 CONTEXT = 8
-# --frozen-teacher: the second fine-tune's --context-teacher-weight and its lr (the first fine-tune's / 3: it
-# continues from a trained model); fixed before it was measured
-TEACHER_WEIGHT, TEACHER_LR_DIV = 1.0, 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,24 +97,17 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- models
-def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reuse: bool = False,
-             teacher: Path | None = None) -> Path:
+def finetune(plan: Plan, shift: str, seed: int, out: Path, context: int = 0, reuse: bool = False) -> Path:
     """The demo-sized FFN with ``shift``, fine-tuned (or, --quick, trained) on the demo's synthetic set;
-    ``context`` > 0: with carried state (``ffn-train --context``). ``reuse``: an earlier run's checkpoint.
-    ``teacher``: a second fine-tune from that checkpoint with it as the frozen ``--context-teacher``."""
+    ``context`` > 0: with carried state (``ffn-train --context``). ``reuse``: an earlier run's checkpoint."""
     lr = 1e-3 if plan.init_from_shipped else 3e-3
-    init = str(SHIPPED) if plan.init_from_shipped else None
-    if teacher is not None:
-        lr, init = lr / TEACHER_LR_DIV, str(teacher)
-    frozen = f"_frozen{TEACHER_WEIGHT:g}" if teacher is not None else ""
     cfg = TrainConfig(arch="tsm_resnet18", width_mult=plan.demo_width, shift=shift, frame_counts=plan.counts,
-                      dropout=0.2, init=init, context_teacher=None if teacher is None else str(teacher),
-                      context_teacher_weight=TEACHER_WEIGHT,
+                      dropout=0.2, init=str(SHIPPED) if plan.init_from_shipped else None,
                       synth_size=plan.synth_size, synth_train_per_class=plan.train_per_class,
                       synth_val_per_class=plan.val_per_class, data_dir=str(out / "synthetic"), epochs=plan.epochs,
                       max_batches=plan.max_batches, optimizer="adamw", lr=lr, weight_decay=1e-4, warmup_epochs=0.0,
                       batch_size=16, workers=0, device="cpu", seed=seed, synth_seed=0, quiet=True, context=context,
-                      out=str(out / f"{shift}{f'_context{context}' if context else ''}{frozen}_seed{seed}"))
+                      out=str(out / f"{shift}{f'_context{context}' if context else ''}_seed{seed}"))
     if reuse and (Path(cfg.out) / "last.safetensors").is_file():
         log(f"reusing {Path(cfg.out) / 'last.safetensors'}")
         return Path(cfg.out) / "last.safetensors"
@@ -209,10 +199,6 @@ ROWS = {  # the continuous table's rows: (model trained how, run how)
     "(v) (iii) + scene-cut reset": ("clips", "cut"),
     "(vi) (iv) + scene-cut reset": ("context", "cut"),
 }
-FROZEN_ROWS = {  # --frozen-teacher's rows
-    "(ii'') --context + frozen clip-trained teacher, zero buffers per video": ("frozen", "reset"),
-    "(iv'') --context + frozen clip-trained teacher, continuous": ("frozen", "continuous"),
-}
 
 
 def _scene_cut(meta: CheckpointMeta | None = None) -> Callable[[], Any] | None:
@@ -283,29 +269,20 @@ def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path) 
     for trained, bundle in bundles.items():
         with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
             runs[trained] = stream_top1(rt.step_graphs(), val, order, plan.counts, _scene_cut(meta))
-    for name, (trained, mode) in (ROWS | FROZEN_ROWS).items():
-        if trained in runs:
-            out[name] = runs[trained].get(mode)
+    for name, (trained, mode) in ROWS.items():
+        out[name] = runs[trained].get(mode)
     return out
 
 
 def continuous_goals(acc: dict[str, list[float] | None]) -> list[str]:
-    """The two goals on one seed's (or the seeds' mean) table, each with met/MISSED and the measured gaps
-    (for (iv), and for (iv'') where --frozen-teacher ran)."""
-    zero, bidir = acc["(ii) causal, zero buffers per video"], acc["(i) bidirectional clip"]
-    lines = []
-    for tag, row in (("(iv)", "(iv) causal continuous, trained with carried state"),
-                     ("(iv'')", "(iv'') --context + frozen clip-trained teacher, continuous")):
-        carried = acc.get(row)
-        if carried is None:
-            continue
-        gaps = [z - c for z, c in zip(zero, carried, strict=True)]
-        top = bidir[-1] - carried[-1]
-        lines += [f"(ii) - {tag} at each count: {' / '.join(f'{g:+.1f}' for g in gaps)} points "
-                  f"(goal <= 2 at every count: {'met' if max(gaps) <= 2.0 else 'MISSED'})",
-                  f"(i) - {tag} at the largest count: {top:+.1f} points "
-                  f"(goal <= 3: {'met' if top <= 3.0 else 'MISSED'})"]
-    return lines
+    """The two goals on one seed's (or the seeds' mean) table, each with met/MISSED and the measured gaps."""
+    zero, carried, bidir = (acc["(ii) causal, zero buffers per video"],
+                            acc["(iv) causal continuous, trained with carried state"], acc["(i) bidirectional clip"])
+    gaps = [z - c for z, c in zip(zero, carried, strict=True)]
+    top = bidir[-1] - carried[-1]
+    return [f"(ii) - (iv) at each count: {' / '.join(f'{g:+.1f}' for g in gaps)} points "
+            f"(goal <= 2 at every count: {'met' if max(gaps) <= 2.0 else 'MISSED'})",
+            f"(i) - (iv) at the largest count: {top:+.1f} points (goal <= 3: {'met' if top <= 3.0 else 'MISSED'})"]
 
 
 def print_continuous(plan: Plan, tables: dict[int, dict[str, list[float] | None]], context: int) -> None:
@@ -432,10 +409,6 @@ def main(argv: list[str] | None = None) -> int:
                     "with the same options left in --out instead of training and exporting them again")
     ap.add_argument("--context", type=int, default=CONTEXT,
                     help=f"--context of the fine-tune with carried state (default {CONTEXT})")
-    ap.add_argument("--frozen-teacher", action="store_true",
-                    help="also fine-tune each seed's causal model (trained on clips) again with --context and that "
-                    f"same checkpoint as the frozen --context-teacher (weight {TEACHER_WEIGHT:g}, lr / "
-                    f"{TEACHER_LR_DIV:g}): rows (ii'') and (iv'')")
     args = ap.parse_args(argv)
     if not 1 <= args.context <= 256:
         ap.error("--context must be in [1, 256]")
@@ -456,9 +429,6 @@ def main(argv: list[str] | None = None) -> int:
     ckpts = {("causal", seed): finetune(plan, "causal", seed, out, reuse=args.reuse) for seed in plan.seeds}
     ckpts.update({("context", seed): finetune(plan, "causal", seed, out, args.context, args.reuse)
                   for seed in plan.seeds})
-    if args.frozen_teacher:
-        ckpts.update({("frozen", seed): finetune(plan, "causal", seed, out, args.context, args.reuse,
-                                                 teacher=ckpts[("causal", seed)]) for seed in plan.seeds})
     for seed in plan.seeds:  # the shipped (converged) checkpoint, or --quick's tiny model trained alike
         ckpts[("bidirectional", seed)] = (SHIPPED if plan.init_from_shipped
                                           else finetune(plan, "bidirectional", plan.seeds[0], out))
@@ -467,17 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     context_bundles = {seed: export(ckpts[("context", seed)], plan,
                                     out / f"demo_causal_context{args.context}_seed{seed}.ffn", args.quick, args.reuse)
                        for seed in plan.seeds}
-    frozen_bundles = {seed: export(ckpts[("frozen", seed)], plan, out / f"demo_causal_context{args.context}_frozen"
-                                   f"{TEACHER_WEIGHT:g}_seed{seed}.ffn", args.quick, args.reuse)
-                      for seed in plan.seeds if ("frozen", seed) in ckpts}
     if args.only is None:
         flip_video = latency_parts(plan, models, bundles[plan.seeds[0]], out, args.quick)
 
     load = os.getloadavg()[0]
     tables = {seed: accuracy(plan, ckpts[("bidirectional", seed)],
-                             {"clips": bundles[seed], "context": context_bundles[seed],
-                              **({"frozen": frozen_bundles[seed]} if seed in frozen_bundles else {})},
-                             out / "synthetic")
+                             {"clips": bundles[seed], "context": context_bundles[seed]}, out / "synthetic")
               for seed in plan.seeds}
     print_continuous(plan, tables, args.context)
     print(f"(load average {load:.2f} before the table, {os.getloadavg()[0]:.2f} after)")

@@ -16,8 +16,7 @@ Kaiming fan-out Weight Alteration init, best epoch by 16-frame accuracy, batch 3
 sub-network + the same distillation), ``--lam-ramp E`` (λ from 0 to --lam over E epochs).
 Online mode: ``--shift causal`` trains the causal variant the step graphs run; ``--context MAX`` also
 precedes each clip by up to MAX frames of other videos, state carried, and takes the loss on the label a
-continuous stream gives (``train_context``); ``--context-teacher CKPT`` adds a frozen clip-trained teacher's
-label on the clip alone as a target (a second fine-tune from that checkpoint).
+continuous stream gives (``train_context``).
 Ensemble (paper §5.1) is an evaluation of several ST checkpoints: ``ffn-eval --ckpt a b c --ensemble``.
 Ablations of FFN: --no-specialised-norm, --no-weight-alteration, --no-distill (CE on every
 sub-network), --no-weight-sharing (three separate single-sub-network models trained jointly with
@@ -76,15 +75,7 @@ from .importers.pretrained import create_model_pretrained, is_named
 from .losses import ffn_loss
 from .models import ModelConfig, VideoClassifier
 from .recipes import RECIPES, init_model, param_groups, step_factor
-from .train_context import (
-    TEACHER_TEMPERATURE,
-    draw_length,
-    load_teacher,
-    tail_logits,
-    teacher_kl,
-    teacher_labels,
-    with_context,
-)
+from .train_context import draw_length, tail_logits, with_context
 from .weights_load import load_init
 
 METHODS = ("ffn", "st", "mixed", "proportional", "finetune")
@@ -111,12 +102,6 @@ class TrainConfig:
     context: int = opt(0, "--shift causal: precede each clip by up to this many frames of other videos (length "
                        "drawn per batch, 0 included), shift state carried, loss on the last n frames' labels as an "
                        "online stream gives them (0: off; more than the network's shift layers only costs time)")
-    context_teacher: str | None = opt(None, "--context: a FROZEN teacher, a checkpoint of the same network and "
-                                      "classes (e.g. the --init one, trained on clips): its label on each clip "
-                                      "alone (zero buffers, eval mode) is a target for the with-context label "
-                                      f"(KL at temperature {TEACHER_TEMPERATURE:g}; one extra forward per step)",
-                                      type=str)
-    context_teacher_weight: float = opt(1.0, "--context-teacher: weight W of its W·T²·KL term")
     frame_counts: tuple[int, ...] = opt(D.FRAME_COUNTS, "sub-network frame counts L M H")
     frames: int | None = opt(None, "trained frame count of st (default H) and finetune (default L)", type=int)
     rho: float = opt(0.5, "mixed: probability of mixing; proportional: probability of H frames")
@@ -347,8 +332,6 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--loss/--lam-ramp apply to --method ffn")
     if cfg.context and cfg.shift != "causal":
         raise ConfigError("--context needs --shift causal (a bidirectional model cannot carry state between frames)")
-    if cfg.context_teacher is not None and (not cfg.context or cfg.method != "ffn" or not cfg.weight_sharing):
-        raise ConfigError("--context-teacher needs --context MAX and --method ffn with weight sharing")
     return dataclasses.replace(
         cfg,
         frame_counts=counts,
@@ -548,8 +531,6 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
     if ddp:
         step_net = DDP(step_net, device_ids=[device.index] if use_cuda else None)
     suffixes = [""] if len(members) == 1 else [f"_f{n}" for n in model_counts]
-    teacher = (load_teacher(cfg.context_teacher, configs[0], class_names, device)
-               if cfg.context_teacher is not None else None)
 
     # ---- optimiser, schedule, precision ----
     groups = param_groups(net, [m.classifier_head() for m in members], RECIPES[cfg.recipe], cfg.weight_decay)
@@ -610,10 +591,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
                 clips = [high]
             elif cfg.method == "proportional":  # clips = (v^L, v^H); H with probability rho
                 clips = [clips[1] if draw.random() < cfg.rho else clips[0]]
-            last, target = None, None
-            if teacher is not None:  # the frozen teacher's label on each clip alone, before context is added
-                with autocast():
-                    target = teacher_labels(teacher, clips)
+            last = None
             if cfg.context:  # clips preceded by other videos' frames; the loss on the last n frames' labels
                 length = draw_length(context_draw, cfg.context)
                 last = [c.shape[1] for c in clips]
@@ -621,8 +599,6 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int, device: torch.dev
             with autocast():
                 logits = step_net(clips, tuple(range(len(clips))), last)
                 loss = ffn_loss(logits, labels, lam=lam, distill=cfg.distill, ce_all=cfg.loss == "ce_td")
-                if target is not None:
-                    loss = loss + cfg.context_teacher_weight * teacher_kl(logits, target)
             # The finite check reads the loss on the host, which waits for the GPU: every PROGRESS_EVERY steps,
             # and the epoch's summed loss (below) before anything of the epoch is saved. A NaN step in between
             # turns the weights, hence every later loss and the sum, NaN too.
@@ -719,8 +695,6 @@ def _resume(cfg: TrainConfig, out: Path, members: Sequence[VideoClassifier], suf
     old.setdefault("partial_load", False)  # runs saved before the option existed
     old.setdefault("synth_seed", None)  # runs saved before the option existed made the set with --seed
     old.setdefault("context", 0)  # runs saved before --context existed trained on clips alone
-    old.setdefault("context_teacher", None)  # ... and before its frozen teacher
-    old.setdefault("context_teacher_weight", 1.0)
     for k, v in (("recipe", "project"), ("loss", "paper"), ("lam_ramp", 0.0)):  # runs saved before recipes existed
         old.setdefault(k, v)
     new = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUME_FREE}

@@ -27,32 +27,14 @@ only, not the stream the option trains for.
 
 Beyond the network's temporal receptive field (one frame per shift layer on the path, e.g. 8 for
 TSM-ResNet-18) context frames no longer reach the clip's logits: a larger MAX only costs compute.
-
-``--context-teacher CKPT`` (a second fine-tune, from a model trained on clips): a FROZEN copy of that
-model labels each clip alone (zero buffers, eval mode, no gradient) and the loss gains
-W·T²·KL(p_teacher ‖ p_student) at temperature ``TEACHER_TEMPERATURE`` on the with-context label. The
-target cannot move with the student, so the KL cannot fall by the student leaning less on the shifted
-channels: it asks for the clip model's label whatever came before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint
-from .core.errors import ConfigError
-from .models import ModelConfig, VideoClassifier
-
-# --context-teacher's softening of both labels (the usual distillation temperature); the term is scaled
-# by its square so its gradient does not shrink with it
-TEACHER_TEMPERATURE = 2.0
-# what the teacher must share with the student: the same network, classes and sub-networks
-_SAME = ("arch", "num_classes", "frame_counts", "width_mult", "shift", "shift_div", "specialised_norm",
-         "weight_alteration")
+from .models import VideoClassifier
 
 
 def draw_length(rng: np.random.Generator, max_frames: int) -> int:
@@ -84,38 +66,3 @@ def tail_logits(model: VideoClassifier, clips: torch.Tensor, subnet: int, last: 
     with model.ctx.use(subnet, t):
         per_frame = model.forward_frames(clips.flatten(0, 1)).unflatten(0, (-1, t))
     return per_frame[:, t - last :].mean(dim=1)
-
-
-def load_teacher(path: str, student: ModelConfig, class_names: Sequence[str],
-                 device: torch.device) -> VideoClassifier:
-    """The frozen teacher: ``path``'s model (the project's loader: no code runs from the file) in eval
-    mode with no gradients; a one-line ConfigError when it is not the student's network or classes."""
-    teacher, meta = load_checkpoint(path)
-    diff = [f"{k} {getattr(meta.config, k)!r} (student {getattr(student, k)!r})" for k in _SAME
-            if getattr(meta.config, k) != getattr(student, k)]
-    if list(meta.class_names) != list(class_names):
-        diff.append("its class names")
-    if diff:
-        raise ConfigError(f"--context-teacher {path}: not the model being trained: {', '.join(diff)}")
-    teacher.to(device).eval()
-    teacher.requires_grad_(False)
-    return teacher
-
-
-def teacher_labels(teacher: VideoClassifier, clips: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """The teacher's label of each clip ALONE (zero buffers): sub-network i on ``clips[i]``, the mean of
-    all its per-frame logits, as a stream reset at the clip gives it; no gradient."""
-    with torch.no_grad():
-        return [tail_logits(teacher, c, k, int(c.shape[1])).detach() for k, c in enumerate(clips)]
-
-
-def teacher_kl(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
-               temperature: float = TEACHER_TEMPERATURE) -> torch.Tensor:
-    """Σ_k T²·KL(p_teacher,k ‖ p_student,k) at temperature T, batch-mean over each sub-network's label."""
-    if len(student) != len(teacher) or not student:
-        raise ValueError("teacher_kl needs one teacher label per student label")
-    total = student[0].new_zeros((), dtype=torch.float32)
-    for s, t in zip(student, teacher, strict=True):
-        target = F.softmax(t.detach().float() / temperature, dim=-1)
-        total = total + F.kl_div(F.log_softmax(s.float() / temperature, dim=-1), target, reduction="batchmean")
-    return total * temperature**2

@@ -69,7 +69,6 @@ TRAIN_RANGES: dict[str, tuple[type, float, float, bool]] = {
     "drop_path": (float, 0.0, 0.99, False),
     "shift_div": (int, MIN_SHIFT_DIV, MAX_SHIFT_DIV, False),
     "context": (int, 0, MAX_FRAME_COUNT, False),  # --context: frames of other videos before a clip
-    "context_teacher_weight": (float, 0.0, 1000.0, False),  # --context-teacher's W
     "frames": (int, 1, MAX_FRAME_COUNT, False),
     "frame_counts": (int, 1, MAX_FRAME_COUNT, False),
     "rho": (float, 0.0, 1.0, False),
