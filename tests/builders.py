@@ -48,6 +48,15 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = FPS, four
     return path
 
 
+def decode_preprocessed(path: Path, preprocess: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """Every frame of the video at ``path``, preprocessed as a stream's capture thread does (``rt.preprocessor``)."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (got := cap.read())[0]:
+        frames.append(preprocess(got[1]))
+    cap.release()
+    return frames
+
+
 def synthetic_video(path: Path, seconds: int = VIDEO_SECONDS, size: int = VIDEO_SIZE) -> Path:
     """``seconds`` s at 30 fps: the synthetic set's clip of class ``s % 3`` for second ``s`` (a moving object)."""
     from ffn_edge.data.synthetic import render_clip

@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from builders import CAUSAL_FRAMES, FPS
+from builders import CAUSAL_FRAMES, FPS, decode_preprocessed
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.app.cli import run
 from ffn_edge.runtime.control.scheduler import Decision, Scheduler
@@ -44,15 +43,7 @@ def rt(bundle) -> FFNRuntime:
 @pytest.fixture(scope="module")
 def decoded(rt, video) -> list[np.ndarray]:
     """The video's frames, preprocessed as the stream's capture thread does."""
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(rt.preprocessor(image))
-    cap.release()
-    return frames
+    return decode_preprocessed(video, rt.preprocessor)
 
 
 class Alternate:

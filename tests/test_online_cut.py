@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from builders import FPS, write_video
+from builders import FPS, decode_preprocessed, write_video
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.app.cli import build_parser, run, stream_options
 from ffn_edge.runtime.streaming.options import OnlineOptions, StreamOptions
@@ -35,15 +34,7 @@ def rt(causal_bundle) -> FFNRuntime:
 
 
 def _decode(rt: FFNRuntime, path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(rt.preprocessor(image))
-    cap.release()
-    return frames
+    return decode_preprocessed(path, rt.preprocessor)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from builders import decode_preprocessed
 from ffn_edge.runtime import FFNRuntime
 from ffn_edge.runtime.backends.steps import StepGraphs
 from ffn_edge.runtime.backends.steps_ort_cuda import OrtDeviceStepGraphs
@@ -143,7 +144,6 @@ def test_ort_cuda_step_graphs_equal_the_cpu_ones_on_a_gpu(causal_bundle) -> None
 
 def test_online_mode_carries_device_state_it_never_reads(causal_bundle, video, monkeypatch) -> None:
     """An online stream on step graphs whose state is a device handle: same labels as the host reference."""
-    import cv2
     from ffn_edge.runtime import session
     from test_online import Alternate, _check_against_step_graphs
 
@@ -151,10 +151,7 @@ def test_online_mode_carries_device_state_it_never_reads(causal_bundle, video, m
     with FFNRuntime.open(causal_bundle, threads=1) as rt:
         results = list(rt.online_stream(str(video), scheduler=Alternate(), window_s=0.4))
         assert isinstance(rt.step_graphs(), OrtDeviceStepGraphs)
-        cap, decoded = cv2.VideoCapture(str(video)), []
-        while (got := cap.read())[0]:
-            decoded.append(rt.preprocessor(got[1]))
-        cap.release()
+        decoded = decode_preprocessed(video, rt.preprocessor)
     monkeypatch.undo()  # the reference replays the frames on the host step graphs
     assert len([r for r in results if r.switched]) >= 3
     assert _check_against_step_graphs(results, causal_bundle, decoded) > 0
