@@ -11,11 +11,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_streaming_benchmark_quick_prints_every_table(tmp_path) -> None:
+def _benchmark(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--quick", "--models", "demo",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=500, env=env)
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--quick", *args],
+                          capture_output=True, text=True, timeout=500, env=env)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The whole quick benchmark once: its output folder (models, bundles) and what it printed."""
+    out = tmp_path_factory.mktemp("streaming")
+    return out, _benchmark("--models", "demo", "--out", str(out))
+
+
+@pytest.mark.slow
+def test_streaming_benchmark_quick_prints_every_table(quick_run) -> None:
+    _, out = quick_run
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
     for title in ("## Per-label compute", "## Online stream in real time", "## Continuous stream",
@@ -32,10 +43,9 @@ def test_streaming_benchmark_quick_prints_every_table(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_only_continuous_prints_the_continuous_table_alone(tmp_path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--quick", "--only", "continuous",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=500, env=env)
+def test_only_continuous_prints_the_continuous_table_alone(quick_run) -> None:
+    folder, _ = quick_run  # its models and bundles, taken again (--reuse) instead of trained a second time
+    out = _benchmark("--only", "continuous", "--reuse", "--out", str(folder))
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
     assert "## Continuous stream" in text and "## Per-label compute" not in text and "## Sub-network" not in text
