@@ -73,8 +73,7 @@ class TensorRTStepGraphs(StepGraphs):
             if ctx is None:
                 raise ConfigError(f"TensorRT could not create an execution context for step graph {k} (GPU memory?)")
             ctx.set_optimization_profile_async(0, self._stream)
-            shapes = {self.spec.input_name: (1, 3, h, w), **{b.input: (1, *b.shape) for b in g.buffers}}
-            for name, shape in shapes.items():
+            for name, shape in self.spec.batch1_shapes(g, self.size).items():
                 if not ctx.set_input_shape(name, shape):
                     raise BundleError(f"step engine {ref.file} does not take {name} of shape {shape} "
                                       "(rebuild it with ffn-export engines --rebuild)")
