@@ -20,20 +20,13 @@ import onnx
 
 from ..bundle.sections import StepBuffer
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
+from .quantize import cpu_session
 from .step import STEP_INPUT, run_frames
-
-
-def _session(proto: onnx.ModelProto):  # noqa: ANN202 - an onnxruntime.InferenceSession
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def step_feeds(fp32_step: onnx.ModelProto, buffers: list[StepBuffer], clips: np.ndarray) -> list[dict[str, np.ndarray]]:
     """One feed per frame of ``clips`` (N, T, 3, H, W): the frame and the buffers the FP32 step graph carried to it."""
-    sess = _session(fp32_step)
+    sess = cpu_session(fp32_step)
     names = [b.output for b in buffers]
     feeds = []
     for clip in clips:
@@ -58,7 +51,7 @@ class StepAgreement:
 def step_agreement(int8_step: onnx.ModelProto, int8_clip: onnx.ModelProto, buffers: list[StepBuffer],
                    clips: np.ndarray) -> StepAgreement:
     """Run ``clips`` (N, n, 3, H, W) through both graphs on ONNX Runtime's CPU EP and compare."""
-    step, clip = _session(int8_step), _session(int8_clip)
+    step, clip = cpu_session(int8_step), cpu_session(int8_clip)
     got = np.stack([run_frames(step, buffers, c).mean(axis=0) for c in clips])
     ref = np.concatenate([clip.run([OUTPUT_NAME], {INPUT_NAME: clips[i : i + 1]})[0] for i in range(len(clips))])
     return StepAgreement(int(clips.shape[1]), len(clips), float((got.argmax(1) == ref.argmax(1)).mean()),

@@ -194,14 +194,20 @@ def tag_calibrated(graphs: dict[str, onnx.ModelProto], subnet_of: dict[str, int]
     return sorted(clash)
 
 
-def agreement(fp32: onnx.ModelProto, int8: onnx.ModelProto, clips: np.ndarray) -> float:
-    """Share of ``clips`` whose top-1 class is the same in the INT8 graph as in the FP32 one (ORT CPU)."""
+def cpu_session(proto: onnx.ModelProto):  # noqa: ANN201 - an onnxruntime.InferenceSession
+    """An ONNX Runtime CPU session of ``proto`` (from memory), its warnings silenced."""
     import onnxruntime as ort
 
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def agreement(fp32: onnx.ModelProto, int8: onnx.ModelProto, clips: np.ndarray) -> float:
+    """Share of ``clips`` whose top-1 class is the same in the INT8 graph as in the FP32 one (ORT CPU)."""
+
     def top1(proto: onnx.ModelProto) -> np.ndarray:
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        sess = cpu_session(proto)
         return np.concatenate([sess.run(None, {INPUT_NAME: clips[i : i + 1]})[0].argmax(1)
                                for i in range(len(clips))])
 

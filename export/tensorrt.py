@@ -200,9 +200,8 @@ def _build_step_engines(trt: Any, root: Path, m: Manifest, rel_dir: str, sources
     steps: dict[str, dict[str, str]] = {}
     if m.step is None:
         return steps, cache_blob
-    h, w = m.input.size
     for g in m.step.graphs:
-        shapes = {m.step.input_name: (1, 3, h, w), **{b.input: (1, *b.shape) for b in g.buffers}}
+        shapes = m.step.batch1_shapes(g, m.input.size)
         plan, cache_blob = trt_mod.build_step_plan(trt, sources[g.file], shapes, precision=precision,
                                                    workspace=int(workspace_gib * (1 << 30)), cache_blob=cache_blob)
         rel = f"{rel_dir}/{Path(g.file).stem}.engine"

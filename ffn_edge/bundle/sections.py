@@ -57,6 +57,11 @@ class StepSpec:
                 return g
         raise KeyError(subnet)
 
+    def batch1_shapes(self, g: StepGraph, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+        """``g``'s inputs at batch 1 (a frame of ``size`` (H, W), then its buffers): what its engines are built
+        for and run with."""
+        return {self.input_name: (1, 3, *size), **{b.input: (1, *b.shape) for b in g.buffers}}
+
 
 STEP_KEY = "step"  # key of the StepSpec in manifest.extra
 STEP_SUBNET_META = "ffn_edge.step_subnet"  # a step graph's ONNX metadata: the sub-network it runs

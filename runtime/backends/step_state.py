@@ -22,13 +22,11 @@ class BufferPair:
     def __init__(self, owner: object, subnet: int, sets: list[Any], free: Callable[[], None] | None = None) -> None:
         self.owner, self.subnet, self.sets = owner, subnet, sets
         self.live: DeviceState | None = None
-        self.steps = 0  # steps run on these buffers
         self.release = weakref.finalize(self, free) if free is not None else None
 
     def swap(self) -> DeviceState:
         """After a step wrote ``sets[1]``: it becomes the next inputs; the handle for it."""
         self.sets.reverse()
-        self.steps += 1
         return DeviceState(self)
 
 

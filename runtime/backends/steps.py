@@ -29,6 +29,7 @@ from ...bundle.manifest import Manifest, resolve
 from ...bundle.sections import STEP_SUBNET_META, StepGraph
 from ...core.errors import BundleError, InputError
 from .ort_options import import_onnxruntime, session_options
+from .trt_engine import first_line
 
 # One stream's shift buffers, opaque to the stream. ORT CPU: graph input name -> (1, C, H, W) float32
 # host array; GPU implementations: a ``step_state.DeviceState``.
@@ -115,7 +116,7 @@ class StepGraphs:
             raise
         except Exception as e:  # ORT's own types: the inputs are checked, so the graph cannot compute
             raise BundleError(f"{self.bundle / g.file}: ONNX Runtime failed running it: "
-                              f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+                              f"{first_line(e)[:200]}") from None
         return out[0][0], {b.input: o for b, o in zip(g.buffers, out[1:], strict=True)}
 
     @staticmethod
@@ -154,7 +155,7 @@ def load_session(ort: Any, bundle: Path, file: str, options: Any, providers: lis
         return ort.InferenceSession(str(resolve(bundle, file)), options, providers=providers)
     except Exception as e:  # ORT raises its own types
         raise BundleError(f"{bundle / file}: ONNX Runtime cannot load the graph: "
-                          f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+                          f"{first_line(e)[:200]}") from None
 
 
 def check_step_subnet(session: Any, path: Path, subnet: int) -> None:

@@ -79,6 +79,3 @@ class OrtDeviceStepGraphs(StepGraphs):
         logits = binding.get_outputs()[0].numpy()[0]
         return logits, pair.swap()
 
-    def close(self) -> None:
-        self._sessions = {}
-

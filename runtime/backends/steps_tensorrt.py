@@ -73,8 +73,7 @@ class TensorRTStepGraphs(StepGraphs):
             if ctx is None:
                 raise ConfigError(f"TensorRT could not create an execution context for step graph {k} (GPU memory?)")
             ctx.set_optimization_profile_async(0, self._stream)
-            shapes = {self.spec.input_name: (1, 3, h, w), **{b.input: (1, *b.shape) for b in g.buffers}}
-            for name, shape in shapes.items():
+            for name, shape in self.spec.batch1_shapes(g, self.size).items():
                 if not ctx.set_input_shape(name, shape):
                     raise BundleError(f"step engine {ref.file} does not take {name} of shape {shape} "
                                       "(rebuild it with ffn-export engines --rebuild)")
@@ -86,7 +85,7 @@ class TensorRTStepGraphs(StepGraphs):
         self._d_frame, self._d_logits = self._malloc(self._frame_bytes), self._malloc(self._logit_bytes)
         self._h_frame = self._pinned(self._frame_bytes)
         self._h_logits = self._pinned(self._logit_bytes)
-        zero_bytes = max(self._state_bytes(g) for g in self._graphs.values())
+        zero_bytes = max(self._layout(g)[1] for g in self._graphs.values())
         self._h_zeros = self._pinned(zero_bytes)  # page-locked zeros: what a stream's first step reads
         for ctx in self._contexts.values():
             ctx.set_device_memory(memory, activation)
@@ -95,8 +94,13 @@ class TensorRTStepGraphs(StepGraphs):
         self.name = f"tensorrt[{chosen.precision}] (step buffers on cuda:{self.device})"
 
     @staticmethod
-    def _state_bytes(g: Any) -> int:
-        return sum(_aligned(4 * int(np.prod(b.shape))) for b in g.buffers)
+    def _layout(g: Any) -> tuple[list[int], int]:
+        """Each of ``g``'s buffers' byte offset in one set, and the set's size (each buffer aligned)."""
+        offsets, size = [], 0
+        for b in g.buffers:
+            offsets.append(size)
+            size += _aligned(4 * int(np.prod(b.shape)))
+        return offsets, size
 
     def _malloc(self, nbytes: int) -> int:
         ptr = trt_mod.cuda_call(self._cudart.cudaMalloc(nbytes), "cudaMalloc")
@@ -111,18 +115,14 @@ class TensorRTStepGraphs(StepGraphs):
     def zero_state(self, subnet: int) -> State:
         """One allocation holding both sets of ``subnet``'s buffers; the first set zeroed (one copy)."""
         g = self._graphs[self.check_subnet(subnet)]
-        cudart, half = self._cudart, self._state_bytes(g)
+        cudart, (offsets, half) = self._cudart, self._layout(g)
         base = trt_mod.cuda_call(cudart.cudaMalloc(2 * half), "cudaMalloc")
         kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         with self._lock:
             trt_mod.cuda_call(cudart.cudaMemcpyAsync(base, self._h_zeros.ctypes.data, half, kind, self._stream),
                               "cudaMemcpyAsync")
             trt_mod.cuda_call(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        sets, offset = [[], []], 0
-        for b in g.buffers:
-            for i in (0, 1):
-                sets[i].append(base + i * half + offset)
-            offset += _aligned(4 * int(np.prod(b.shape)))
+        sets = [[base + i * half + o for o in offsets] for i in (0, 1)]
         pair = BufferPair(self, subnet, sets, lambda: cudart.cudaFree(base))
         self._releases = [r for r in self._releases if r.alive] + [pair.release]
         return DeviceState(pair)
