@@ -16,6 +16,11 @@ import numpy as np
 from ..core.errors import InputError
 
 
+def rounded(v: float | None, digits: int = 3) -> float | None:
+    """``v`` rounded for JSON (ms to the microsecond by default); None stays None."""
+    return None if v is None else round(float(v), digits)
+
+
 def _frame_field() -> Any:
     """The decided frame is the app's (to draw on, show, save): never in equality, repr or to_json."""
     return dataclasses.field(default=None, repr=False, compare=False)
@@ -79,7 +84,7 @@ class Prediction:
             "frames": self.frames,
             "subnet": self.subnet,
             "latency_ms": round(self.latency_ms, 3),
-            "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
+            "cpu_ms": rounded(self.cpu_ms),
             "timestamps": [round(t, 4) for t in self.timestamps],
         }
 
@@ -133,7 +138,7 @@ class StreamResult:
             "within_budget": self.within_budget,
             "events": list(self.events),
             "reasons": list(self.reasons),
-            "predicted_ms": None if self.predicted_ms is None else round(self.predicted_ms, 3),
+            "predicted_ms": rounded(self.predicted_ms),
             "feasible": self.feasible,
             "budget": self.budget,
         }
@@ -180,18 +185,16 @@ class OnlineResult:
         return (self.prediction.timestamps[0] if self.prediction else self.stamp), self.stamp
 
     def to_json(self) -> dict[str, Any]:
-        def r3(v: float | None) -> float | None:
-            return None if v is None else round(v, 3)
-
         return {
             "step": self.step,
             "prediction": None if self.prediction is None else self.prediction.to_json(),
             **{k: getattr(self, k) for k in ("warm", "subnet", "frames", "warm_steps", "switched", "cut", "reason",
                                              "budget_ms", "cpu_share", "within_budget", "feasible", "budget")},
             "label": None if self.prediction is None else self.prediction.label,
-            "stride_ms": r3(self.stride_ms), "latency_ms": r3(self.latency_ms), "cpu_ms": r3(self.cpu_ms),
-            "stamp": round(self.stamp, 4), "capture_to_label_ms": r3(self.capture_to_label_ms),
-            "reasons": list(self.reasons), "predicted_ms": r3(self.predicted_ms), "events": list(self.events),
+            "stride_ms": rounded(self.stride_ms), "latency_ms": rounded(self.latency_ms),
+            "cpu_ms": rounded(self.cpu_ms),
+            "stamp": round(self.stamp, 4), "capture_to_label_ms": rounded(self.capture_to_label_ms),
+            "reasons": list(self.reasons), "predicted_ms": rounded(self.predicted_ms), "events": list(self.events),
         }
 
 
@@ -218,7 +221,7 @@ class MultiResult:
         return {
             "source": self.source, "round": self.round, "batch": self.batch, "weight": self.weight,
             "round_latency_ms": round(self.round_latency_ms, 3),
-            "round_predicted_ms": None if self.round_predicted_ms is None else round(self.round_predicted_ms, 3),
+            "round_predicted_ms": rounded(self.round_predicted_ms),
             "round_within_budget": self.round_within_budget, "events": list(self.events),
             "result": None if self.result is None else self.result.to_json(),
         }

@@ -167,8 +167,7 @@ class Annotator:
             from ..media.sources import open_capture, parse_source
 
             self.reader = open_capture(parse_source(video))  # a file or an image sequence, read a second time
-            fps = self.reader.get(cv2.CAP_PROP_FPS)
-            self.fps = fps if 0 < fps < 1000 else 30.0
+            self.fps = capture_fps(self.reader, cv2)
 
     def update(self, r: StreamResult) -> None:
         """A new decision: (file) draw the frames it covered with the previous one, then switch."""
@@ -226,11 +225,18 @@ class Annotator:
             self.cv2.destroyAllWindows()
 
 
+def capture_fps(capture: Any, cv2: Any) -> float:
+    """The capture's frame rate for the written video (30 when it reports none or nonsense)."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if 0 < fps < 1000 else 30.0
+
+
 class _TappedCapture:
     """A cv2.VideoCapture that also passes each frame it reads to an Annotator."""
 
     def __init__(self, capture: Any, annotator: Annotator) -> None:
         self.capture, self.annotator = capture, annotator
+        self.fps: float | None = None  # asked once, at the first frame (a reopened source is a new capture)
 
     def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's name
         return self.capture.isOpened()
@@ -238,8 +244,9 @@ class _TappedCapture:
     def read(self) -> tuple[bool, Any]:
         ok, frame = self.capture.read()
         if ok and isinstance(frame, np.ndarray) and frame.ndim == 3:
-            fps = self.capture.get(self.annotator.cv2.CAP_PROP_FPS)
-            self.annotator.draw(frame.copy(), fps if 0 < fps < 1000 else 30.0)
+            if self.fps is None:
+                self.fps = capture_fps(self.capture, self.annotator.cv2)
+            self.annotator.draw(frame.copy(), self.fps)
         return ok, frame
 
     def get(self, prop_id: int) -> float:

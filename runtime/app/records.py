@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from ..results import MultiResult, OnlineResult, Prediction, StreamResult
+from ..results import MultiResult, OnlineResult, Prediction, StreamResult, rounded
 
 SCHEMA_VERSION = 1
 MODES = ("window", "online")
@@ -90,10 +90,6 @@ def public_source(source: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", source)
 
 
-def _r(v: float | None, digits: int = 3) -> float | None:
-    return None if v is None else round(float(v), digits)
-
-
 def _label(p: Prediction | None) -> dict[str, Any]:
     if p is None:
         return {"label": None, "class_index": None, "score": None, "topk": []}
@@ -105,8 +101,8 @@ def _common(mode: str, source: str, r: StreamResult | OnlineResult, seq: int, p:
             subnet: int, cpu_ms: float | None) -> dict[str, Any]:
     return {"schema": SCHEMA_VERSION, "mode": mode, "source": public_source(source), "time": iso_time(r.wall_time),
             "t": round(float(r.t), 4), "seq": seq, **_label(p), "frames": r.frames, "subnet": subnet,
-            "latency_ms": round(float(r.latency_ms), 3), "cpu_ms": _r(cpu_ms), "budget_ms": _r(r.budget_ms),
-            "within_budget": r.within_budget, "predicted_ms": _r(r.predicted_ms), "feasible": r.feasible,
+            "latency_ms": round(float(r.latency_ms), 3), "cpu_ms": rounded(cpu_ms), "budget_ms": rounded(r.budget_ms),
+            "within_budget": r.within_budget, "predicted_ms": rounded(r.predicted_ms), "feasible": r.feasible,
             "reason": r.reason, "reasons": list(r.reasons), "budget": r.budget, "events": list(r.events)}
 
 
@@ -125,8 +121,8 @@ def online_record(r: OnlineResult, source: str) -> dict[str, Any]:
     return {**_common("online", source, r, r.step, p, r.subnet, r.cpu_ms),
             "online_warm": r.warm, "online_warm_steps": r.warm_steps, "online_switched": r.switched,
             "online_cut": r.cut,
-            "online_stride_ms": round(r.stride_ms, 3), "online_cpu_share": _r(r.cpu_share, 6),
-            "online_capture_to_label_ms": _r(r.capture_to_label_ms),
+            "online_stride_ms": round(r.stride_ms, 3), "online_cpu_share": rounded(r.cpu_share, 6),
+            "online_capture_to_label_ms": rounded(r.capture_to_label_ms),
             "online_label_start": None if p is None else round(p.timestamps[0] - o, 4),
             "online_label_end": None if p is None else round(p.timestamps[-1] - o, 4)}
 
@@ -138,7 +134,8 @@ def multi_record(m: MultiResult) -> dict[str, Any] | None:
     return {**window_record(m.result, m.source), "events": list(m.events), "multi_round": m.round,
             "multi_batch": m.batch, "multi_weight": float(m.weight),
             "multi_round_latency_ms": round(m.round_latency_ms, 3),
-            "multi_round_predicted_ms": _r(m.round_predicted_ms), "multi_round_within_budget": m.round_within_budget}
+            "multi_round_predicted_ms": rounded(m.round_predicted_ms),
+            "multi_round_within_budget": m.round_within_budget}
 
 
 def record(result: StreamResult | OnlineResult, source: str) -> dict[str, Any]:

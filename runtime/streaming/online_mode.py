@@ -46,6 +46,10 @@ class Window:
     wall_ms: float = 0.0
     cpu_ms: float = 0.0
 
+    def next_t(self, window_s: float) -> float:
+        """The stamp the window's next step aims at (steps are ``window_s / frames`` apart from ``t0``)."""
+        return self.t0 + self.steps * window_s / self.frames
+
 
 class OnlineMode:
     """The online mode's turn of the loop (``loop.Mode``): one ``OnlineResult`` per step."""
@@ -75,7 +79,7 @@ class OnlineMode:
         if self.window is None or self.window.steps == self.window.frames:
             self.window = self._next_window(self.window)
         w = self.window
-        self.t = w.t0 + w.steps * self.options.window_s / w.frames
+        self.t = w.next_t(self.options.window_s)
         if not run.wait_frame(self.t, f"no frame for t={self.t:.3f} s"):
             return END  # the file has ended
         got = run.capture.first_at(self.t)
@@ -97,7 +101,7 @@ class OnlineMode:
         t = self.t
         if done is not None:
             self.policy.observe(done.frames, done.subnet, done.wall_ms, now, cpu_ms=done.cpu_ms)
-            t = done.t0 + done.steps * self.options.window_s / done.frames
+            t = done.next_t(self.options.window_s)
         choice = self.policy.decide(now)
         k = nearest_subnet(choice.n, self.subnet_counts)
         window = Window(choice, self.subnet_counts[k], k, t)
