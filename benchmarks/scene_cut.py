@@ -57,7 +57,7 @@ from ffn_edge.core.defaults import (  # noqa: E402
     RESIZE_SHORTER,
 )
 from ffn_edge.core.errors import run_cli  # noqa: E402
-from ffn_edge.data.synthetic import CLASSES, render_clip  # noqa: E402
+from ffn_edge.data.synthetic import CLASSES, render_clip, write_video  # noqa: E402
 from ffn_edge.demo import CLIP_FRAMES, CLIP_SIZE, FPS, write_sample_video  # noqa: E402
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
@@ -88,15 +88,8 @@ def log(msg: str) -> None:
 def write_take(path: Path, label: int, seed: int, seconds: float) -> Video:
     """One long take of class ``label``: the synthetic set's motion repeated every clip length."""
     frames = round(seconds * FPS)
-    clip = render_clip(label, np.random.default_rng([seed, 101, label]), frames, CLIP_SIZE, period=CLIP_FRAMES)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (CLIP_SIZE, CLIP_SIZE))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write mp4v video")
-    try:
-        for image in clip:
-            writer.write(image)
-    finally:
-        writer.release()
+    write_video(path, render_clip(label, np.random.default_rng([seed, 101, label]), frames, CLIP_SIZE,
+                                  period=CLIP_FRAMES), FPS)
     return Video(path, "take", ())
 
 
