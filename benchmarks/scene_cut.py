@@ -169,13 +169,18 @@ class Tally:
     missed: int = 0
 
 
+def boundary_steps(stamps: np.ndarray, boundary: float) -> list[int]:
+    """The steps that may catch the cut at ``boundary``: the first step on the new clip and the one after."""
+    first = int(np.searchsorted(stamps, boundary - STAMP_TOLERANCE_S))
+    return [j for j in (first, first + 1) if j < len(stamps)]
+
+
 def tally(video: Video, steps: Steps, threshold: float, into: Tally) -> None:
     cut = [d is not None and d >= threshold for d in steps.distances]
     stamps = np.asarray(steps.stamps)
     expected: set[int] = set()
     for b in video.boundaries:
-        first = int(np.searchsorted(stamps, b - STAMP_TOLERANCE_S))  # the first step on the new clip
-        window = [j for j in (first, first + 1) if j < len(cut)]
+        window = boundary_steps(stamps, b)
         expected.update(window)
         into.boundaries += 1
         into.missed += not any(cut[j] for j in window)
@@ -222,9 +227,7 @@ def report(videos: list[Video], results: dict[Path, dict[tuple[int, int], Steps]
                     continue
                 stamps = np.asarray(steps.stamps)
                 for b in v.boundaries:
-                    first = int(np.searchsorted(stamps, b - STAMP_TOLERANCE_S))
-                    across[v.kind].append(max(steps.distances[j] or 0.0 for j in (first, first + 1)
-                                              if j < len(steps.distances)))
+                    across[v.kind].append(max(steps.distances[j] or 0.0 for j in boundary_steps(stamps, b)))
             take = np.asarray(within["take"])
             lines.append(f"| {size} | {n} | {minutes:.1f} | {take.max():.3f} | {np.percentile(take, 99.9):.3f} "
                          f"| {min(across['different']):.3f} | {min(across['same']):.3f} "
