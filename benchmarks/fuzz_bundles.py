@@ -55,11 +55,11 @@ def _manifest(b: Path) -> dict[str, Any]:
 
 def _write(b: Path, m: dict[str, Any], rehash: tuple[str, ...] = (), seal: bool = True) -> None:
     """Write manifest ``m``, the entries of ``rehash`` re-hashed, sealed when ``seal``."""
+    from ffn_edge.bundle.manifest import file_entry
     from ffn_edge.bundle.manifest import seal as seal_manifest
 
     for rel in rehash:
-        data = (b / rel).read_bytes()
-        m["files"][rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        m["files"][rel] = file_entry(b / rel)
     (b / "manifest.json").write_text(json.dumps(seal_manifest(m) if seal else m))
 
 

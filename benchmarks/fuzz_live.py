@@ -92,8 +92,8 @@ def _labels(results: list[Any]) -> list[Any]:
 
 
 def run_threads(i: int, work: Path, case: Path) -> tuple[str, str]:
-    from ffn_edge.runtime import FFNRuntime
     from fuzz import _runtime
+    from fuzz_bundles import _session
 
     rng = random.Random(130_000 + i)
     kind = ["window", "online", "multi"][i % 3]
@@ -101,7 +101,7 @@ def run_threads(i: int, work: Path, case: Path) -> tuple[str, str]:
     names = [clip, str(case / "b.avi"), str(case / "missing.avi")]
     shutil.copy(clip, names[1])
     if kind == "online":
-        rt = _RT.setdefault("causal", FFNRuntime(work / "causal.ffn", threads=1))
+        rt = _session(work, "causal.ffn")  # opened once per process, not per case
         stream = rt.online_stream(clip, max_decisions=12, window_s=0.5)
     elif kind == "multi":
         stream = _runtime(work).streams(names[:2], max_decisions=6, window_s=0.5, stride_ms=100)
@@ -126,9 +126,6 @@ def run_threads(i: int, work: Path, case: Path) -> tuple[str, str]:
     if any(p is not None and not math.isfinite(p.score) for p in _labels(results)):
         return "silent", f"{kind}: a non-finite label"
     return ("documented", f"{kind}: {len(documented)} setter calls refused") if documented else ("ok", kind)
-
-
-_RT: dict[str, Any] = {}
 
 
 # ---- frame size changing mid-file ----------------------------------------------------------------------------
@@ -209,8 +206,8 @@ class ResizingCapture:
 
 
 def run_frames(i: int, work: Path, case: Path) -> tuple[str, str]:
-    from ffn_edge.runtime import FFNRuntime
     from fuzz import _runtime
+    from fuzz_bundles import _session
 
     rng = np.random.default_rng(140_000 + i)
     which = ["folder", "mjpeg", "capture"][i % 3]
@@ -224,7 +221,7 @@ def run_frames(i: int, work: Path, case: Path) -> tuple[str, str]:
         capture = ResizingCapture(rng)
         source, opener = str(work / "clip.avi"), (lambda spec: capture)
     if online:
-        rt = _RT.setdefault("causal", FFNRuntime(work / "causal.ffn", threads=1))
+        rt = _session(work, "causal.ffn")  # opened once per process, not per case
         results = list(rt.online_stream(source, max_decisions=12, window_s=0.5, opener=opener))
     else:
         results = list(_runtime(work).stream(source, max_decisions=4, window_s=0.5, stride_ms=200, opener=opener))

@@ -57,7 +57,7 @@ from ffn_edge.core.defaults import (  # noqa: E402
     RESIZE_SHORTER,
 )
 from ffn_edge.core.errors import run_cli  # noqa: E402
-from ffn_edge.data.synthetic import CLASSES, render_clip  # noqa: E402
+from ffn_edge.data.synthetic import CLASSES, render_clip, write_video  # noqa: E402
 from ffn_edge.demo import CLIP_FRAMES, CLIP_SIZE, FPS, write_sample_video  # noqa: E402
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
@@ -88,15 +88,8 @@ def log(msg: str) -> None:
 def write_take(path: Path, label: int, seed: int, seconds: float) -> Video:
     """One long take of class ``label``: the synthetic set's motion repeated every clip length."""
     frames = round(seconds * FPS)
-    clip = render_clip(label, np.random.default_rng([seed, 101, label]), frames, CLIP_SIZE, period=CLIP_FRAMES)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (CLIP_SIZE, CLIP_SIZE))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write mp4v video")
-    try:
-        for image in clip:
-            writer.write(image)
-    finally:
-        writer.release()
+    write_video(path, render_clip(label, np.random.default_rng([seed, 101, label]), frames, CLIP_SIZE,
+                                  period=CLIP_FRAMES), FPS)
     return Video(path, "take", ())
 
 
@@ -176,13 +169,18 @@ class Tally:
     missed: int = 0
 
 
+def boundary_steps(stamps: np.ndarray, boundary: float) -> list[int]:
+    """The steps that may catch the cut at ``boundary``: the first step on the new clip and the one after."""
+    first = int(np.searchsorted(stamps, boundary - STAMP_TOLERANCE_S))
+    return [j for j in (first, first + 1) if j < len(stamps)]
+
+
 def tally(video: Video, steps: Steps, threshold: float, into: Tally) -> None:
     cut = [d is not None and d >= threshold for d in steps.distances]
     stamps = np.asarray(steps.stamps)
     expected: set[int] = set()
     for b in video.boundaries:
-        first = int(np.searchsorted(stamps, b - STAMP_TOLERANCE_S))  # the first step on the new clip
-        window = [j for j in (first, first + 1) if j < len(cut)]
+        window = boundary_steps(stamps, b)
         expected.update(window)
         into.boundaries += 1
         into.missed += not any(cut[j] for j in window)
@@ -229,9 +227,7 @@ def report(videos: list[Video], results: dict[Path, dict[tuple[int, int], Steps]
                     continue
                 stamps = np.asarray(steps.stamps)
                 for b in v.boundaries:
-                    first = int(np.searchsorted(stamps, b - STAMP_TOLERANCE_S))
-                    across[v.kind].append(max(steps.distances[j] or 0.0 for j in (first, first + 1)
-                                              if j < len(steps.distances)))
+                    across[v.kind].append(max(steps.distances[j] or 0.0 for j in boundary_steps(stamps, b)))
             take = np.asarray(within["take"])
             lines.append(f"| {size} | {n} | {minutes:.1f} | {take.max():.3f} | {np.percentile(take, 99.9):.3f} "
                          f"| {min(across['different']):.3f} | {min(across['same']):.3f} "

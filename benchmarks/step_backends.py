@@ -45,12 +45,10 @@ def model_checkpoint(out: Path, width: float, size: int, counts: tuple[int, ...]
     return path
 
 
-def export_both(ckpt: Path, counts: tuple[int, ...], out: Path, calib_clips: int) -> tuple[Path, Path, dict]:
+def export_both(ckpt: Path, counts: tuple[int, ...], out: Path, calib_clips: int) -> tuple[Path, Path]:
     """The FP32 bundle and the INT8 one (min agreement 0: latency is measured whatever calibration gives)."""
     from ffn_edge.export import export_bundle
     from ffn_edge.export.int8_config import Int8Options
-
-    from ffn_edge.bundle.manifest import load_manifest
 
     t0 = time.perf_counter()
     fp32 = export_bundle(ckpt, counts, out / "fp32.ffn", force=True, verify=False)
@@ -58,9 +56,8 @@ def export_both(ckpt: Path, counts: tuple[int, ...], out: Path, calib_clips: int
     int8 = export_bundle(ckpt, counts, out / "int8.ffn", force=True, verify=True, n_verify=4,
                          int8=Int8Options(calib_clips=calib_clips, min_agreement=0.0))
     t2 = time.perf_counter()
-    q = load_manifest(int8).extra["quantization"]
     log(f"exported FP32 in {t1 - t0:.0f} s, INT8 in {t2 - t1:.0f} s ({calib_clips} calibration clips)")
-    return fp32, int8, q.get("step_agreement", {})
+    return fp32, int8
 
 
 def log(msg: str) -> None:
@@ -135,14 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
         if (work / "fp32.ffn").is_dir() and (work / "int8.ffn").is_dir():  # an earlier run's, kept with --work
-            from ffn_edge.bundle.manifest import load_manifest
-
             fp32, int8 = work / "fp32.ffn", work / "int8.ffn"
-            agreement = load_manifest(int8).extra["quantization"].get("step_agreement", {})
             log(f"reusing the bundles in {work}")
         else:
             ckpt = model_checkpoint(work, width, size, counts)
-            fp32, int8, agreement = export_both(ckpt, counts, work, args.calib_clips)
+            fp32, int8 = export_both(ckpt, counts, work, args.calib_clips)
+        from ffn_edge.bundle.manifest import load_manifest
+
+        agreement = load_manifest(int8).extra["quantization"].get("step_agreement", {})
         rows = measure(fp32, int8, args.rounds, args.runs)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"causal TSM-MobileNetV2 x{width} at {size} px, ORT CPU, 1 thread, CPUs {cpus}, {args.rounds} rounds x "

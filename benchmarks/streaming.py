@@ -37,14 +37,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from ffn_edge.export import export_bundle  # noqa: E402
 from ffn_edge.runtime import FFNRuntime  # noqa: E402
 from ffn_edge.runtime.control.scheduler import Decision  # noqa: E402
+from ffn_edge.runtime.media.scene_cut import SceneCut  # noqa: E402
 
 from ffn_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
 from ffn_edge.demo import SHIPPED, write_sample_video  # noqa: E402
@@ -201,35 +199,22 @@ ROWS = {  # the continuous table's rows: (model trained how, run how)
 }
 
 
-def _scene_cut(meta: CheckpointMeta | None = None) -> Callable[[], Any] | None:
-    """The runtime's scene-cut detector at its default threshold (a factory; the frames are normalised
-    with ``meta``'s mean and std), or None where this checkout does not have it yet."""
-    try:
-        from ffn_edge.runtime.media.scene_cut import SceneCut
-    except ImportError:
-        return None
-    if meta is None:
-        return SceneCut
-    return functools.partial(SceneCut, mean=tuple(meta.mean), std=tuple(meta.std))
-
-
-def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...],
-                cut_cls: Callable[[], Any] | None) -> dict[str, list[float]]:
+def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...], meta: CheckpointMeta) -> dict[str, list[float]]:
     """Top-1 (%) per count of one causal bundle's step graphs on the validation videos in ``order``.
 
     Each sub-network k gets each video's n_k-frame clip (its own stride) and labels the video with the
     mean of its last n_k logits at the video's end, in three ways: buffers and ring reset at each
     video ("reset"), carried through the whole stream ("continuous"), and carried but reset where
-    ``cut_cls`` (one detector per sub-network, on the frames it gets) sees a scene cut ("cut"; the
-    label then averages the frames since the cut)."""
+    ``SceneCut`` at its default threshold (one per sub-network, on the frames it gets, normalised with
+    ``meta``'s mean and std) sees a scene cut ("cut"; the label then averages the frames since the cut)."""
     import collections
 
-    modes = ("reset", "continuous", "cut") if cut_cls is not None else ("reset", "continuous")
+    modes = ("reset", "continuous", "cut")
     hits = {m: np.zeros(len(counts)) for m in modes}
     found = np.zeros((2, len(counts)), int)  # cuts at a video's first frame (the true ones), elsewhere
     states = {m: [steps.zero_state(k) for k in range(len(counts))] for m in modes}
     rings = {m: [collections.deque(maxlen=n) for n in counts] for m in modes}
-    cuts = [cut_cls() for _ in counts] if cut_cls is not None else []
+    cuts = [SceneCut(mean=tuple(meta.mean), std=tuple(meta.std)) for _ in counts]
     for i in order:
         clips, label = val[int(i)]
         for k, clip in enumerate(clips):
@@ -237,7 +222,7 @@ def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...],
             rings["reset"][k].clear()
             for t, frame in enumerate(clip.numpy()):
                 frame = np.ascontiguousarray(frame, dtype=np.float32)
-                if cuts and cuts[k].is_cut(frame):
+                if cuts[k].is_cut(frame):
                     states["cut"][k] = steps.zero_state(k)
                     rings["cut"][k].clear()
                     found[int(t > 0), k] += 1
@@ -248,7 +233,7 @@ def stream_top1(steps, val, order: np.ndarray, counts: tuple[int, ...],
             for m in modes:
                 hits[m][k] += int(np.argmax(np.mean(rings[m][k], axis=0)) == label)
     log(f"scene cuts found per count {counts}: at a video's first frame {found[0].tolist()} of {len(order) - 1} "
-        f"video boundaries, inside videos {found[1].tolist()}" if cuts else "no scene-cut detector: rows n/a")
+        f"video boundaries, inside videos {found[1].tolist()}")
     return {m: list(100.0 * h / len(val)) for m, h in hits.items()}
 
 
@@ -268,7 +253,7 @@ def accuracy(plan: Plan, bidir: Path, bundles: dict[str, Path], data_dir: Path) 
     runs = {}
     for trained, bundle in bundles.items():
         with FFNRuntime.open(bundle, backend="ort-cpu", threads=1) as rt:
-            runs[trained] = stream_top1(rt.step_graphs(), val, order, plan.counts, _scene_cut(meta))
+            runs[trained] = stream_top1(rt.step_graphs(), val, order, plan.counts, meta)
     for name, (trained, mode) in ROWS.items():
         out[name] = runs[trained].get(mode)
     return out
@@ -299,12 +284,8 @@ def print_continuous(plan: Plan, tables: dict[int, dict[str, list[float] | None]
             for name, v in next(iter(tables.values())).items() if v is not None}
     for name, values in mean.items():
         print(f"| mean | {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
-    cut = _scene_cut()
-    if cut is None:
-        print("\nn/a: not run, this checkout has no ffn_edge.runtime.media.scene_cut (the scene-cut detector)")
-    else:
-        print(f"\nscene-cut reset: SceneCut at its default threshold {cut().threshold:g} on the frames each "
-              "sub-network gets; at a cut its buffers restart from zeros and its label averages the frames since")
+    print(f"\nscene-cut reset: SceneCut at its default threshold {SceneCut().threshold:g} on the frames each "
+          "sub-network gets; at a cut its buffers restart from zeros and its label averages the frames since")
     print()
     for seed, acc in [*tables.items(), ("mean", mean)]:
         for line in continuous_goals(acc):

@@ -369,7 +369,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
     except (ValueError, FileNotFoundError) as e:  # unknown architecture, bad frame counts, missing weights
         raise ConfigError(str(e)) from None
     if cfg.method == "ffn" and cfg.init is not None:
-        _init_ffn(cfg, models[0], num_classes)
+        _init_ffn(cfg, models[0], configs[0])
     if cfg.method == "finetune":
         init, init_meta = load_checkpoint(cfg.init)
         if len(init.frame_counts) != 1 or init_meta.config.specialised_norm or init_meta.config.weight_alteration:
@@ -381,7 +381,7 @@ def build_models(cfg: TrainConfig, num_classes: int,
     return configs, models
 
 
-def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> None:
+def _init_ffn(cfg: TrainConfig, model: VideoClassifier, config: ModelConfig) -> None:
     """``--init`` for FFN: every weight from an FFN checkpoint of the same model (shift direction aside).
 
     The shift moves activations, not weights, so a causal model can start from a bidirectional one
@@ -389,10 +389,7 @@ def _init_ffn(cfg: TrainConfig, model: VideoClassifier, num_classes: int) -> Non
     """
     if not cfg.weight_sharing:
         raise ConfigError("--init with --method ffn needs weight sharing (one model to load)")
-    want = ModelConfig(cfg.arch, num_classes, frame_counts=cfg.frame_counts, dropout=cfg.dropout,
-                       shift_div=cfg.shift_div, shift=cfg.shift, width_mult=cfg.width_mult,
-                       specialised_norm=cfg.specialised_norm, weight_alteration=cfg.weight_alteration)
-    load_init(model, want, cfg.init, partial=cfg.partial_load)
+    load_init(model, config, cfg.init, partial=cfg.partial_load)
 
 
 def synthetic_params(cfg: TrainConfig) -> dict[str, int]:

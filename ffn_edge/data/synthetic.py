@@ -193,7 +193,8 @@ def _write_frames(folder: Path, clip: np.ndarray) -> None:
             raise DatasetError(f"{path}: cannot write frame")
 
 
-def _write_video(path: Path, clip: np.ndarray, fps: float = 12.0) -> None:
+def write_video(path: Path, clip: np.ndarray, fps: float = 12.0) -> None:
+    """Write ``clip`` (uint8 BGR ``(frames, H, W, 3)``) as an mp4v video; DatasetError if OpenCV cannot."""
     path.parent.mkdir(parents=True, exist_ok=True)
     size = clip.shape[2], clip.shape[1]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -245,7 +246,7 @@ def make_synthetic(
                     _write_frames(root / name, clip)
                     records.append(VideoRecord(name, label, frames))
                 else:
-                    _write_video(root / f"{name}.mp4", clip)
+                    write_video(root / f"{name}.mp4", clip)
                     records.append(VideoRecord(f"{name}.mp4", label))
                 report.update()
         lists[split] = write_list(root / f"{split}.txt", records)
